@@ -1,0 +1,253 @@
+//! The kernel command line.
+//!
+//! GRUB passes the line from its `multiboot2` command through the multiboot2
+//! boot information. It is a list of whitespace-separated words, each either
+//! `key=value` or a bare flag:
+//!
+//! | option            | meaning                                             |
+//! |-------------------|-----------------------------------------------------|
+//! | `log=<level>`     | `error`, `warn`, `info` (default), `debug`, `trace` |
+//! | `test=<selector>` | run in-kernel tests; see [`test_selected`]          |
+//! | `crash=<kind>`    | provoke a fault on purpose, for the test harness    |
+//!
+//! Design choices:
+//!
+//! - **Parsing never fails.** A typo on the boot line must not make a machine
+//!   unbootable, so every problem is handed to a callback (the kernel logs
+//!   it) and parsing carries on with the rest of the line; whatever could
+//!   not be understood keeps its default.
+//! - **No allocation.** The result borrows from the line (`&'a str`), and
+//!   problems are reported one at a time rather than collected, because this
+//!   runs before the kernel has a heap.
+//! - **Only syntax here.** Values whose meaning belongs to the kernel (the
+//!   `crash` kind, test names) are passed through as strings; only `log` has
+//!   a closed set of values and is checked here.
+//! - Repeated options: the last one wins, and the repetition is reported
+//!   once per option, as it is usually a mistake in a GRUB entry edited by
+//!   hand.
+
+#[cfg(test)]
+mod tests;
+
+use core::fmt;
+
+/// How much the kernel logs, from least to most verbose.
+///
+/// Ordered so that `level <= max` means "enabled when the maximum is `max`".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    /// Only errors.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The default: normal progress messages.
+    #[default]
+    Info,
+    /// Detail useful when debugging.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// Every level, least verbose first.
+    pub const ALL: [LogLevel; 5] = [Self::Error, Self::Warn, Self::Info, Self::Debug, Self::Trace];
+
+    /// Parses a level as written on the command line (lower case, exact).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|level| level.as_str() == s)
+    }
+
+    /// The command-line spelling of the level.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The options the kernel understands, borrowed from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options<'a> {
+    /// Log verbosity (`log=`); [`LogLevel::Info`] by default.
+    pub log: LogLevel,
+    /// In-kernel tests to run (`test=`), a selector for [`test_selected`];
+    /// `None` means a normal boot.
+    pub test: Option<&'a str>,
+    /// Fault to provoke on purpose (`crash=`), validated by the kernel.
+    pub crash: Option<&'a str>,
+}
+
+/// Something wrong with the command line. Each is reported and skipped;
+/// the [`Display`](fmt::Display) text is meant for the kernel log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem<'a> {
+    /// A word that names no option (the whole word, value included).
+    Unknown(&'a str),
+    /// A known option with a value it does not accept.
+    BadValue {
+        /// The option.
+        key: &'a str,
+        /// The value given.
+        value: &'a str,
+    },
+    /// An option given without a value, bare (`log`) or empty (`log=`).
+    MissingValue(&'a str),
+    /// An option given more than once; the last valid value is used.
+    Repeated(&'a str),
+}
+
+impl fmt::Display for Problem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Unknown(word) => write!(f, "unknown option '{word}'"),
+            Self::BadValue { key, value } => {
+                write!(f, "bad value '{value}' for '{key}'")?;
+                if Key::parse(key) == Some(Key::Log) {
+                    f.write_str(" (expected ")?;
+                    write_alternatives(f, &LogLevel::ALL.map(LogLevel::as_str))?;
+                    f.write_str(")")?;
+                }
+                Ok(())
+            }
+            Self::MissingValue(key) => write!(f, "option '{key}' needs a value"),
+            Self::Repeated(key) => {
+                write!(f, "option '{key}' given more than once; the last one wins")
+            }
+        }
+    }
+}
+
+/// Writes `a, b, c or d`.
+fn write_alternatives(f: &mut fmt::Formatter<'_>, words: &[&str]) -> fmt::Result {
+    for (i, word) in words.iter().enumerate() {
+        let separator = match i {
+            0 => "",
+            _ if i + 1 == words.len() => " or ",
+            _ => ", ",
+        };
+        write!(f, "{separator}{word}")?;
+    }
+    Ok(())
+}
+
+/// The options this parser knows, as an index into per-option bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Log,
+    Test,
+    Crash,
+}
+
+impl Key {
+    const COUNT: usize = 3;
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "log" => Some(Self::Log),
+            "test" => Some(Self::Test),
+            "crash" => Some(Self::Crash),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a kernel command line, reporting every problem through `report`
+/// and carrying on. Never fails: an empty or blank line, or one made only of
+/// mistakes, gives [`Options::default`].
+///
+/// If the first word starts with `/` it is taken to be the kernel's own path
+/// (some bootloaders put it there) and skipped.
+///
+/// ```
+/// use ferrite_kcore::cmdline::{parse, LogLevel};
+///
+/// let mut problems = 0;
+/// let options = parse("/boot/ferrite.elf log=debug test=mem verbose", |problem| {
+///     assert_eq!(problem.to_string(), "unknown option 'verbose'");
+///     problems += 1;
+/// });
+/// assert_eq!(options.log, LogLevel::Debug);
+/// assert_eq!(options.test, Some("mem"));
+/// assert_eq!(problems, 1);
+/// ```
+pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<'a> {
+    let mut options = Options::default();
+    // How often each option has been set, so a repeat is reported only once.
+    let mut times_set = [0u8; Key::COUNT];
+
+    let mut words = line.split_ascii_whitespace().peekable();
+    // Only the first word can be the kernel path; a later `/...` is unknown.
+    let _kernel_path = words.next_if(|word| word.starts_with('/'));
+
+    for word in words {
+        // Split at the first `=` only: the value may contain more.
+        let (name, value) = match word.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (word, None),
+        };
+        let Some(key) = Key::parse(name) else {
+            report(Problem::Unknown(word));
+            continue;
+        };
+        // Every option so far takes a value, and an empty one is as good as
+        // none: `test=` selecting nothing would silently run no tests.
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            report(Problem::MissingValue(name));
+            continue;
+        };
+        match key {
+            Key::Log => match LogLevel::parse(value) {
+                Some(level) => options.log = level,
+                None => {
+                    report(Problem::BadValue { key: name, value });
+                    // A rejected value does not count as setting the option.
+                    continue;
+                }
+            },
+            Key::Test => options.test = Some(value),
+            Key::Crash => options.crash = Some(value),
+        }
+        let count = &mut times_set[key as usize];
+        *count = count.saturating_add(1);
+        if *count == 2 {
+            report(Problem::Repeated(name));
+        }
+    }
+    options
+}
+
+/// True if the test called `name` is picked by `selector`, the value of
+/// `test=`.
+///
+/// The selector is a comma-separated list; a test is picked if any item
+///
+/// - is `all`,
+/// - equals `name`, or
+/// - is a suite prefix of `name` ending at a `::` boundary: `mem` picks
+///   `mem::frames` and `mem::heap::grow`, but not `memory::x`; `mem::fr`
+///   picks nothing but a test called exactly `mem::fr`. A trailing `::`
+///   (`mem::`) means the same as without it.
+///
+/// Empty items (`a,,b`, a trailing comma) and surrounding spaces are ignored.
+pub fn test_selected(selector: &str, name: &str) -> bool {
+    selector.split(',').map(str::trim).filter(|item| !item.is_empty()).any(|item| item_selects(item, name))
+}
+
+fn item_selects(item: &str, name: &str) -> bool {
+    if item == "all" || item == name {
+        return true;
+    }
+    let suite = item.strip_suffix("::").unwrap_or(item);
+    !suite.is_empty() && name.strip_prefix(suite).is_some_and(|rest| rest.starts_with("::"))
+}

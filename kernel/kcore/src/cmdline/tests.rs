@@ -1,0 +1,228 @@
+//! Host tests for the command-line parser and the test selector.
+
+use super::{parse, test_selected, LogLevel, Options, Problem};
+
+/// Parses `line` and collects the problems in the order reported.
+fn parse_all(line: &str) -> (Options<'_>, Vec<Problem<'_>>) {
+    let mut problems = Vec::new();
+    let options = parse(line, |p| problems.push(p));
+    (options, problems)
+}
+
+/// Parses a line that must produce no problems.
+fn parse_clean(line: &str) -> Options<'_> {
+    let (options, problems) = parse_all(line);
+    assert_eq!(problems, [], "unexpected problems for {line:?}");
+    options
+}
+
+fn messages(line: &str) -> Vec<String> {
+    parse_all(line).1.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn defaults() {
+    let defaults = Options::default();
+    assert_eq!(defaults.log, LogLevel::Info);
+    assert_eq!(defaults.test, None);
+    assert_eq!(defaults.crash, None);
+    assert_eq!(parse_clean(""), defaults);
+    assert_eq!(parse_clean(" \t \n  "), defaults);
+}
+
+#[test]
+fn log_levels() {
+    for level in LogLevel::ALL {
+        let line = format!("log={}", level.as_str());
+        assert_eq!(parse_clean(&line).log, level);
+    }
+    assert_eq!(parse_clean("log=trace").log, LogLevel::Trace);
+    assert_eq!(parse_clean("log=error").log, LogLevel::Error);
+}
+
+#[test]
+fn log_level_parse_and_order() {
+    assert_eq!(LogLevel::parse("warn"), Some(LogLevel::Warn));
+    assert_eq!(LogLevel::parse("Warn"), None, "exact spelling only");
+    assert_eq!(LogLevel::parse("warning"), None);
+    assert_eq!(LogLevel::parse(""), None);
+    for level in LogLevel::ALL {
+        assert_eq!(LogLevel::parse(level.as_str()), Some(level));
+        assert_eq!(level.to_string(), level.as_str());
+    }
+    assert!(LogLevel::ALL.windows(2).all(|w| w[0] < w[1]), "least verbose first");
+    assert!(LogLevel::Error < LogLevel::Trace);
+    assert_eq!(LogLevel::default(), LogLevel::Info);
+}
+
+#[test]
+fn all_options_together() {
+    let options = parse_clean("log=debug test=mem,sched::yield crash=page_fault");
+    assert_eq!(options, Options { log: LogLevel::Debug, test: Some("mem,sched::yield"), crash: Some("page_fault") });
+}
+
+#[test]
+fn odd_whitespace() {
+    let options = parse_clean("\t  log=warn \n\n test=all\t\t crash=x   ");
+    assert_eq!(options.log, LogLevel::Warn);
+    assert_eq!(options.test, Some("all"));
+    assert_eq!(options.crash, Some("x"));
+}
+
+#[test]
+fn kernel_path_as_first_word_is_skipped() {
+    let options = parse_clean("/boot/ferrite.elf log=debug");
+    assert_eq!(options.log, LogLevel::Debug);
+    // Even after leading whitespace, and even when it is the only word.
+    assert_eq!(parse_clean("   /boot/ferrite.elf").log, LogLevel::Info);
+    assert_eq!(parse_clean("/").test, None);
+    // Only the first word gets this treatment.
+    let (options, problems) = parse_all("log=debug /boot/ferrite.elf");
+    assert_eq!(options.log, LogLevel::Debug);
+    assert_eq!(problems, [Problem::Unknown("/boot/ferrite.elf")]);
+    let (_, problems) = parse_all("/boot/ferrite.elf /again");
+    assert_eq!(problems, [Problem::Unknown("/again")]);
+}
+
+#[test]
+fn unknown_words_are_reported_and_skipped() {
+    let (options, problems) = parse_all("quiet foo=1 log=trace =x LOG=info");
+    assert_eq!(options.log, LogLevel::Trace);
+    assert_eq!(
+        problems,
+        [Problem::Unknown("quiet"), Problem::Unknown("foo=1"), Problem::Unknown("=x"), Problem::Unknown("LOG=info"),]
+    );
+}
+
+#[test]
+fn bad_log_value_keeps_the_previous_level() {
+    let (options, problems) = parse_all("log=loud");
+    assert_eq!(options.log, LogLevel::Info);
+    assert_eq!(problems, [Problem::BadValue { key: "log", value: "loud" }]);
+
+    let (options, problems) = parse_all("log=debug log=loud");
+    assert_eq!(options.log, LogLevel::Debug, "a rejected value changes nothing");
+    assert_eq!(problems, [Problem::BadValue { key: "log", value: "loud" }], "and is no repeat");
+}
+
+#[test]
+fn missing_values() {
+    let (options, problems) = parse_all("test log crash");
+    assert_eq!(options, Options::default());
+    assert_eq!(problems, [Problem::MissingValue("test"), Problem::MissingValue("log"), Problem::MissingValue("crash")]);
+}
+
+#[test]
+fn empty_values_are_missing_values() {
+    let (options, problems) = parse_all("log= test= crash=");
+    assert_eq!(options, Options::default());
+    assert_eq!(problems, [Problem::MissingValue("log"), Problem::MissingValue("test"), Problem::MissingValue("crash")]);
+    // An empty value does not wipe out an earlier good one.
+    let (options, _) = parse_all("test=all test=");
+    assert_eq!(options.test, Some("all"));
+}
+
+#[test]
+fn values_may_contain_equals_signs() {
+    let options = parse_clean("test=a=b crash=x==y");
+    assert_eq!(options.test, Some("a=b"));
+    assert_eq!(options.crash, Some("x==y"));
+    let (options, problems) = parse_all("log=info=x");
+    assert_eq!(options.log, LogLevel::Info);
+    assert_eq!(problems, [Problem::BadValue { key: "log", value: "info=x" }]);
+}
+
+#[test]
+fn repeated_options_last_wins_reported_once() {
+    let (options, problems) = parse_all("log=debug test=a log=warn test=b log=error");
+    assert_eq!(options.log, LogLevel::Error);
+    assert_eq!(options.test, Some("b"));
+    assert_eq!(problems, [Problem::Repeated("log"), Problem::Repeated("test")]);
+
+    let (options, problems) = parse_all("crash=a crash=b");
+    assert_eq!(options.crash, Some("b"));
+    assert_eq!(problems, [Problem::Repeated("crash")]);
+}
+
+#[test]
+fn problems_do_not_stop_parsing() {
+    let (options, problems) = parse_all("bogus log log=loud test= test=mem crash=x log=trace");
+    assert_eq!(options, Options { log: LogLevel::Trace, test: Some("mem"), crash: Some("x") });
+    assert_eq!(problems.len(), 4);
+}
+
+#[test]
+fn problem_messages() {
+    assert_eq!(messages("foo=1"), ["unknown option 'foo=1'"]);
+    assert_eq!(messages("log=loud"), ["bad value 'loud' for 'log' (expected error, warn, info, debug or trace)"]);
+    assert_eq!(messages("test"), ["option 'test' needs a value"]);
+    assert_eq!(messages("log="), ["option 'log' needs a value"]);
+    assert_eq!(messages("log=info log=info"), ["option 'log' given more than once; the last one wins"]);
+    // A bad value for an option without a fixed set of values (none of the
+    // current ones can produce it, but the message must still make sense).
+    let problem = Problem::BadValue { key: "crash", value: "?" };
+    assert_eq!(problem.to_string(), "bad value '?' for 'crash'");
+}
+
+#[test]
+fn selector_all() {
+    assert!(test_selected("all", "mem::frame_reuse"));
+    assert!(test_selected("all", "x"));
+    assert!(test_selected("sched,all", "mem::frame_reuse"));
+}
+
+#[test]
+fn selector_exact_name() {
+    assert!(test_selected("mem::frame_reuse", "mem::frame_reuse"));
+    assert!(!test_selected("mem::frame_reuse", "mem::frame_reuse_again"));
+    assert!(!test_selected("mem::frame_reuse", "mem::frame"));
+    assert!(!test_selected("Mem::frame_reuse", "mem::frame_reuse"), "case matters");
+}
+
+#[test]
+fn selector_suite_prefix_ends_at_a_boundary() {
+    assert!(test_selected("mem", "mem::frames"));
+    assert!(test_selected("mem", "mem::heap::grow"), "nested suites");
+    assert!(test_selected("mem::heap", "mem::heap::grow"));
+    assert!(!test_selected("mem", "memory::x"));
+    assert!(!test_selected("mem::fr", "mem::frames"));
+    assert!(test_selected("mem::fr", "mem::fr"));
+    assert!(!test_selected("mem", "sched::mem"), "prefix, not substring");
+    assert!(!test_selected("mem", "mem:frames"), "single colon is no boundary");
+    assert!(test_selected("mem", "mem"), "a test may share its suite's name");
+}
+
+#[test]
+fn selector_trailing_colons() {
+    assert!(test_selected("mem::", "mem::frames"));
+    assert!(!test_selected("mem::", "memory::x"));
+    assert!(!test_selected("::", "mem::frames"));
+}
+
+#[test]
+fn selector_lists() {
+    let selector = "sched,mem::frame_reuse,ipc";
+    assert!(test_selected(selector, "sched::yield"));
+    assert!(test_selected(selector, "mem::frame_reuse"));
+    assert!(test_selected(selector, "ipc::ping"));
+    assert!(!test_selected(selector, "mem::heap"));
+    assert!(!test_selected(selector, "smp::boot"));
+}
+
+#[test]
+fn selector_empty_items_are_ignored() {
+    assert!(!test_selected("", "mem::frames"));
+    assert!(!test_selected(",,", "mem::frames"));
+    assert!(!test_selected(",", ""), "an empty item does not even match an empty name");
+    assert!(test_selected(",mem,,sched,", "mem::frames"));
+    assert!(test_selected(" mem , sched", "sched::yield"), "spaces around items");
+}
+
+#[test]
+fn selector_from_a_parsed_line() {
+    let options = parse_clean("test=mem,smp::ipi log=debug");
+    let selector = options.test.unwrap();
+    assert!(test_selected(selector, "mem::frame_reuse"));
+    assert!(test_selected(selector, "smp::ipi"));
+    assert!(!test_selected(selector, "smp::boot"));
+}
