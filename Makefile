@@ -1,0 +1,78 @@
+# Ferrite's build driver. The logic lives in Cargo and scripts/; this file
+# only names the steps.
+#
+# Targets:
+#   make run     build the ISO and boot it in QEMU, serial console on stdout
+#   make test    formatting, clippy, host unit tests and every QEMU boot test
+#   make iso     build/ferrite.iso (hybrid BIOS + UEFI, for QEMU or a USB stick)
+#   make kernel  build/ferrite.elf only
+#   make debug   like run, but QEMU waits for gdb on localhost:1234
+#   make setup   install missing host packages (apt, as root)
+#   make clean   remove build/ and target/
+#
+# Variables (make VAR=value):
+#   SMP=4            passed verbatim to QEMU -smp (e.g. 8, or 4,maxcpus=8)
+#   MEM=512M         guest memory
+#   CMDLINE=         kernel command line, e.g. 'test=all log=debug'
+#   FIRMWARE=bios    bios (SeaBIOS) or uefi (OVMF)
+#   ACCEL=tcg        tcg, or kvm where /dev/kvm works
+#   MACHINE=q35      QEMU machine: q35 or pc
+#   CPU=max          QEMU CPU model (qemu64 has no x2APIC)
+#   QEMU_ARGS=       extra QEMU arguments, appended
+#   GRUB_TIMEOUT=0   seconds GRUB shows its menu (raise it for a USB stick)
+
+SMP ?= 4
+MEM ?= 512M
+CMDLINE ?=
+FIRMWARE ?= bios
+ACCEL ?= tcg
+MACHINE ?= q35
+CPU ?= max
+QEMU_ARGS ?=
+GRUB_TIMEOUT ?= 0
+
+export SMP MEM FIRMWARE ACCEL MACHINE CPU QEMU_ARGS GRUB_TIMEOUT
+
+KERNEL_TARGET := x86_64-unknown-none
+KERNEL_ELF := build/ferrite.elf
+ISO := build/ferrite.iso
+
+.PHONY: all setup kernel iso run debug test check host-test qemu-test clean
+
+all: iso
+
+setup:
+	@bash scripts/setup.sh
+
+kernel:
+	cargo build --release -p ferrite-kernel --target $(KERNEL_TARGET)
+	@mkdir -p build
+	cp target/$(KERNEL_TARGET)/release/ferrite $(KERNEL_ELF)
+
+iso: setup kernel
+	bash scripts/mkiso.sh $(KERNEL_ELF) $(ISO) "$(CMDLINE)"
+
+run: iso
+	ISO=$(ISO) bash scripts/qemu.sh
+
+debug: iso
+	@echo "QEMU is waiting for gdb. In another terminal:"
+	@echo "    gdb $(KERNEL_ELF) -ex 'target remote localhost:1234'"
+	ISO=$(ISO) QEMU_ARGS="-s -S $(QEMU_ARGS)" bash scripts/qemu.sh
+
+check:
+	cargo fmt --all --check
+	cargo clippy --release -p ferrite-kernel --target $(KERNEL_TARGET) -- -D warnings
+	cargo clippy -p ferrite-kcore -p ferrite-tests --all-targets -- -D warnings
+
+host-test:
+	cargo test -p ferrite-kcore
+
+# The harness builds the kernel and its ISOs itself; logs go to build/test-logs/.
+qemu-test: setup
+	cargo test -p ferrite-tests -- --test-threads=4
+
+test: setup check host-test qemu-test
+
+clean:
+	rm -rf build target

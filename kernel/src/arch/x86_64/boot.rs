@@ -1,0 +1,50 @@
+//! The multiboot2 entry (boot.S) and the constants it is assembled with.
+//!
+//! Every number the boot assembly needs is named here, once, and passed to
+//! it as a `const` operand.
+use x86_64::registers::control::{Cr0Flags, Cr4Flags};
+use x86_64::registers::model_specific::EferFlags;
+use x86_64::structures::paging::PageTableFlags;
+
+/// Magic in the multiboot2 header (multiboot2 spec, 3.1.1).
+const MB2_HEADER_MAGIC: u32 = 0xe852_50d6;
+/// Magic that a multiboot2 loader leaves in eax (multiboot2 spec, 3.3).
+const MB2_BOOT_MAGIC: u32 = 0x36d7_6289;
+/// EFLAGS.ID: writable exactly when CPUID exists.
+const EFLAGS_ID: u32 = 1 << 21;
+/// CPUID 8000_0001h EDX bit 29: long mode (Intel SDM vol. 2, CPUID).
+const CPUID_LONG_MODE: u32 = 1 << 29;
+/// IA32_EFER (Intel SDM vol. 4, table 2-2).
+const MSR_EFER: u32 = 0xc000_0080;
+/// COM1's I/O base, for the 32-bit error path.
+const COM1: u16 = 0x3f8;
+
+/// GDT descriptors of the boot GDT: 64-bit code (L, P, S, type=execute/read)
+/// and data (P, S, type=read/write). Selectors 0x08 and 0x10.
+const GDT_CODE64: u64 = 0x00af_9a00_0000_ffff;
+const GDT_DATA: u64 = 0x00cf_9200_0000_ffff;
+const SEL_CODE: u16 = 0x08;
+const SEL_DATA: u16 = 0x10;
+
+const PTE_TABLE: u32 = (PageTableFlags::PRESENT.bits() | PageTableFlags::WRITABLE.bits()) as u32;
+const PTE_LARGE: u32 = PTE_TABLE | PageTableFlags::HUGE_PAGE.bits() as u32;
+
+core::arch::global_asm!(
+    include_str!("boot.S"),
+    mb2_header_magic = const MB2_HEADER_MAGIC,
+    mb2_boot_magic = const MB2_BOOT_MAGIC,
+    eflags_id = const EFLAGS_ID,
+    cpuid_long_mode = const CPUID_LONG_MODE,
+    msr_efer = const MSR_EFER,
+    efer_lme = const EferFlags::LONG_MODE_ENABLE.bits() as u32,
+    cr4_pae = const Cr4Flags::PHYSICAL_ADDRESS_EXTENSION.bits() as u32,
+    cr0_pg_pe = const (Cr0Flags::PAGING.bits() | Cr0Flags::PROTECTED_MODE_ENABLE.bits()) as u32,
+    com1 = const COM1,
+    gdt_code64 = const GDT_CODE64,
+    gdt_data = const GDT_DATA,
+    sel_code = const SEL_CODE,
+    sel_data = const SEL_DATA,
+    pte_table = const PTE_TABLE,
+    pte_large = const PTE_LARGE,
+    kernel_main = sym crate::kernel_main,
+);

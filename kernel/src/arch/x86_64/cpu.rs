@@ -1,0 +1,101 @@
+//! CPU features (CPUID) and the control-register bits the kernel relies on.
+use raw_cpuid::CpuId;
+use spin::Once;
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+
+/// What the kernel needs to know about the CPU, read once from CPUID.
+#[derive(Debug, Clone, Copy)]
+pub struct Features {
+    pub vendor: [u8; 12],
+    /// CPUID.01H:ECX[21].
+    pub x2apic: bool,
+    /// CPUID.01H:ECX[24]: the LAPIC timer has TSC-deadline mode.
+    pub tsc_deadline: bool,
+    /// CPUID.8000_0001H:EDX[20]: execute-disable.
+    pub nx: bool,
+    /// CPUID.8000_0001H:EDX[26]: 1 GiB pages.
+    pub gib_pages: bool,
+    /// CPUID.8000_0007H:EDX[8]: the TSC ticks at a constant rate.
+    pub invariant_tsc: bool,
+    /// CPUID.01H:EDX[13]: global pages.
+    pub global_pages: bool,
+    /// TSC frequency reported by CPUID leaf 15H/16H, if any.
+    pub tsc_hz_cpuid: Option<u64>,
+}
+
+static FEATURES: Once<Features> = Once::new();
+
+pub fn features() -> &'static Features {
+    FEATURES.call_once(detect)
+}
+
+fn detect() -> Features {
+    let cpuid = CpuId::new();
+    let mut vendor = [0u8; 12];
+    if let Some(v) = cpuid.get_vendor_info() {
+        let s = v.as_str().as_bytes();
+        let n = s.len().min(12);
+        vendor[..n].copy_from_slice(&s[..n]);
+    }
+    let info = cpuid.get_feature_info();
+    let ext = cpuid.get_extended_processor_and_feature_identifiers();
+    let tsc_hz_cpuid = cpuid.get_tsc_info().and_then(|t| t.tsc_frequency()).or_else(|| {
+        cpuid
+            .get_processor_frequency_info()
+            .map(|f| u64::from(f.processor_base_frequency()) * 1_000_000)
+            .filter(|&hz| hz != 0)
+    });
+    Features {
+        vendor,
+        x2apic: info.as_ref().is_some_and(|i| i.has_x2apic()),
+        tsc_deadline: info.as_ref().is_some_and(|i| i.has_tsc_deadline()),
+        global_pages: info.as_ref().is_some_and(|i| i.has_pge()),
+        nx: ext.as_ref().is_some_and(|e| e.has_execute_disable()),
+        gib_pages: ext.as_ref().is_some_and(|e| e.has_1gib_pages()),
+        invariant_tsc: cpuid.get_advanced_power_mgmt_info().is_some_and(|p| p.has_invariant_tsc()),
+        tsc_hz_cpuid,
+    }
+}
+
+pub fn log_features() {
+    let f = features();
+    log::info!(
+        "cpu: {} x2apic={} tsc-deadline={} nx={} 1g-pages={} invariant-tsc={} global-pages={} cpuid-tsc-hz={:?}",
+        core::str::from_utf8(&f.vendor).unwrap_or("?"),
+        f.x2apic,
+        f.tsc_deadline,
+        f.nx,
+        f.gib_pages,
+        f.invariant_tsc,
+        f.global_pages,
+        f.tsc_hz_cpuid
+    );
+}
+
+/// Turns on what the kernel's page tables assume: EFER.NXE (so NX bits are
+/// not reserved bits), CR0.WP (the kernel honours read-only pages too) and
+/// CR4.PGE (global kernel mappings survive CR3 reloads).
+pub fn enable_paging_features() {
+    let f = features();
+    if f.nx {
+        // SAFETY: setting NXE only makes the NX bit meaningful.
+        unsafe { Efer::update(|e| e.insert(EferFlags::NO_EXECUTE_ENABLE)) };
+    }
+    // SAFETY: the kernel never writes its own read-only pages on purpose.
+    unsafe { Cr0::update(|c| c.insert(Cr0Flags::WRITE_PROTECT)) };
+    if f.global_pages {
+        // SAFETY: global pages only keep kernel TLB entries across CR3 writes.
+        unsafe { Cr4::update(|c| c.insert(Cr4Flags::PAGE_GLOBAL)) };
+    }
+}
+
+/// Reads the time-stamp counter, ordered after earlier loads (`lfence`).
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: lfence and rdtsc have no memory effects.
+    unsafe {
+        core::arch::x86_64::_mm_lfence();
+        core::arch::x86_64::_rdtsc()
+    }
+}

@@ -1,0 +1,12 @@
+//! What only x86-64 knows: boot entry, descriptor tables, traps, the local
+//! APIC, the PIT, the serial port and power control.
+pub mod apic;
+pub mod boot;
+pub mod cpu;
+pub mod gdt;
+pub mod idt;
+pub mod pic;
+pub mod pit;
+pub mod power;
+pub mod serial;
+pub mod trap;

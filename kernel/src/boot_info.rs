@@ -1,0 +1,136 @@
+//! The multiboot2 boot information, read with the `multiboot2` crate.
+//!
+//! GRUB leaves it in usable memory, which the frame allocator reserves, so
+//! it stays valid (through the direct map) for the kernel's whole life.
+use crate::mem::{phys_to_virt, PhysRange};
+use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
+use spin::Once;
+
+pub struct BootInfo {
+    info: BootInformation<'static>,
+    phys: u64,
+}
+
+// SAFETY: the boot information is never written after boot; every CPU may
+// read it.
+unsafe impl Sync for BootInfo {}
+// SAFETY: as above.
+unsafe impl Send for BootInfo {}
+
+static BOOT_INFO: Once<BootInfo> = Once::new();
+
+/// What kind of memory a memory-map area is, as the kernel sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AreaKind {
+    /// Free RAM.
+    Usable,
+    /// RAM the firmware keeps (ACPI tables, ACPI NVS).
+    FirmwareRam,
+    /// Anything else: reserved, defective, holes for devices.
+    Other,
+}
+
+/// Parses the boot information at physical address `phys`.
+pub fn load(phys: u32) -> &'static BootInfo {
+    BOOT_INFO.call_once(|| {
+        let ptr = phys_to_virt(u64::from(phys)) as *const BootInformationHeader;
+        // SAFETY: the loader passed this address with the multiboot2 magic
+        // (checked in boot.S); the boot page tables map it at the direct-map
+        // offset, and nothing writes it.
+        match unsafe { BootInformation::load(ptr) } {
+            Ok(info) => BootInfo { info, phys: u64::from(phys) },
+            Err(e) => panic!("boot: the multiboot2 information at {phys:#x} is malformed: {e:?}"),
+        }
+    })
+}
+
+impl BootInfo {
+    pub fn cmdline(&self) -> &'static str {
+        let info: &'static BootInformation<'static> = &BOOT_INFO.get().expect("boot info loaded").info;
+        info.command_line_tag().and_then(|t| t.cmdline().ok()).unwrap_or("")
+    }
+
+    pub fn loader_name(&self) -> &str {
+        self.info.boot_loader_name_tag().and_then(|t| t.name().ok()).unwrap_or("an unnamed loader")
+    }
+
+    /// The physical range of the boot information itself.
+    pub fn range(&self) -> PhysRange {
+        PhysRange::new(self.phys, self.phys + self.info.total_size() as u64)
+    }
+
+    /// Every memory-map area, as (range, kind). Empty if the loader gave no
+    /// memory map (the caller treats that as fatal).
+    pub fn memory_areas(&self) -> impl Iterator<Item = (PhysRange, AreaKind)> + '_ {
+        self.info.memory_map_tag().into_iter().flat_map(|t| t.memory_areas().iter()).map(|a| {
+            let kind = match a.typ() {
+                MemoryAreaType::Available => AreaKind::Usable,
+                MemoryAreaType::AcpiAvailable | MemoryAreaType::ReservedHibernate => AreaKind::FirmwareRam,
+                _ => AreaKind::Other,
+            };
+            (PhysRange::new(a.start_address(), a.end_address()), kind)
+        })
+    }
+
+    /// Boot modules: (name, physical range). A module whose end lies below
+    /// its start is reported and skipped.
+    pub fn modules(&self) -> impl Iterator<Item = (&str, PhysRange)> + '_ {
+        self.info.module_tags().filter_map(|m| {
+            let name = m.cmdline().unwrap_or("?");
+            let (start, end) = (u64::from(m.start_address()), u64::from(m.end_address()));
+            if end < start {
+                log::warn!("boot: module '{name}' ends ({end:#x}) before it starts ({start:#x}); ignored");
+                return None;
+            }
+            Some((name, PhysRange::new(start, end)))
+        })
+    }
+
+    /// The physical address of the ACPI RSDP copy in the boot information,
+    /// and its revision: the ACPI 2.0+ tag if present, else the 1.0 one.
+    pub fn rsdp(&self) -> Option<(&'static str, u64)> {
+        if let Some(t) = self.info.rsdp_v2_tag() {
+            return Some(("ACPI 2.0+", t.xsdt_address() as u64));
+        }
+        self.info.rsdp_v1_tag().map(|t| ("ACPI 1.0", t.rsdt_address() as u64))
+    }
+
+    pub fn log_summary(&self) {
+        let mut usable = 0u64;
+        let mut highest = 0u64;
+        let mut areas = 0;
+        for (range, kind) in self.memory_areas() {
+            areas += 1;
+            log::debug!("boot: memory {:#014x}..{:#014x} {:?}", range.start, range.end, kind);
+            if kind == AreaKind::Usable {
+                usable += range.len();
+                highest = highest.max(range.end);
+            }
+        }
+        log::info!("boot: memory map: {areas} areas, {} MiB usable, highest usable address {highest:#x}", usable >> 20);
+        let mut modules = 0;
+        for (name, range) in self.modules() {
+            modules += 1;
+            log::info!("boot: module '{name}' at {:#x}..{:#x}", range.start, range.end);
+        }
+        if modules == 0 {
+            log::info!("boot: no modules");
+        }
+        match self.rsdp() {
+            Some((rev, table)) => log::info!("boot: RSDP ({rev}), root table at {table:#x}"),
+            None => log::warn!("boot: no ACPI RSDP from the loader"),
+        }
+        match self.info.framebuffer_tag() {
+            Some(Ok(fb)) => log::info!(
+                "boot: framebuffer {}x{} {} bpp at {:#x}, pitch {}",
+                fb.width(),
+                fb.height(),
+                fb.bpp(),
+                fb.address(),
+                fb.pitch()
+            ),
+            Some(Err(_)) => log::info!("boot: framebuffer of an unknown type"),
+            None => log::info!("boot: no framebuffer"),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Memory tests: frames, heap, mappings, and the protections the page
+//! tables promise.
+use super::{Test, TestResult};
+use crate::arch::idt::vector;
+use crate::arch::trap::{probe_exec, probe_read, probe_write, PageFaultError as Pf};
+use crate::ensure;
+use crate::mem::{frames, heap, paging, phys_to_virt, stack::KernelStack, PAGE_SIZE};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+pub const TESTS: &[Test] = &[
+    Test { name: "mem::frames_alloc_free_reuse", run: frames_alloc_free_reuse },
+    Test { name: "mem::frames_double_free_refused", run: frames_double_free_refused },
+    Test { name: "mem::heap_small_churn", run: heap_small_churn },
+    Test { name: "mem::heap_large_blocks", run: heap_large_blocks },
+    Test { name: "mem::map_unmap", run: map_unmap },
+    Test { name: "mem::rodata_write_faults", run: rodata_write_faults },
+    Test { name: "mem::text_write_faults", run: text_write_faults },
+    Test { name: "mem::nx_exec_faults", run: nx_exec_faults },
+    Test { name: "mem::null_page_unmapped", run: null_page_unmapped },
+    Test { name: "mem::trampoline_page_reserved", run: trampoline_page_reserved },
+    Test { name: "mem::stack_guard_pages", run: stack_guard_pages },
+];
+
+/// A small xorshift generator: deterministic churn without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn frames_alloc_free_reuse() -> TestResult {
+    let before = frames::free_count();
+    let mut got = Vec::new();
+    for _ in 0..256 {
+        let f = frames::alloc().ok_or("out of frames")?;
+        ensure!(f % PAGE_SIZE == 0, "frame {f:#x} is not page aligned");
+        ensure!(f >= 1 << 20, "frame {f:#x} lies in the reserved first MiB");
+        let k = crate::mem::frames::kernel_image();
+        ensure!(!k.contains(f), "frame {f:#x} is inside the kernel image");
+        got.push(f);
+    }
+    ensure!(frames::free_count() == before - 256, "free count did not drop by 256");
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    ensure!(sorted.len() == got.len(), "a frame was handed out twice");
+    // Frames are usable memory: write through the direct map.
+    for &f in &got {
+        // SAFETY: the frame is ours and direct-mapped.
+        unsafe { (phys_to_virt(f) as *mut u64).write_volatile(f) };
+    }
+    for &f in &got {
+        // SAFETY: as above.
+        ensure!(unsafe { (phys_to_virt(f) as *const u64).read_volatile() } == f, "frame {f:#x} lost its data");
+    }
+    let lowest = sorted[0];
+    for f in got {
+        frames::free(f);
+    }
+    ensure!(frames::free_count() == before, "free count not restored after freeing");
+    let again = frames::alloc().ok_or("out of frames")?;
+    frames::free(again);
+    ensure!(again <= lowest, "freed frame {lowest:#x} not reused (got {again:#x})");
+    Ok(())
+}
+
+fn frames_double_free_refused() -> TestResult {
+    let f = frames::alloc().ok_or("out of frames")?;
+    frames::free(f);
+    let before = frames::free_count();
+    ensure!(frames::try_free(f).is_err(), "a double free was accepted");
+    ensure!(frames::free_count() == before, "a refused double free changed the count");
+    Ok(())
+}
+
+fn heap_small_churn() -> TestResult {
+    let (used_before, _) = heap::usage();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut live: Vec<Vec<u8>> = Vec::new();
+    for round in 0..20_000u32 {
+        if live.len() < 500 && (!rng.next().is_multiple_of(3) || live.is_empty()) {
+            let len = (rng.next() % 512) as usize + 1;
+            live.push(alloc::vec![(round % 251) as u8; len]);
+        } else {
+            let i = (rng.next() as usize) % live.len();
+            let v = live.swap_remove(i);
+            let fill = v[0];
+            ensure!(v.iter().all(|&b| b == fill), "heap block corrupted");
+        }
+    }
+    drop(live);
+    let (used_after, _) = heap::usage();
+    ensure!(used_after == used_before, "heap use {used_before} -> {used_after} bytes after churn");
+    Ok(())
+}
+
+fn heap_large_blocks() -> TestResult {
+    let (_, size_before) = heap::usage();
+    for &mib in &[1usize, 4, 8] {
+        let len = mib << 20;
+        let mut v: Vec<u64> = Vec::with_capacity(len / 8);
+        for i in 0..len / 8 {
+            v.push(i as u64 ^ 0x5a5a);
+        }
+        ensure!(v.iter().enumerate().all(|(i, &x)| x == i as u64 ^ 0x5a5a), "{mib} MiB block corrupted");
+    }
+    let (_, size_after) = heap::usage();
+    ensure!(size_after > size_before || size_before >= 8 << 20, "the heap did not grow for an 8 MiB block");
+    let b = Box::new([7u8; 4096]);
+    ensure!(b.iter().all(|&x| x == 7), "a page-sized box is wrong");
+    Ok(())
+}
+
+/// A virtual page nothing else uses: the bottom of the MMIO region's
+/// unused top (tests only).
+const TEST_PAGE: u64 = crate::mem::MMIO_START + crate::mem::MMIO_MAX - PAGE_SIZE;
+
+fn map_unmap() -> TestResult {
+    let frame = frames::alloc().ok_or("out of frames")?;
+    paging::map(TEST_PAGE, frame, paging::kernel_flags(true, false)).map_err(|e| alloc::format!("map: {e}"))?;
+    ensure!(paging::translate(TEST_PAGE + 0x123) == Some(frame + 0x123), "translate disagrees with the mapping");
+    ensure!(
+        paging::map(TEST_PAGE, frame, paging::kernel_flags(true, false)).is_err(),
+        "mapping a mapped page was accepted"
+    );
+    // SAFETY: TEST_PAGE maps our frame.
+    unsafe { (TEST_PAGE as *mut u64).write_volatile(0xfe77_17e0) };
+    // SAFETY: the same frame through the direct map.
+    let seen = unsafe { (phys_to_virt(frame) as *const u64).read_volatile() };
+    ensure!(seen == 0xfe77_17e0, "the direct map does not see the write ({seen:#x})");
+    let back = paging::unmap(TEST_PAGE).map_err(|e| alloc::format!("unmap: {e}"))?;
+    ensure!(back == frame, "unmap returned {back:#x}, not {frame:#x}");
+    frames::free(frame);
+    ensure!(paging::translate(TEST_PAGE).is_none(), "still mapped after unmap");
+    // SAFETY: reading a test page: no side effects, and it should fault.
+    match unsafe { probe_read(TEST_PAGE) } {
+        Ok(()) => Err("reading an unmapped page did not fault".into()),
+        Err(f)
+            if f.vector == vector::PAGE_FAULT
+                && f.address == TEST_PAGE
+                && f.error_code & Pf::PROTECTION.bits() == 0 =>
+        {
+            Ok(())
+        }
+        Err(f) => Err(alloc::format!("wrong fault: {f:?}")),
+    }
+}
+
+/// Expects a write fault on a present, read-only page at `addr`.
+fn expect_write_protected(addr: u64, what: &str) -> TestResult {
+    // SAFETY: if the page were writable the byte would be rewritten with
+    // its own value, which changes nothing.
+    let value = unsafe { (addr as *const u8).read_volatile() };
+    // SAFETY: see above.
+    match unsafe { probe_write(addr, value) } {
+        Ok(()) => Err(alloc::format!("writing {what} at {addr:#x} did not fault")),
+        Err(f) => {
+            let want = Pf::PROTECTION | Pf::WRITE;
+            ensure!(f.vector == vector::PAGE_FAULT, "expected a page fault, got vector {}", f.vector);
+            ensure!(f.address == addr, "fault address {:#x}, expected {addr:#x}", f.address);
+            ensure!(
+                Pf::from_bits_retain(f.error_code).contains(want) && f.error_code & Pf::USER.bits() == 0,
+                "error code {:#x}, expected a kernel write protection fault",
+                f.error_code
+            );
+            Ok(())
+        }
+    }
+}
+
+static RODATA_PROBE: [u8; 16] = *b"ferrite rodata!\0";
+
+fn rodata_write_faults() -> TestResult {
+    let addr = core::hint::black_box(RODATA_PROBE.as_ptr()) as u64;
+    let (start, end) = paging::rodata_range();
+    ensure!((start..end).contains(&addr), "the probe is not in .rodata");
+    expect_write_protected(addr, "rodata")
+}
+
+fn text_write_faults() -> TestResult {
+    let addr = text_write_faults as fn() -> TestResult as usize as u64 + 1;
+    let (start, end) = paging::text_range();
+    ensure!((start..end).contains(&addr), "the probe is not in .text");
+    expect_write_protected(addr, "kernel text")
+}
+
+fn trampoline_page_reserved() -> TestResult {
+    let page = frames::trampoline_page().ok_or("no AP trampoline page was reserved")?;
+    ensure!(page % PAGE_SIZE == 0 && page < 1 << 20, "trampoline page {page:#x} is not a page below 1 MiB");
+    ensure!(!frames::is_free(page), "the trampoline page is free for allocation");
+    Ok(())
+}
+
+fn nx_exec_faults() -> TestResult {
+    if !crate::arch::cpu::features().nx {
+        return Err("the CPU has no NX bit".into());
+    }
+    // The direct map is NX: put a `ret` there and try to run it.
+    let frame = frames::alloc().ok_or("out of frames")?;
+    let target = phys_to_virt(frame);
+    // SAFETY: our frame, direct-mapped.
+    unsafe { (target as *mut u8).write_volatile(0xc3) };
+    // SAFETY: if it runs, the code is a lone `ret`.
+    let result = unsafe { probe_exec(target) };
+    frames::free(frame);
+    match result {
+        Ok(()) => Err("executing from an NX page did not fault".into()),
+        Err(f) => {
+            ensure!(f.vector == vector::PAGE_FAULT && f.address == target, "wrong fault: {f:?}");
+            let bits = Pf::from_bits_retain(f.error_code);
+            ensure!(
+                bits.contains(Pf::PROTECTION | Pf::INSTRUCTION_FETCH),
+                "error code {:#x} is not a protection fault on fetch",
+                f.error_code
+            );
+            Ok(())
+        }
+    }
+}
+
+fn null_page_unmapped() -> TestResult {
+    // SAFETY: page 0 holds nothing; the read should fault.
+    match unsafe { probe_read(core::hint::black_box(0)) } {
+        Ok(()) => Err("reading address 0 did not fault".into()),
+        Err(f) => {
+            ensure!(f.vector == vector::PAGE_FAULT && f.address == 0, "wrong fault: {f:?}");
+            Ok(())
+        }
+    }
+}
+
+fn stack_guard_pages() -> TestResult {
+    let guard = paging::boot_stack_guard();
+    // SAFETY: the guard page is unmapped; the read should fault.
+    match unsafe { probe_read(guard) } {
+        Ok(()) => return Err("the boot stack's guard page is mapped".into()),
+        Err(f) => ensure!(f.vector == vector::PAGE_FAULT && f.address == guard, "wrong fault: {f:?}"),
+    }
+    // The first stack in a fresh part of the region may allocate page
+    // tables that stay; warm up so the count below sees only the stack.
+    drop(KernelStack::new(16 * 1024).map_err(|e| alloc::format!("stack: {e}"))?);
+    let frees = frames::free_count();
+    let stack = KernelStack::new(16 * 1024).map_err(|e| alloc::format!("stack: {e}"))?;
+    let below = stack.bottom() - 8;
+    // SAFETY: the top of our own stack is mapped and ours.
+    unsafe { ((stack.top() - 8) as *mut u64).write_volatile(1) };
+    // SAFETY: below the stack is its guard; the read should fault.
+    let r = unsafe { probe_read(below) };
+    ensure!(r.is_err(), "the kernel stack's guard page is mapped");
+    ensure!(
+        crate::mem::stack::guard_page_owner(below).is_some(),
+        "guard_page_owner does not know the kernel stack's guard"
+    );
+    drop(stack);
+    ensure!(frames::free_count() == frees, "a dropped kernel stack leaked frames");
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! In-kernel tests, selected with `test=<all|name|suite|a,b,...>`.
+//!
+//! Each prints `test <name> ... ok` or `test <name> ... FAILED: <why>`,
+//! and the run ends with `<N> passed, <M> failed`; `main` then powers off
+//! with success only if M is 0. A test that expects a fault provokes it
+//! through a probe (trap.S), which reports the exact fault it took.
+use alloc::string::String;
+use ferrite_kcore::cmdline::test_selected;
+
+mod arch;
+mod mem;
+
+pub type TestResult = Result<(), String>;
+
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn() -> TestResult,
+}
+
+/// Every suite's tests.
+const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS];
+
+/// Fails the test with a formatted reason unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            return Err(alloc::format!($($why)+));
+        }
+    };
+}
+
+/// Runs the selected tests; true if all passed and at least one ran.
+pub fn run(selector: &str) -> bool {
+    let (mut passed, mut failed) = (0u32, 0u32);
+    for test in SUITES.iter().flat_map(|s| s.iter()).filter(|t| test_selected(selector, t.name)) {
+        match (test.run)() {
+            Ok(()) => {
+                crate::println!("test {} ... ok", test.name);
+                passed += 1;
+            }
+            Err(why) => {
+                crate::println!("test {} ... FAILED: {why}", test.name);
+                failed += 1;
+            }
+        }
+    }
+    if passed + failed == 0 {
+        crate::println!("test {selector} ... FAILED: no test matches this selector");
+        failed = 1;
+    }
+    crate::println!("{passed} passed, {failed} failed");
+    failed == 0
+}

@@ -1,0 +1,73 @@
+//! Ferrite: a microkernel for x86-64 PCs.
+//!
+//! Boot order (each step needs the ones before it):
+//! 1. boot.S: multiboot2 entry, long mode, higher half, boot stack.
+//! 2. [`kernel_main`]: serial console and log; early GDT and IDT, so that a
+//!    fault from here on is reported, not a triple fault.
+//! 3. Boot information and the command line (log level, tests).
+//! 4. Memory: frame allocator, the kernel's own page tables, heap.
+//! 5. This CPU's GDT and TSS with IST stacks; the IDT with IST.
+//! 6. Interrupt controllers: legacy PICs masked, local APIC, timer.
+//! 7. Tests if asked for (`test=`), else idle on the timer.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod boot_info;
+mod cmdline;
+mod console;
+mod crash;
+mod error;
+mod ktest;
+mod mem;
+mod panic;
+mod sync;
+mod time;
+
+use arch::{apic, cpu, gdt, idt, pic, power, serial};
+
+/// The logical index of the CPU running this code. Ferrite runs on the boot
+/// CPU alone until SMP bring-up; this becomes a per-CPU read then.
+pub fn cpu_index() -> u32 {
+    0
+}
+
+/// The first Rust code to run, on the boot stack, called from boot.S with
+/// the physical address of the multiboot2 information.
+#[unsafe(no_mangle)]
+pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
+    time::mark_boot();
+    serial::init();
+    console::init_logger();
+    gdt::init_early();
+    idt::load(false);
+
+    let boot = boot_info::load(mbi_phys);
+    let options = cmdline::init(boot.cmdline());
+    log::info!("boot: Ferrite {} booting, loaded by {}", env!("CARGO_PKG_VERSION"), boot.loader_name());
+    boot.log_summary();
+
+    cpu::log_features();
+    cpu::enable_paging_features();
+    mem::init(boot);
+    gdt::init_cpu();
+    idt::load(true);
+
+    pic::init_and_mask();
+    apic::init_bsp();
+    x86_64::instructions::interrupts::enable();
+
+    if let Some(kind) = options.crash {
+        crash::provoke(kind);
+    }
+    if let Some(selector) = options.test {
+        let passed = ktest::run(selector);
+        power::power_off(passed);
+    }
+    log::info!("boot: done in {} us; idling on the timer", time::uptime_us());
+    loop {
+        x86_64::instructions::hlt();
+    }
+}

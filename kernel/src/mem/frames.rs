@@ -1,0 +1,166 @@
+//! The physical frame allocator: a bitmap (ferrite_kcore::frame) built from
+//! the memory map, placed in usable memory below 4 GiB and reached through
+//! the direct map.
+//!
+//! Never handed out: anything the memory map does not call usable, all of
+//! the first MiB (the AP trampoline page is chosen there and kept for SMP
+//! bring-up), the kernel image, the boot information, the boot modules and
+//! the bitmap itself.
+use super::{phys_to_virt, PhysRange, BOOT_DIRECT_MAP_END, PAGE_SIZE};
+use crate::boot_info::{AreaKind, BootInfo};
+use crate::sync::IrqSpinlock;
+use core::sync::atomic::{AtomicU64, Ordering};
+use ferrite_kcore::frame::{self, FrameBitmap, FrameError, LOW_MEMORY_END};
+
+static FRAMES: IrqSpinlock<Option<FrameBitmap<'static>>> = IrqSpinlock::new(None);
+static TRAMPOLINE_PAGE: AtomicU64 = AtomicU64::new(0);
+
+/// Most memory-map areas we consider; real maps have a few dozen.
+const MAX_AREAS: usize = 256;
+
+unsafe extern "C" {
+    static __kernel_phys_start: u8;
+    static __kernel_phys_end: u8;
+}
+
+/// The kernel image's physical range, from the linker script.
+pub fn kernel_image() -> PhysRange {
+    PhysRange::new((&raw const __kernel_phys_start) as u64, (&raw const __kernel_phys_end) as u64)
+}
+
+/// Fixed-capacity list of ranges: the allocator exists before the heap.
+struct Ranges {
+    items: [PhysRange; MAX_AREAS],
+    len: usize,
+    dropped: usize,
+}
+
+impl Ranges {
+    const fn new() -> Self {
+        Ranges { items: [PhysRange::new(0, 0); MAX_AREAS], len: 0, dropped: 0 }
+    }
+    fn push(&mut self, r: PhysRange) {
+        if r.is_empty() {
+            return;
+        }
+        if self.len < MAX_AREAS {
+            self.items[self.len] = r;
+            self.len += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+    fn as_slice(&self) -> &[PhysRange] {
+        &self.items[..self.len]
+    }
+}
+
+pub fn init(boot: &BootInfo) {
+    let mut usable = Ranges::new();
+    let mut reserved = Ranges::new();
+    for (range, kind) in boot.memory_areas() {
+        match kind {
+            AreaKind::Usable => usable.push(range),
+            AreaKind::FirmwareRam | AreaKind::Other => reserved.push(range),
+        }
+    }
+    if usable.len == 0 {
+        panic!("mem: the loader's memory map lists no usable memory");
+    }
+    reserved.push(kernel_image());
+    reserved.push(boot.range());
+    for (_, range) in boot.modules() {
+        reserved.push(range);
+    }
+    if usable.dropped + reserved.dropped > 0 {
+        log::warn!("mem: memory map has more than {MAX_AREAS} areas; ignoring some (their memory stays unused)");
+    }
+
+    // The AP trampoline page: chosen now, before anything can take it.
+    match frame::choose_trampoline_page(usable.as_slice(), reserved.as_slice()) {
+        Some(page) => {
+            TRAMPOLINE_PAGE.store(page, Ordering::Relaxed);
+            log::info!("mem: AP trampoline page reserved at {page:#x}");
+        }
+        None => log::warn!("mem: no usable page below 1 MiB for the AP trampoline; SMP will be unavailable"),
+    }
+
+    let limit = usable.as_slice().iter().map(|r| r.end).max().unwrap_or(0);
+    let words = FrameBitmap::words_for(limit);
+    let bytes = (words * 8) as u64;
+    let Some(at) = frame::place(usable.as_slice(), reserved.as_slice(), bytes, BOOT_DIRECT_MAP_END) else {
+        panic!("mem: no room below 4 GiB for the {bytes}-byte frame bitmap");
+    };
+    // SAFETY: `place` chose usable RAM that overlaps nothing reserved (the
+    // kernel, boot information and modules); the boot page tables map it at
+    // the direct-map offset; the allocator owns it from now on.
+    let bits: &'static mut [u64] = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(at) as *mut u64, words) };
+    let mut bitmap = match FrameBitmap::new(bits, limit) {
+        Ok(b) => b,
+        Err(e) => panic!("mem: frame bitmap: {e}"),
+    };
+    for r in usable.as_slice() {
+        bitmap.add_usable(*r);
+    }
+    // Reserved areas may overlap usable ones on buggy firmware: reserved wins.
+    for (range, kind) in boot.memory_areas() {
+        if kind != AreaKind::Usable {
+            bitmap.reserve(range);
+        }
+    }
+    for r in reserved.as_slice() {
+        bitmap.reserve(*r);
+    }
+    bitmap.reserve(PhysRange::new(0, LOW_MEMORY_END));
+    bitmap.reserve(PhysRange::new(at, at + bytes));
+    log::info!(
+        "mem: {} MiB in {} free frames; bitmap of {} KiB at {at:#x}; kernel image {:#x}..{:#x}",
+        (bitmap.free_frames() * PAGE_SIZE) >> 20,
+        bitmap.free_frames(),
+        bytes >> 10,
+        kernel_image().start,
+        kernel_image().end
+    );
+    *FRAMES.lock() = Some(bitmap);
+}
+
+fn with<R>(f: impl FnOnce(&mut FrameBitmap<'static>) -> R) -> R {
+    f(FRAMES.lock().as_mut().expect("frame allocator used before mem::frames::init"))
+}
+
+/// One free frame (its physical address), lowest first.
+pub fn alloc() -> Option<u64> {
+    with(|b| b.allocate())
+}
+
+/// One free frame wholly below `limit`.
+pub fn alloc_below(limit: u64) -> Option<u64> {
+    with(|b| b.allocate_below(limit))
+}
+
+/// Returns a frame. Freeing a frame twice is a kernel bug: it panics.
+pub fn free(addr: u64) {
+    if let Err(e) = try_free(addr) {
+        panic!("mem: freeing frame {addr:#x}: {e}");
+    }
+}
+
+pub fn try_free(addr: u64) -> Result<(), FrameError> {
+    with(|b| b.free(addr))
+}
+
+pub fn is_free(addr: u64) -> bool {
+    with(|b| b.is_free(addr))
+}
+
+pub fn free_count() -> u64 {
+    with(|b| b.free_frames())
+}
+
+/// The page below 1 MiB kept for the AP trampoline, if one was found.
+pub fn trampoline_page() -> Option<u64> {
+    match TRAMPOLINE_PAGE.load(Ordering::Relaxed) {
+        0 => None,
+        page => Some(page),
+    }
+}

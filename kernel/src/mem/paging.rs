@@ -1,0 +1,253 @@
+//! The kernel's page tables, built with the `x86_64` crate.
+//!
+//! [`init`] replaces the boot page tables with the kernel's own:
+//! - a direct map of every memory-map area (and the boot information and
+//!   modules) at `PHYS_OFFSET`, in 2 MiB pages, read-write and NX;
+//! - the kernel image in 4 KiB pages with per-section permissions: text
+//!   read+execute, rodata read-only+NX, data and bss read-write+NX; the boot
+//!   stack read-write+NX with its guard page left unmapped;
+//! - nothing in the lower half: the boot identity map is gone, so a null
+//!   pointer faults.
+//!
+//! Every upper-half PML4 entry gets its page-directory-pointer table now,
+//! so the kernel half never changes at the top level and future address
+//! spaces can share it by copying 256 entries.
+use super::{frames, phys_to_virt, PhysRange, BOOT_DIRECT_MAP_END, KERNEL_VMA, MMIO_MAX, MMIO_START, PHYS_OFFSET};
+use crate::arch::cpu;
+use crate::boot_info::{AreaKind, BootInfo};
+use crate::error::KernelError;
+use crate::sync::IrqSpinlock;
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::mapper::{MapToError, UnmapError};
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size2MiB, Size4KiB,
+    Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+const LARGE_PAGE: u64 = 2 << 20;
+
+static KERNEL_PT: IrqSpinlock<Option<OffsetPageTable<'static>>> = IrqSpinlock::new(None);
+static MMIO_NEXT: AtomicU64 = AtomicU64::new(MMIO_START);
+
+/// Hands page-table frames to the `x86_64` mapper.
+struct TableFrames {
+    /// Early on, new tables must lie where the boot tables' direct map
+    /// reaches.
+    limit: u64,
+}
+
+// SAFETY: every frame returned is free, and ours alone from now on.
+unsafe impl FrameAllocator<Size4KiB> for TableFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame> {
+        frames::alloc_below(self.limit).map(|a| PhysFrame::containing_address(PhysAddr::new(a)))
+    }
+}
+
+/// Flags for kernel data: present, writable, NX and global where the CPU
+/// has them.
+pub fn kernel_flags(writable: bool, executable: bool) -> Flags {
+    let f = cpu::features();
+    let mut flags = Flags::PRESENT;
+    if writable {
+        flags |= Flags::WRITABLE;
+    }
+    if !executable && f.nx {
+        flags |= Flags::NO_EXECUTE;
+    }
+    if f.global_pages {
+        flags |= Flags::GLOBAL;
+    }
+    flags
+}
+
+unsafe extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __data_end: u8;
+    static __boot_stack_guard: u8;
+    static __boot_stack_bottom: u8;
+    static __boot_stack_top: u8;
+}
+
+/// A linker-script symbol's address.
+macro_rules! sym_addr {
+    ($s:ident) => {
+        (&raw const $s) as u64
+    };
+}
+
+/// The boot stack's guard page (virtual).
+pub fn boot_stack_guard() -> u64 {
+    sym_addr!(__boot_stack_guard)
+}
+
+/// The kernel's rodata and text ranges (virtual), for tests.
+pub fn rodata_range() -> (u64, u64) {
+    (sym_addr!(__rodata_start), sym_addr!(__rodata_end))
+}
+pub fn text_range() -> (u64, u64) {
+    (sym_addr!(__text_start), sym_addr!(__text_end))
+}
+
+fn zeroed_table(alloc: &mut TableFrames) -> PhysFrame {
+    let frame = alloc.allocate_frame().expect("mem: no frame below 4 GiB for a page table");
+    // SAFETY: a free frame, mapped by the boot direct map; nothing else
+    // refers to it yet.
+    unsafe { (phys_to_virt(frame.start_address().as_u64()) as *mut PageTable).write(PageTable::new()) };
+    frame
+}
+
+fn map_direct(pt: &mut OffsetPageTable<'static>, range: PhysRange, alloc: &mut TableFrames) {
+    let flags = kernel_flags(true, false);
+    let mut addr = super::align_down(range.start, LARGE_PAGE);
+    while addr < range.end {
+        let page = Page::<Size2MiB>::containing_address(VirtAddr::new(PHYS_OFFSET + addr));
+        let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(addr));
+        // SAFETY: the direct map aliases physical memory at a fixed offset
+        // in a region nothing else uses; the tables are not live yet.
+        match unsafe { pt.map_to(page, frame, flags, alloc) } {
+            Ok(flush) => flush.ignore(),
+            Err(MapToError::PageAlreadyMapped(_)) => {}
+            Err(e) => panic!("mem: direct map of {addr:#x}: {e:?}"),
+        }
+        addr += LARGE_PAGE;
+    }
+}
+
+fn map_image(pt: &mut OffsetPageTable<'static>, start: u64, end: u64, flags: Flags, alloc: &mut TableFrames) {
+    for virt in (start..end).step_by(super::PAGE_SIZE as usize) {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+        let frame = PhysFrame::containing_address(PhysAddr::new(virt - KERNEL_VMA));
+        // SAFETY: maps the kernel image onto itself; the tables are not live.
+        match unsafe { pt.map_to(page, frame, flags, alloc) } {
+            Ok(flush) => flush.ignore(),
+            Err(e) => panic!("mem: mapping the kernel image at {virt:#x}: {e:?}"),
+        }
+    }
+}
+
+pub fn init(boot: &BootInfo) {
+    let mut alloc = TableFrames { limit: BOOT_DIRECT_MAP_END };
+    let pml4_frame = zeroed_table(&mut alloc);
+    // SAFETY: just allocated and zeroed; it lives as long as the kernel.
+    let pml4: &'static mut PageTable =
+        unsafe { &mut *(phys_to_virt(pml4_frame.start_address().as_u64()) as *mut PageTable) };
+    for entry in pml4.iter_mut().skip(256) {
+        entry.set_frame(zeroed_table(&mut alloc), Flags::PRESENT | Flags::WRITABLE);
+    }
+    // SAFETY: physical memory is mapped at PHYS_OFFSET (the boot tables map
+    // the first 4 GiB there, and every table frame comes from below 4 GiB).
+    let mut pt = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(PHYS_OFFSET)) };
+
+    // RAM anywhere, and below 4 GiB everything the firmware describes
+    // (ACPI tables may sit in "reserved" areas there). Reserved areas above
+    // 4 GiB are device holes (QEMU reports AMD's HyperTransport hole near
+    // 1 TiB): write-back mappings of those would be wrong.
+    let mut mapped = 0u64;
+    for (range, kind) in boot.memory_areas() {
+        let range = match kind {
+            AreaKind::Usable | AreaKind::FirmwareRam => range,
+            AreaKind::Other if range.start < BOOT_DIRECT_MAP_END => {
+                PhysRange::new(range.start, range.end.min(BOOT_DIRECT_MAP_END))
+            }
+            AreaKind::Other => continue,
+        };
+        map_direct(&mut pt, range, &mut alloc);
+        mapped = mapped.max(range.end);
+    }
+    map_direct(&mut pt, boot.range(), &mut alloc);
+    for (_, range) in boot.modules() {
+        map_direct(&mut pt, range, &mut alloc);
+    }
+
+    map_image(&mut pt, sym_addr!(__text_start), sym_addr!(__text_end), kernel_flags(false, true), &mut alloc);
+    map_image(&mut pt, sym_addr!(__rodata_start), sym_addr!(__rodata_end), kernel_flags(false, false), &mut alloc);
+    map_image(&mut pt, sym_addr!(__data_start), sym_addr!(__data_end), kernel_flags(true, false), &mut alloc);
+    map_image(
+        &mut pt,
+        sym_addr!(__boot_stack_bottom),
+        sym_addr!(__boot_stack_top),
+        kernel_flags(true, false),
+        &mut alloc,
+    );
+
+    // SAFETY: the new tables map everything the kernel touches from here
+    // on (its image, its stack, the direct map) at the same addresses as
+    // the boot tables; the GDT and IDT in use live in the kernel image.
+    unsafe { Cr3::write(pml4_frame, Cr3Flags::empty()) };
+    *KERNEL_PT.lock() = Some(pt);
+    log::info!(
+        "mem: kernel page tables at {:#x}; direct map up to {mapped:#x}; NX {}, global pages {}",
+        pml4_frame.start_address().as_u64(),
+        if cpu::features().nx { "on" } else { "unsupported" },
+        if cpu::features().global_pages { "on" } else { "unsupported" },
+    );
+}
+
+fn with<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
+    f(KERNEL_PT.lock().as_mut().expect("kernel page table used before mem::paging::init"))
+}
+
+/// Maps one 4 KiB page of the kernel half.
+pub fn map(virt: u64, phys: u64, flags: Flags) -> Result<(), KernelError> {
+    let page = Page::<Size4KiB>::from_start_address(VirtAddr::try_new(virt).map_err(|_| KernelError::BadAddress)?)
+        .map_err(|_| KernelError::BadAddress)?;
+    let frame = PhysFrame::from_start_address(PhysAddr::new(phys)).map_err(|_| KernelError::BadAddress)?;
+    with(|pt| {
+        // SAFETY: callers map frames they own at addresses of their own
+        // regions; the mapper refuses to replace an existing mapping.
+        match unsafe { pt.map_to(page, frame, flags, &mut TableFrames { limit: u64::MAX }) } {
+            Ok(flush) => {
+                flush.flush();
+                Ok(())
+            }
+            Err(MapToError::FrameAllocationFailed) => Err(KernelError::NoMemory),
+            Err(MapToError::PageAlreadyMapped(_)) | Err(MapToError::ParentEntryHugePage) => {
+                Err(KernelError::AlreadyMapped)
+            }
+        }
+    })
+}
+
+/// Unmaps one 4 KiB page of the kernel half and returns its frame (which
+/// the caller now owns). Flushes this CPU's TLB entry.
+pub fn unmap(virt: u64) -> Result<u64, KernelError> {
+    let page = Page::<Size4KiB>::from_start_address(VirtAddr::try_new(virt).map_err(|_| KernelError::BadAddress)?)
+        .map_err(|_| KernelError::BadAddress)?;
+    with(|pt| match pt.unmap(page) {
+        Ok((frame, flush)) => {
+            flush.flush();
+            Ok(frame.start_address().as_u64())
+        }
+        Err(UnmapError::PageNotMapped) => Err(KernelError::NotMapped),
+        Err(_) => Err(KernelError::BadAddress),
+    })
+}
+
+/// The physical address that `virt` maps to, if any.
+pub fn translate(virt: u64) -> Option<u64> {
+    let virt = VirtAddr::try_new(virt).ok()?;
+    with(|pt| pt.translate_addr(virt)).map(|p| p.as_u64())
+}
+
+/// Maps `len` bytes of device registers at `phys`, uncached, and returns
+/// the virtual address of `phys`.
+pub fn map_mmio(phys: u64, len: u64) -> Result<u64, KernelError> {
+    let start = super::align_down(phys, super::PAGE_SIZE);
+    let end = super::align_up(phys + len, super::PAGE_SIZE);
+    let size = end - start;
+    let virt = MMIO_NEXT.fetch_add(size, Ordering::Relaxed);
+    if virt + size > MMIO_START + MMIO_MAX {
+        return Err(KernelError::NoMemory);
+    }
+    let flags = kernel_flags(true, false) | Flags::NO_CACHE | Flags::WRITE_THROUGH;
+    for offset in (0..size).step_by(super::PAGE_SIZE as usize) {
+        map(virt + offset, start + offset, flags)?;
+    }
+    Ok(virt + (phys - start))
+}

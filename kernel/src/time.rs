@@ -1,0 +1,36 @@
+//! Time since boot, from the TSC once the APIC code has calibrated it.
+use crate::arch::cpu::rdtsc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+
+/// Records the kernel's first moment; called first thing in kernel_main.
+pub fn mark_boot() {
+    BOOT_TSC.store(rdtsc(), Ordering::Relaxed);
+}
+
+pub fn set_tsc_hz(hz: u64) {
+    TSC_HZ.store(hz, Ordering::Relaxed);
+}
+
+/// TSC ticks per second, or 0 before calibration.
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Converts a TSC interval to nanoseconds (0 before calibration).
+pub fn tsc_to_ns(ticks: u64) -> u64 {
+    match tsc_hz() {
+        0 => 0,
+        hz => (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64,
+    }
+}
+
+pub fn uptime_ns() -> u64 {
+    tsc_to_ns(rdtsc().saturating_sub(BOOT_TSC.load(Ordering::Relaxed)))
+}
+
+pub fn uptime_us() -> u64 {
+    uptime_ns() / 1000
+}

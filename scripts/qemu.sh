@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# qemu.sh: boot a Ferrite ISO in QEMU with the serial console on stdout.
+#
+# Environment (the Makefile's variables of the same names):
+#   ISO        image to boot                        (build/ferrite.iso)
+#   SMP        passed verbatim to -smp              (4)
+#   MEM        guest memory, -m                     (512M)
+#   MACHINE    pc or q35                            (q35)
+#   FIRMWARE   bios (SeaBIOS) or uefi (OVMF)        (bios)
+#   ACCEL      tcg or kvm                           (tcg)
+#   CPU        QEMU -cpu model                      (max)
+#   QEMU_ARGS  extra arguments, word-split, appended
+#
+# Exit status: 0 when the kernel powered off reporting success through
+# isa-debug-exit, 1 when it reported failure, 2 when QEMU ended any other way
+# (-no-reboot turns a triple fault or reset into an exit).
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+ISO=${ISO:-$here/build/ferrite.iso}
+SMP=${SMP:-4}
+MEM=${MEM:-512M}
+MACHINE=${MACHINE:-q35}
+FIRMWARE=${FIRMWARE:-bios}
+ACCEL=${ACCEL:-tcg}
+CPU=${CPU:-max}
+
+# The kernel writes these to port 0xf4; QEMU exits with (value << 1) | 1.
+# Keep in sync with kernel/src/arch/x86_64/power.rs.
+EXIT_SUCCESS=$(((0x10 << 1) | 1))
+EXIT_FAILURE=$(((0x11 << 1) | 1))
+
+args=(
+	-machine "$MACHINE" -cpu "$CPU" -smp "$SMP" -m "$MEM"
+	-cdrom "$ISO" -boot d
+	-serial stdio -display none -monitor none
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04
+	-no-reboot
+)
+case $ACCEL in
+tcg) args+=(-accel tcg) ;;
+kvm) args+=(-accel kvm) ;;
+*) echo "qemu.sh: ACCEL must be tcg or kvm, not '$ACCEL'" >&2; exit 2 ;;
+esac
+case $FIRMWARE in
+bios) ;;
+uefi)
+	ovmf=/usr/share/ovmf/OVMF.fd
+	[ -f "$ovmf" ] || { echo "qemu.sh: $ovmf missing: install the ovmf package (make setup)" >&2; exit 2; }
+	args+=(-bios "$ovmf")
+	;;
+*) echo "qemu.sh: FIRMWARE must be bios or uefi, not '$FIRMWARE'" >&2; exit 2 ;;
+esac
+# shellcheck disable=SC2206 # word splitting is the point
+args+=(${QEMU_ARGS:-})
+
+qemu-system-x86_64 "${args[@]}"
+status=$?
+case $status in
+"$EXIT_SUCCESS") exit 0 ;;
+"$EXIT_FAILURE") echo "qemu.sh: the kernel reported failure" >&2; exit 1 ;;
+*) echo "qemu.sh: QEMU ended with status $status without a kernel verdict (triple fault, reset or QEMU error?)" >&2; exit 2 ;;
+esac
