@@ -1,0 +1,350 @@
+//! Ferrite's boot test harness: boots the real kernel ISO in QEMU under many
+//! machine configurations and checks what it prints on the serial console.
+//!
+//! # Running
+//!
+//! ```text
+//! cargo test -p ferrite-tests                  # every boot test
+//! cargo test -p ferrite-tests -- uefi          # only tests whose name has "uefi"
+//! make test                                    # checks, unit tests, then these
+//! ```
+//!
+//! The harness needs `make`, `grub-mkrescue`, `qemu-system-x86_64` and OVMF
+//! (`make setup` installs them). It runs `make kernel` itself, once per test
+//! binary, and makes one ISO per distinct kernel command line under
+//! `build/test-iso/`. At most two QEMUs run at once, however many test
+//! threads there are.
+//!
+//! # Logs
+//!
+//! Each boot's serial console is saved to `build/test-logs/<test>.log` and
+//! QEMU's own messages to `build/test-logs/<test>.stderr`. A failing
+//! assertion names the log and quotes its last 40 lines.
+//!
+//! # Environment
+//!
+//! - `FERRITE_BOOT_TIMEOUT`: seconds one boot may take before QEMU is killed
+//!   and the test fails with [`Status::Timeout`] (default 180).
+//! - `ACCEL`: `kvm` boots under KVM; anything else (or nothing) uses TCG.
+//!
+//! Each test fixes its own firmware, machine, CPU count, memory and CPU
+//! model; the same-named variables the Makefile exports (`FIRMWARE`, `SMP`,
+//! …) are overridden for every boot.
+//!
+//! # Writing a test
+//!
+//! ```no_run
+//! use ferrite_tests::{Boot, Firmware, Machine};
+//!
+//! Boot::new("uefi_q35_256m")
+//!     .firmware(Firmware::Uefi)
+//!     .machine(Machine::Q35)
+//!     .mem("256M")
+//!     .cmdline("test=all")
+//!     .run()
+//!     .assert_all_tests_passed();
+//! ```
+
+mod artifacts;
+mod outcome;
+mod supervise;
+
+pub use artifacts::{build_dir, kernel, root, slug};
+pub use outcome::{check_all_tests_passed, Outcome, Status};
+
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use supervise::{supervise, End, Semaphore};
+
+/// Boot timeout when neither [`Boot::timeout`] nor `FERRITE_BOOT_TIMEOUT`
+/// says otherwise: generous for TCG on a small, busy CI machine.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// QEMUs allowed to run at once (per test process).
+const MAX_QEMUS: usize = 2;
+
+/// Which firmware boots the ISO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS, QEMU's default: GRUB boots from El Torito in legacy mode.
+    Bios,
+    /// OVMF: GRUB boots as a UEFI application.
+    Uefi,
+}
+
+/// Which QEMU machine type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    /// i440FX + PIIX: the old PC.
+    Pc,
+    /// Q35 + ICH9: PCIe, MCFG, a different ACPI layout.
+    Q35,
+}
+
+/// One boot of the kernel: a configuration, built with the setters, then
+/// [`Boot::run`] or [`Boot::run_until`].
+///
+/// Defaults: SeaBIOS, q35, 1 CPU, 512M, CPU model `max`, empty command line,
+/// no extra QEMU arguments.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    name: String,
+    firmware: Firmware,
+    machine: Machine,
+    smp: String,
+    mem: String,
+    cpu: String,
+    cmdline: String,
+    qemu_args: Vec<String>,
+    timeout: Option<Duration>,
+}
+
+impl Boot {
+    /// A boot with the defaults. `name` names the log files, so give each
+    /// test its own (conventionally the test function's name).
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            firmware: Firmware::Bios,
+            machine: Machine::Q35,
+            smp: "1".to_owned(),
+            mem: "512M".to_owned(),
+            cpu: "max".to_owned(),
+            cmdline: String::new(),
+            qemu_args: Vec::new(),
+            timeout: None,
+        }
+    }
+
+    /// Sets the firmware.
+    pub fn firmware(mut self, firmware: Firmware) -> Self {
+        self.firmware = firmware;
+        self
+    }
+
+    /// Sets the QEMU machine type.
+    pub fn machine(mut self, machine: Machine) -> Self {
+        self.machine = machine;
+        self
+    }
+
+    /// Sets QEMU's `-smp` value, verbatim: `2`, `"4,maxcpus=8"`,
+    /// `"sockets=2,cores=3,threads=2"`.
+    pub fn smp(mut self, smp: impl Display) -> Self {
+        self.smp = smp.to_string();
+        self
+    }
+
+    /// Sets the guest memory, as QEMU's `-m` takes it: `"64M"`, `"5G"`.
+    pub fn mem(mut self, mem: &str) -> Self {
+        self.mem = mem.to_owned();
+        self
+    }
+
+    /// Sets QEMU's `-cpu` model, e.g. `"qemu64"` (no x2APIC).
+    pub fn cpu(mut self, cpu: &str) -> Self {
+        self.cpu = cpu.to_owned();
+        self
+    }
+
+    /// Sets the kernel command line, e.g. `"test=all log=debug"`.
+    pub fn cmdline(mut self, cmdline: &str) -> Self {
+        self.cmdline = cmdline.to_owned();
+        self
+    }
+
+    /// Appends one extra QEMU argument.
+    ///
+    /// # Panics
+    ///
+    /// If `arg` contains whitespace: qemu.sh word-splits `QEMU_ARGS`, so such
+    /// an argument could not arrive intact.
+    pub fn qemu_arg(mut self, arg: &str) -> Self {
+        assert!(
+            !arg.is_empty() && !arg.contains(char::is_whitespace),
+            "QEMU argument {arg:?} would not survive qemu.sh's word splitting"
+        );
+        self.qemu_args.push(arg.to_owned());
+        self
+    }
+
+    /// Sets this boot's timeout, overriding `FERRITE_BOOT_TIMEOUT` and
+    /// [`DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Boots until QEMU exits (the kernel powers off, or QEMU dies) or the
+    /// timeout passes, and saves the logs.
+    ///
+    /// # Panics
+    ///
+    /// If the kernel or the ISO cannot be built, or qemu.sh cannot be run:
+    /// those are failures of the setup, not outcomes of a boot.
+    pub fn run(&self) -> Outcome {
+        self.boot(None)
+    }
+
+    /// Like [`Boot::run`], but stops QEMU as soon as a serial line contains
+    /// `pattern`, with [`Status::PatternFound`]. For boots that never power
+    /// off; if the pattern never appears the status is whatever ended the
+    /// boot (often [`Status::Timeout`]).
+    pub fn run_until(&self, pattern: &str) -> Outcome {
+        self.boot(Some(pattern))
+    }
+
+    fn boot(&self, pattern: Option<&str>) -> Outcome {
+        let iso = artifacts::iso(&self.cmdline);
+        let timeout = self.timeout.unwrap_or_else(env_timeout);
+        let script = root().join("scripts/qemu.sh");
+        let mut command = Command::new("bash");
+        command
+            .arg(&script)
+            .env("ISO", &iso)
+            .env("SMP", &self.smp)
+            .env("MEM", &self.mem)
+            .env("MACHINE", self.machine_name())
+            .env("FIRMWARE", self.firmware_name())
+            .env("CPU", &self.cpu)
+            .env("QEMU_ARGS", self.qemu_args.join(" "))
+            // KVM only when asked for: TCG behaves the same everywhere,
+            // KVM needs a working /dev/kvm.
+            .env("ACCEL", if std::env::var("ACCEL").as_deref() == Ok("kvm") { "kvm" } else { "tcg" });
+
+        // Held for the whole boot: the timeout should measure the boot, not
+        // the wait for a slot.
+        static QEMUS: Semaphore = Semaphore::new(MAX_QEMUS);
+        let _permit = QEMUS.acquire();
+        let started = Instant::now();
+        let run =
+            supervise(command, pattern, timeout).unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        let elapsed = started.elapsed();
+
+        let status = match run.end {
+            End::PatternFound => Status::PatternFound,
+            End::TimedOut => Status::Timeout,
+            End::Exited(exit) => status_of(exit),
+        };
+        let (log_path, stderr_path) = self.save_logs(&run.stdout, &run.stderr);
+        let mut stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        if status == Status::Timeout {
+            // Say it where the failure report will show it.
+            stderr.push_str(&format!("harness: killed QEMU after the {timeout:?} timeout\n"));
+        }
+        Outcome {
+            name: self.name.clone(),
+            status,
+            log: String::from_utf8_lossy(&run.stdout).into_owned(),
+            stderr,
+            log_path,
+            stderr_path,
+            elapsed,
+        }
+    }
+
+    fn machine_name(&self) -> &'static str {
+        match self.machine {
+            Machine::Pc => "pc",
+            Machine::Q35 => "q35",
+        }
+    }
+
+    fn firmware_name(&self) -> &'static str {
+        match self.firmware {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+
+    /// Writes `build/test-logs/<name>.log` and `.stderr`; returns their
+    /// paths. A failure to write is reported but does not fail the boot,
+    /// whose outcome is still in memory.
+    fn save_logs(&self, stdout: &[u8], stderr: &[u8]) -> (PathBuf, PathBuf) {
+        let dir = build_dir().join("test-logs");
+        let file = slug_name(&self.name);
+        let log_path = dir.join(format!("{file}.log"));
+        let stderr_path = dir.join(format!("{file}.stderr"));
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&log_path, stdout))
+            .and_then(|()| std::fs::write(&stderr_path, stderr));
+        if let Err(e) = written {
+            eprintln!("warning: cannot save the logs of `{}` in {}: {e}", self.name, dir.display());
+        }
+        (log_path, stderr_path)
+    }
+}
+
+/// The timeout from `FERRITE_BOOT_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
+///
+/// # Panics
+///
+/// If the variable is set but is not a positive whole number of seconds: a
+/// typo should not silently fall back to the default.
+fn env_timeout() -> Duration {
+    match std::env::var("FERRITE_BOOT_TIMEOUT") {
+        Err(_) => DEFAULT_TIMEOUT,
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Duration::from_secs(secs),
+            _ => panic!("FERRITE_BOOT_TIMEOUT={text:?} is not a positive number of seconds"),
+        },
+    }
+}
+
+/// Maps qemu.sh's exit to a [`Status`] (its contract: 0 success, 1 kernel
+/// failure, anything else QEMU ended without a verdict).
+fn status_of(exit: std::process::ExitStatus) -> Status {
+    use std::os::unix::process::ExitStatusExt;
+    match (exit.code(), exit.signal()) {
+        (Some(0), _) => Status::Success,
+        (Some(1), _) => Status::KernelFailure,
+        (Some(code), _) => Status::QemuEnded(code),
+        (None, Some(signal)) => Status::QemuEnded(128 + signal),
+        (None, None) => Status::QemuEnded(-1),
+    }
+}
+
+/// A test name made safe as a file name. Test names are Rust identifiers
+/// already; this only guards against a stray `/` or space.
+fn slug_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    #[test]
+    fn exit_codes_follow_the_qemu_sh_contract() {
+        // A wait status holds the exit code in bits 8..16, a signal in 0..7.
+        assert_eq!(status_of(ExitStatus::from_raw(0)), Status::Success);
+        assert_eq!(status_of(ExitStatus::from_raw(1 << 8)), Status::KernelFailure);
+        assert_eq!(status_of(ExitStatus::from_raw(2 << 8)), Status::QemuEnded(2));
+        assert_eq!(status_of(ExitStatus::from_raw(9)), Status::QemuEnded(137));
+    }
+
+    #[test]
+    fn builder_keeps_settings() {
+        let boot = Boot::new("x").smp("4,maxcpus=8").mem("5G").cpu("qemu64").qemu_arg("-s");
+        assert_eq!((boot.smp.as_str(), boot.mem.as_str()), ("4,maxcpus=8", "5G"));
+        assert_eq!(Boot::new("x").smp(2).smp, "2");
+        assert_eq!(boot.qemu_args, ["-s"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "word splitting")]
+    fn qemu_args_with_spaces_are_refused() {
+        let _ = Boot::new("x").qemu_arg("-name a b");
+    }
+
+    #[test]
+    fn log_names_are_safe() {
+        assert_eq!(slug_name("bios_pc_64m"), "bios_pc_64m");
+        assert_eq!(slug_name("a/b c"), "a_b_c");
+    }
+}
