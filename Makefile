@@ -17,7 +17,8 @@
 #   FIRMWARE=bios    bios (SeaBIOS) or uefi (OVMF)
 #   ACCEL=tcg        tcg, or kvm where /dev/kvm works
 #   MACHINE=q35      QEMU machine: q35 or pc
-#   CPU=max          QEMU CPU model (qemu64 has no x2APIC)
+#   CPU=             QEMU CPU model; empty: max under TCG, host under KVM
+#                    (qemu64 has no x2APIC)
 #   QEMU_ARGS=       extra QEMU arguments, appended
 #   GRUB_TIMEOUT=0   seconds GRUB shows its menu (raise it for a USB stick)
 
@@ -27,13 +28,14 @@ CMDLINE ?=
 FIRMWARE ?= bios
 ACCEL ?= tcg
 MACHINE ?= q35
-CPU ?= max
+CPU ?=
 QEMU_ARGS ?=
 GRUB_TIMEOUT ?= 0
 
 export SMP MEM FIRMWARE ACCEL MACHINE CPU QEMU_ARGS GRUB_TIMEOUT
 
 KERNEL_TARGET := x86_64-unknown-none
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 KERNEL_ELF := build/ferrite.elf
 ISO := build/ferrite.iso
 
@@ -47,7 +49,7 @@ setup:
 kernel:
 	cargo build --release -p ferrite-kernel --target $(KERNEL_TARGET)
 	@mkdir -p build
-	cp target/$(KERNEL_TARGET)/release/ferrite $(KERNEL_ELF)
+	cp $(TARGET_DIR)/$(KERNEL_TARGET)/release/ferrite $(KERNEL_ELF)
 
 iso: setup kernel
 	bash scripts/mkiso.sh $(KERNEL_ELF) $(ISO) "$(CMDLINE)"

@@ -8,7 +8,7 @@
 #   MACHINE    pc or q35                            (q35)
 #   FIRMWARE   bios (SeaBIOS) or uefi (OVMF)        (bios)
 #   ACCEL      tcg or kvm                           (tcg)
-#   CPU        QEMU -cpu model                      (max)
+#   CPU        QEMU -cpu model           (max under TCG, host under KVM)
 #   QEMU_ARGS  extra arguments, word-split, appended
 #
 # Exit status: 0 when the kernel powered off reporting success through
@@ -22,7 +22,10 @@ MEM=${MEM:-512M}
 MACHINE=${MACHINE:-q35}
 FIRMWARE=${FIRMWARE:-bios}
 ACCEL=${ACCEL:-tcg}
-CPU=${CPU:-max}
+if [ -z "${CPU:-}" ]; then
+	# Under KVM, -cpu max asks for MSRs some hosts refuse; host is what KVM can give.
+	if [ "$ACCEL" = kvm ]; then CPU=host; else CPU=max; fi
+fi
 
 # The kernel writes these to port 0xf4; QEMU exits with (value << 1) | 1.
 # Keep in sync with kernel/src/arch/x86_64/power.rs.
