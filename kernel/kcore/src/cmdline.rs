@@ -4,11 +4,13 @@
 //! boot information. It is a list of whitespace-separated words, each either
 //! `key=value` or a bare flag:
 //!
-//! | option            | meaning                                             |
-//! |-------------------|-----------------------------------------------------|
-//! | `log=<level>`     | `error`, `warn`, `info` (default), `debug`, `trace` |
-//! | `test=<selector>` | run in-kernel tests; see [`test_selected`]          |
-//! | `crash=<kind>`    | provoke a fault on purpose, for the test harness    |
+//! | option            | meaning                                                |
+//! |-------------------|--------------------------------------------------------|
+//! | `log=<level>`     | `error`, `warn`, `info` (default), `debug`, `trace`    |
+//! | `test=<selector>` | run in-kernel tests; see [`test_selected`]             |
+//! | `crash=<kind>`    | provoke a fault on purpose, for the test harness       |
+//! | `smp=<n>`         | use at most `n` CPUs (`n` >= 1), the boot CPU included |
+//! | `nosmp`           | bare flag: use the boot CPU only, whatever `smp=` says |
 //!
 //! Design choices:
 //!
@@ -20,11 +22,18 @@
 //!   problems are reported one at a time rather than collected, because this
 //!   runs before the kernel has a heap.
 //! - **Only syntax here.** Values whose meaning belongs to the kernel (the
-//!   `crash` kind, test names) are passed through as strings; only `log` has
-//!   a closed set of values and is checked here.
-//! - Repeated options: the last one wins, and the repetition is reported
-//!   once per option, as it is usually a mistake in a GRUB entry edited by
-//!   hand.
+//!   `crash` kind, test names) are passed through as strings; `log` (a
+//!   closed set of values) and `smp` (a number) are checked here. What the
+//!   CPU limit means for the machine at hand (more CPUs asked for than
+//!   exist, say) is the kernel's business: see [`Options::cpu_limit`].
+//! - Every option takes a value except `nosmp`, a bare flag; giving it a
+//!   value (`nosmp=1`) is a [`Problem::BadValue`] and leaves it unset.
+//! - Repeated options: the last valid value wins, and the repetition is
+//!   reported once per option, as it is usually a mistake in a GRUB entry
+//!   edited by hand. A repeated `nosmp` is harmless and not reported.
+//! - `smp=<n>` is plain decimal digits only (no sign, no `0x`), must fit a
+//!   `u32` and must be at least 1: `smp=0` would mean "no CPU at all", so it
+//!   is rejected as a bad value rather than guessed to mean `nosmp`.
 
 #[cfg(test)]
 mod tests;
@@ -86,6 +95,25 @@ pub struct Options<'a> {
     pub test: Option<&'a str>,
     /// Fault to provoke on purpose (`crash=`), validated by the kernel.
     pub crash: Option<&'a str>,
+    /// Use at most this many CPUs, the boot CPU included (`smp=`); always
+    /// at least 1. `None` means no limit. See [`cpu_limit`](Self::cpu_limit)
+    /// for the limit with `nosmp` taken into account.
+    pub smp: Option<u32>,
+    /// Run on the boot CPU only (`nosmp`), whatever `smp=` says.
+    pub nosmp: bool,
+}
+
+impl Options<'_> {
+    /// The most CPUs the kernel may use, the boot CPU included: `Some(1)`
+    /// with `nosmp`, otherwise the `smp=` value, and `None` (no limit) if
+    /// neither was given. Never `Some(0)`.
+    pub fn cpu_limit(&self) -> Option<u32> {
+        if self.nosmp {
+            Some(1)
+        } else {
+            self.smp
+        }
+    }
 }
 
 /// Something wrong with the command line. Each is reported and skipped;
@@ -113,12 +141,16 @@ impl fmt::Display for Problem<'_> {
             Self::Unknown(word) => write!(f, "unknown option '{word}'"),
             Self::BadValue { key, value } => {
                 write!(f, "bad value '{value}' for '{key}'")?;
-                if Key::parse(key) == Some(Key::Log) {
-                    f.write_str(" (expected ")?;
-                    write_alternatives(f, &LogLevel::ALL.map(LogLevel::as_str))?;
-                    f.write_str(")")?;
+                match Key::parse(key) {
+                    Some(Key::Log) => {
+                        f.write_str(" (expected ")?;
+                        write_alternatives(f, &LogLevel::ALL.map(LogLevel::as_str))?;
+                        f.write_str(")")
+                    }
+                    Some(Key::Smp) => f.write_str(" (expected a number of CPUs, at least 1)"),
+                    Some(Key::Nosmp) => f.write_str(" (it is a flag and takes no value)"),
+                    _ => Ok(()),
                 }
-                Ok(())
             }
             Self::MissingValue(key) => write!(f, "option '{key}' needs a value"),
             Self::Repeated(key) => {
@@ -147,16 +179,20 @@ enum Key {
     Log,
     Test,
     Crash,
+    Smp,
+    Nosmp,
 }
 
 impl Key {
-    const COUNT: usize = 3;
+    const COUNT: usize = 5;
 
     fn parse(name: &str) -> Option<Self> {
         match name {
             "log" => Some(Self::Log),
             "test" => Some(Self::Test),
             "crash" => Some(Self::Crash),
+            "smp" => Some(Self::Smp),
+            "nosmp" => Some(Self::Nosmp),
             _ => None,
         }
     }
@@ -200,7 +236,16 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
             report(Problem::Unknown(word));
             continue;
         };
-        // Every option so far takes a value, and an empty one is as good as
+        if key == Key::Nosmp {
+            // The one bare flag: any value, even an empty one, is a mistake
+            // worth reporting rather than guessing at (`nosmp=0`?).
+            match value {
+                Some(value) => report(Problem::BadValue { key: name, value }),
+                None => options.nosmp = true,
+            }
+            continue;
+        }
+        // Every other option takes a value, and an empty one is as good as
         // none: `test=` selecting nothing would silently run no tests.
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             report(Problem::MissingValue(name));
@@ -215,8 +260,17 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
                     continue;
                 }
             },
+            Key::Smp => match parse_cpu_count(value) {
+                Some(n) => options.smp = Some(n),
+                None => {
+                    report(Problem::BadValue { key: name, value });
+                    continue;
+                }
+            },
             Key::Test => options.test = Some(value),
             Key::Crash => options.crash = Some(value),
+            // Handled above, before the value check.
+            Key::Nosmp => continue,
         }
         let count = &mut times_set[key as usize];
         *count = count.saturating_add(1);
@@ -225,6 +279,15 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
         }
     }
     options
+}
+
+/// Parses the value of `smp=`: decimal digits only, fitting a `u32`, and at
+/// least 1. (`u32::from_str` alone would also take a leading `+`.)
+fn parse_cpu_count(value: &str) -> Option<u32> {
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok().filter(|&n| n >= 1)
 }
 
 /// True if the test called `name` is picked by `selector`, the value of

@@ -17,12 +17,14 @@
 //! - No dependencies, so the host tests build fast and nothing pulls in
 //!   `std`-only code by accident.
 //!
-//! Current modules: the physical [`frame`] allocator and the kernel
-//! [`cmdline`] parser. Later additions of the same kind (scheduler run
-//! queues, the ACPI MADT parser, the ELF loader) belong here too.
+//! Current modules: the physical [`frame`] allocator, the kernel
+//! [`cmdline`] parser and the [`acpi`] table finder and MADT parser. Later
+//! additions of the same kind (scheduler run queues, the ELF loader) belong
+//! here too.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acpi;
 pub mod cmdline;
 pub mod frame;

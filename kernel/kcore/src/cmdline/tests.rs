@@ -26,6 +26,9 @@ fn defaults() {
     assert_eq!(defaults.log, LogLevel::Info);
     assert_eq!(defaults.test, None);
     assert_eq!(defaults.crash, None);
+    assert_eq!(defaults.smp, None);
+    assert!(!defaults.nosmp);
+    assert_eq!(defaults.cpu_limit(), None);
     assert_eq!(parse_clean(""), defaults);
     assert_eq!(parse_clean(" \t \n  "), defaults);
 }
@@ -57,8 +60,17 @@ fn log_level_parse_and_order() {
 
 #[test]
 fn all_options_together() {
-    let options = parse_clean("log=debug test=mem,sched::yield crash=page_fault");
-    assert_eq!(options, Options { log: LogLevel::Debug, test: Some("mem,sched::yield"), crash: Some("page_fault") });
+    let options = parse_clean("log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp");
+    assert_eq!(
+        options,
+        Options {
+            log: LogLevel::Debug,
+            test: Some("mem,sched::yield"),
+            crash: Some("page_fault"),
+            smp: Some(2),
+            nosmp: true
+        }
+    );
 }
 
 #[test]
@@ -147,7 +159,7 @@ fn repeated_options_last_wins_reported_once() {
 #[test]
 fn problems_do_not_stop_parsing() {
     let (options, problems) = parse_all("bogus log log=loud test= test=mem crash=x log=trace");
-    assert_eq!(options, Options { log: LogLevel::Trace, test: Some("mem"), crash: Some("x") });
+    assert_eq!(options, Options { log: LogLevel::Trace, test: Some("mem"), crash: Some("x"), ..Options::default() });
     assert_eq!(problems.len(), 4);
 }
 
@@ -162,6 +174,100 @@ fn problem_messages() {
     // current ones can produce it, but the message must still make sense).
     let problem = Problem::BadValue { key: "crash", value: "?" };
     assert_eq!(problem.to_string(), "bad value '?' for 'crash'");
+}
+
+#[test]
+fn smp_values() {
+    assert_eq!(parse_clean("smp=1").smp, Some(1));
+    assert_eq!(parse_clean("smp=4").smp, Some(4));
+    assert_eq!(parse_clean("smp=007").smp, Some(7), "leading zeros are still decimal");
+    assert_eq!(parse_clean("smp=4294967295").smp, Some(u32::MAX));
+    assert_eq!(parse_clean("smp=4").cpu_limit(), Some(4));
+    assert!(!parse_clean("smp=4").nosmp);
+}
+
+#[test]
+fn bad_smp_values_are_rejected() {
+    for value in ["0", "00", "-1", "+4", "four", "4x", "0x4", "4294967296", "99999999999999999999", "1.5"] {
+        let line = format!("smp={value}");
+        let (options, problems) = parse_all(&line);
+        assert_eq!(options.smp, None, "{line:?}");
+        assert_eq!(problems, [Problem::BadValue { key: "smp", value: line.strip_prefix("smp=").unwrap() }]);
+    }
+    // A bare or empty `smp` is a missing value, like every other option.
+    let (options, problems) = parse_all("smp smp=");
+    assert_eq!(options.smp, None);
+    assert_eq!(problems, [Problem::MissingValue("smp"), Problem::MissingValue("smp")]);
+}
+
+#[test]
+fn repeated_smp_last_valid_wins() {
+    let (options, problems) = parse_all("smp=2 smp=8");
+    assert_eq!(options.smp, Some(8));
+    assert_eq!(problems, [Problem::Repeated("smp")]);
+
+    // A rejected value changes nothing and is no repeat.
+    let (options, problems) = parse_all("smp=2 smp=0");
+    assert_eq!(options.smp, Some(2));
+    assert_eq!(problems, [Problem::BadValue { key: "smp", value: "0" }]);
+
+    let (options, problems) = parse_all("smp=2 smp=x smp=3 smp=4");
+    assert_eq!(options.smp, Some(4));
+    assert_eq!(problems, [Problem::BadValue { key: "smp", value: "x" }, Problem::Repeated("smp")]);
+}
+
+#[test]
+fn nosmp_flag() {
+    let options = parse_clean("nosmp");
+    assert!(options.nosmp);
+    assert_eq!(options.smp, None);
+    assert_eq!(options.cpu_limit(), Some(1));
+    // Repeating a flag is harmless: nothing to report.
+    assert!(parse_clean("nosmp log=debug nosmp nosmp").nosmp);
+}
+
+#[test]
+fn nosmp_with_a_value_is_a_bad_value() {
+    for (line, value) in [("nosmp=1", "1"), ("nosmp=", ""), ("nosmp=yes", "yes"), ("nosmp==", "=")] {
+        let (options, problems) = parse_all(line);
+        assert!(!options.nosmp, "{line:?}");
+        assert_eq!(problems, [Problem::BadValue { key: "nosmp", value }], "{line:?}");
+    }
+    // It does not undo an earlier bare `nosmp` either.
+    let (options, problems) = parse_all("nosmp nosmp=0");
+    assert!(options.nosmp);
+    assert_eq!(problems, [Problem::BadValue { key: "nosmp", value: "0" }]);
+    // Case and spelling matter, as for every option.
+    let (options, problems) = parse_all("NOSMP no-smp");
+    assert!(!options.nosmp);
+    assert_eq!(problems, [Problem::Unknown("NOSMP"), Problem::Unknown("no-smp")]);
+}
+
+#[test]
+fn nosmp_beats_smp_in_either_order() {
+    for line in ["smp=8 nosmp", "nosmp smp=8"] {
+        let options = parse_clean(line);
+        assert_eq!(options.smp, Some(8), "{line:?}: smp= is still recorded");
+        assert!(options.nosmp);
+        assert_eq!(options.cpu_limit(), Some(1), "{line:?}");
+    }
+}
+
+#[test]
+fn cpu_limit() {
+    let limit = |smp, nosmp| Options { smp, nosmp, ..Options::default() }.cpu_limit();
+    assert_eq!(limit(None, false), None);
+    assert_eq!(limit(Some(3), false), Some(3));
+    assert_eq!(limit(None, true), Some(1));
+    assert_eq!(limit(Some(3), true), Some(1));
+}
+
+#[test]
+fn smp_problem_messages() {
+    assert_eq!(messages("smp=0"), ["bad value '0' for 'smp' (expected a number of CPUs, at least 1)"]);
+    assert_eq!(messages("smp"), ["option 'smp' needs a value"]);
+    assert_eq!(messages("smp=1 smp=2"), ["option 'smp' given more than once; the last one wins"]);
+    assert_eq!(messages("nosmp=1"), ["bad value '1' for 'nosmp' (it is a flag and takes no value)"]);
 }
 
 #[test]
