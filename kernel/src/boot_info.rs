@@ -3,6 +3,7 @@
 //! GRUB leaves it in usable memory, which the frame allocator reserves, so
 //! it stays valid (through the direct map) for the kernel's whole life.
 use crate::mem::{phys_to_virt, PhysRange};
+use ferrite_kcore::acpi::RootTable;
 use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
 use spin::Once;
 
@@ -86,13 +87,24 @@ impl BootInfo {
         })
     }
 
-    /// The physical address of the ACPI RSDP copy in the boot information,
-    /// and its revision: the ACPI 2.0+ tag if present, else the 1.0 one.
-    pub fn rsdp(&self) -> Option<(&'static str, u64)> {
+    /// The ACPI root table named by the loader's copy of the RSDP: the
+    /// XSDT from the ACPI 2.0+ tag if it is present and valid, else the
+    /// RSDT from the 1.0 tag. An RSDP with a bad checksum is reported and
+    /// not used.
+    pub fn acpi_root(&self) -> Option<RootTable> {
         if let Some(t) = self.info.rsdp_v2_tag() {
-            return Some(("ACPI 2.0+", t.xsdt_address() as u64));
+            if t.checksum_is_valid() && t.xsdt_address() != 0 {
+                return Some(RootTable::Xsdt(t.xsdt_address() as u64));
+            }
+            log::warn!("acpi: the ACPI 2.0 RSDP from the loader is invalid (checksum or XSDT address)");
         }
-        self.info.rsdp_v1_tag().map(|t| ("ACPI 1.0", t.rsdt_address() as u64))
+        if let Some(t) = self.info.rsdp_v1_tag() {
+            if t.checksum_is_valid() {
+                return Some(RootTable::Rsdt(t.rsdt_address() as u64));
+            }
+            log::warn!("acpi: the ACPI 1.0 RSDP from the loader has a bad checksum");
+        }
+        None
     }
 
     pub fn log_summary(&self) {
@@ -116,9 +128,10 @@ impl BootInfo {
         if modules == 0 {
             log::info!("boot: no modules");
         }
-        match self.rsdp() {
-            Some((rev, table)) => log::info!("boot: RSDP ({rev}), root table at {table:#x}"),
-            None => log::warn!("boot: no ACPI RSDP from the loader"),
+        match self.acpi_root() {
+            Some(RootTable::Xsdt(a)) => log::info!("boot: ACPI 2.0+ RSDP, XSDT at {a:#x}"),
+            Some(RootTable::Rsdt(a)) => log::info!("boot: ACPI 1.0 RSDP, RSDT at {a:#x}"),
+            None => log::warn!("boot: no valid ACPI RSDP from the loader"),
         }
         match self.info.framebuffer_tag() {
             Some(Ok(fb)) => log::info!(

@@ -53,7 +53,7 @@ impl log::Log for Logger {
             "[{:5}.{:06}] cpu{} {:5} {}",
             us / 1_000_000,
             us % 1_000_000,
-            crate::cpu_index(),
+            crate::percpu::cpu_index(),
             record.level(),
             record.args()
         );

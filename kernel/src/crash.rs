@@ -3,7 +3,7 @@
 //! instead of rebooting.
 use core::hint::black_box;
 
-const KINDS: &str = "pagefault, overflow";
+const KINDS: &str = "pagefault, overflow, appanic";
 
 pub fn provoke(kind: &str) {
     log::warn!("crash: provoking '{kind}' on purpose");
@@ -15,6 +15,21 @@ pub fn provoke(kind: &str) {
         }
         "overflow" => {
             black_box(recurse(black_box(1)));
+        }
+        "appanic" => {
+            if crate::smp::online_count() < 2 {
+                log::error!("crash: 'appanic' needs a second CPU; not crashing");
+                return;
+            }
+            crate::smp::call::run_on_all(&|cpu| {
+                if cpu == 1 {
+                    panic!("crash=appanic: a deliberate panic on cpu1");
+                }
+                // The others wait here, busy, to be stopped.
+                loop {
+                    core::hint::spin_loop();
+                }
+            });
         }
         other => {
             log::error!("crash: unknown kind '{other}' (known: {KINDS}); not crashing");

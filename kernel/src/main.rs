@@ -8,7 +8,8 @@
 //! 4. Memory: frame allocator, the kernel's own page tables, heap.
 //! 5. This CPU's GDT and TSS with IST stacks; the IDT with IST.
 //! 6. Interrupt controllers: legacy PICs masked, local APIC, timer.
-//! 7. Tests if asked for (`test=`), else idle on the timer.
+//! 7. SMP: every other CPU started through the trampoline (smp/mod.rs).
+//! 8. Tests if asked for (`test=`), else idle on the timer.
 #![no_std]
 #![no_main]
 
@@ -23,22 +24,20 @@ mod error;
 mod ktest;
 mod mem;
 mod panic;
+mod percpu;
+mod smp;
 mod sync;
 mod time;
 
 use arch::{apic, cpu, gdt, idt, pic, power, serial};
-
-/// The logical index of the CPU running this code. Ferrite runs on the boot
-/// CPU alone until SMP bring-up; this becomes a per-CPU read then.
-pub fn cpu_index() -> u32 {
-    0
-}
 
 /// The first Rust code to run, on the boot stack, called from boot.S with
 /// the physical address of the multiboot2 information.
 #[unsafe(no_mangle)]
 pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
     time::mark_boot();
+    // The boot CPU is logical CPU 0; its APIC ID is read once the APIC is up.
+    percpu::install(0, 0);
     serial::init();
     console::init_logger();
     gdt::init_early();
@@ -57,7 +56,10 @@ pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
 
     pic::init_and_mask();
     apic::init_bsp();
+    percpu::set_apic_id(apic::id());
+    percpu::current().online.store(true, core::sync::atomic::Ordering::Release);
     x86_64::instructions::interrupts::enable();
+    smp::init(boot, options.cpu_limit());
 
     if let Some(kind) = options.crash {
         crash::provoke(kind);
@@ -67,7 +69,5 @@ pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
         power::power_off(passed);
     }
     log::info!("boot: done in {} us; idling on the timer", time::uptime_us());
-    loop {
-        x86_64::instructions::hlt();
-    }
+    smp::idle_loop()
 }

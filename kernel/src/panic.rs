@@ -1,27 +1,46 @@
-//! The panic handler: report, then power off with a failure status.
+//! The panic handler: stop the other CPUs, report, power off with a
+//! failure status.
 //!
-//! It allocates nothing and takes the console by force (the panicking code
-//! may have held it). A panic inside the panic path powers off at once.
-use crate::arch::power;
+//! It allocates nothing and takes the console by force (the panicking code,
+//! or a CPU it just stopped, may have held it). Other CPUs get a STOP IPI
+//! and, if that does not stop them (interrupts off), an NMI. A second CPU
+//! that panics meanwhile halts and leaves the report to the first; a panic
+//! inside the panic path powers off at once.
+use crate::arch::{ipi, power};
+use crate::percpu;
 use core::fmt::Write;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
-static PANICKING: AtomicBool = AtomicBool::new(false);
+/// 1 + the index of the CPU that is handling a panic; 0 if none.
+static PANICKING_CPU: AtomicU32 = AtomicU32::new(0);
+const STOP_WAIT_NS: u64 = 100_000_000;
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     x86_64::instructions::interrupts::disable();
-    if PANICKING.swap(true, Ordering::SeqCst) {
-        power::power_off(false);
+    let cpu = percpu::cpu_index();
+    if let Err(first) = PANICKING_CPU.compare_exchange(0, cpu + 1, Ordering::SeqCst, Ordering::SeqCst) {
+        if first == cpu + 1 {
+            power::power_off(false); // panicked while panicking
+        }
+        power::halt_forever(); // the first panicking CPU reports and powers off
     }
-    let cpu = crate::cpu_index();
+    let others = crate::smp::online_count().saturating_sub(1);
+    let stopped = if others > 0 { ipi::stop_others(others, STOP_WAIT_NS) } else { 0 };
     crate::console::emergency(|out| {
         let _ = write!(out, "\nPANIC on cpu{cpu}");
         if let Some(loc) = info.location() {
             let _ = write!(out, " at {}:{}", loc.file(), loc.line());
         }
         let _ = writeln!(out, ": {}", info.message());
+        if others > 0 {
+            if stopped >= others {
+                let _ = writeln!(out, "panic: stopped all other CPUs ({others})");
+            } else {
+                let _ = writeln!(out, "panic: {} of {others} other CPUs did not stop", others - stopped);
+            }
+        }
         let _ = writeln!(out, "ferrite: powering off (failure)");
     });
     power::power_off(false)

@@ -34,3 +34,12 @@ pub fn uptime_ns() -> u64 {
 pub fn uptime_us() -> u64 {
     uptime_ns() / 1000
 }
+
+/// Spins for `ns` nanoseconds of TSC time (the SMP bring-up delays).
+pub fn spin_ns(ns: u64) {
+    let ticks = (u128::from(ns) * u128::from(tsc_hz()) / 1_000_000_000) as u64;
+    let start = rdtsc();
+    while rdtsc().wrapping_sub(start) < ticks {
+        core::hint::spin_loop();
+    }
+}

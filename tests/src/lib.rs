@@ -47,10 +47,12 @@
 
 mod artifacts;
 mod outcome;
+mod smp;
 mod supervise;
 
 pub use artifacts::{build_dir, kernel, root, slug};
 pub use outcome::{check_all_tests_passed, Outcome, Status};
+pub use smp::{check_cpus_online, cpu_failure_lines, find_smp_report, SmpReport, CPU_FAILURE_MARKERS, SMP_LINE};
 
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -87,13 +89,14 @@ pub enum Machine {
 /// One boot of the kernel: a configuration, built with the setters, then
 /// [`Boot::run`] or [`Boot::run_until`].
 ///
-/// Defaults: SeaBIOS, q35, 1 CPU, 512M, CPU model `max`, empty command line,
-/// no extra QEMU arguments.
+/// Defaults: SeaBIOS, q35 (no extra machine options), 1 CPU, 512M, CPU model
+/// `max`, empty command line, no extra QEMU arguments.
 #[derive(Debug, Clone)]
 pub struct Boot {
     name: String,
     firmware: Firmware,
     machine: Machine,
+    machine_opts: Option<String>,
     smp: String,
     mem: String,
     cpu: String,
@@ -110,6 +113,7 @@ impl Boot {
             name: name.to_owned(),
             firmware: Firmware::Bios,
             machine: Machine::Q35,
+            machine_opts: None,
             smp: "1".to_owned(),
             mem: "512M".to_owned(),
             cpu: "max".to_owned(),
@@ -128,6 +132,23 @@ impl Boot {
     /// Sets the QEMU machine type.
     pub fn machine(mut self, machine: Machine) -> Self {
         self.machine = machine;
+        self
+    }
+
+    /// Sets options appended to the machine type in QEMU's `-machine`
+    /// argument, verbatim: `machine_opts("acpi=off")` on [`Machine::Pc`]
+    /// gives `-machine pc,acpi=off`. Replaces earlier options.
+    ///
+    /// # Panics
+    ///
+    /// If `opts` is empty or contains whitespace: QEMU would reject it, and a
+    /// typo should fail here rather than as a QEMU error in a boot log.
+    pub fn machine_opts(mut self, opts: &str) -> Self {
+        assert!(
+            !opts.is_empty() && !opts.contains(char::is_whitespace),
+            "machine options {opts:?} are empty or contain whitespace"
+        );
+        self.machine_opts = Some(opts.to_owned());
         self
     }
 
@@ -207,7 +228,7 @@ impl Boot {
             .env("ISO", &iso)
             .env("SMP", &self.smp)
             .env("MEM", &self.mem)
-            .env("MACHINE", self.machine_name())
+            .env("MACHINE", self.machine_arg())
             .env("FIRMWARE", self.firmware_name())
             .env("CPU", &self.cpu)
             .env("QEMU_ARGS", self.qemu_args.join(" "))
@@ -246,10 +267,16 @@ impl Boot {
         }
     }
 
-    fn machine_name(&self) -> &'static str {
-        match self.machine {
+    /// The `-machine` value: the type, then any [`Boot::machine_opts`]
+    /// (qemu.sh passes `MACHINE` through verbatim and quoted).
+    fn machine_arg(&self) -> String {
+        let name = match self.machine {
             Machine::Pc => "pc",
             Machine::Q35 => "q35",
+        };
+        match &self.machine_opts {
+            None => name.to_owned(),
+            Some(opts) => format!("{name},{opts}"),
         }
     }
 
@@ -334,6 +361,15 @@ mod tests {
         assert_eq!((boot.smp.as_str(), boot.mem.as_str()), ("4,maxcpus=8", "5G"));
         assert_eq!(Boot::new("x").smp(2).smp, "2");
         assert_eq!(boot.qemu_args, ["-s"]);
+        assert_eq!(boot.machine_arg(), "q35");
+        let boot = Boot::new("x").machine(Machine::Pc).machine_opts("acpi=off");
+        assert_eq!(boot.machine_arg(), "pc,acpi=off");
+    }
+
+    #[test]
+    #[should_panic(expected = "whitespace")]
+    fn machine_opts_with_spaces_are_refused() {
+        let _ = Boot::new("x").machine_opts("acpi=off, smm=off");
     }
 
     #[test]

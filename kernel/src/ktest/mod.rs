@@ -9,6 +9,7 @@ use ferrite_kcore::cmdline::test_selected;
 
 mod arch;
 mod mem;
+pub mod smp;
 
 pub type TestResult = Result<(), String>;
 
@@ -18,7 +19,7 @@ pub struct Test {
 }
 
 /// Every suite's tests.
-const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS];
+const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS];
 
 /// Fails the test with a formatted reason unless `cond` holds.
 #[macro_export]

@@ -30,6 +30,13 @@ const LARGE_PAGE: u64 = 2 << 20;
 
 static KERNEL_PT: IrqSpinlock<Option<OffsetPageTable<'static>>> = IrqSpinlock::new(None);
 static MMIO_NEXT: AtomicU64 = AtomicU64::new(MMIO_START);
+/// Physical address of the kernel's PML4.
+static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// The kernel's top-level page table, for CPUs that switch to it.
+pub fn kernel_root() -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(KERNEL_ROOT.load(Ordering::Acquire)))
+}
 
 /// Hands page-table frames to the `x86_64` mapper.
 struct TableFrames {
@@ -181,6 +188,7 @@ pub fn init(boot: &BootInfo) {
     // the boot tables; the GDT and IDT in use live in the kernel image.
     unsafe { Cr3::write(pml4_frame, Cr3Flags::empty()) };
     *KERNEL_PT.lock() = Some(pt);
+    KERNEL_ROOT.store(pml4_frame.start_address().as_u64(), Ordering::Release);
     log::info!(
         "mem: kernel page tables at {:#x}; direct map up to {mapped:#x}; NX {}, global pages {}",
         pml4_frame.start_address().as_u64(),

@@ -27,17 +27,27 @@ enum Reg {
     Eoi = 0xb0,
     SpuriousVector = 0xf0,
     ErrorStatus = 0x280,
+    IcrLow = 0x300,
+    IcrHigh = 0x310,
     LvtTimer = 0x320,
     TimerInitialCount = 0x380,
     TimerCurrentCount = 0x390,
     TimerDivide = 0x3e0,
 }
 
+/// IA32_TSC_DEADLINE (SDM vol. 3, 11.5.4.1).
+const MSR_TSC_DEADLINE: u32 = 0x6e0;
+/// ICR delivery status (xAPIC only): the previous IPI is still being sent.
+const ICR_SEND_PENDING: u32 = 1 << 12;
+/// Polls of the delivery-status bit before reporting a wedged APIC.
+const ICR_SPIN_LIMIT: u32 = 1_000_000;
+
 /// Spurious-vector register: APIC software enable.
 const SVR_ENABLE: u32 = 1 << 8;
 /// LVT bits.
 const LVT_MASKED: u32 = 1 << 16;
 const LVT_TIMER_PERIODIC: u32 = 1 << 17;
+const LVT_TIMER_TSC_DEADLINE: u32 = 2 << 17;
 /// Timer divide configuration for divide-by-16 (SDM figure 11-10).
 const TIMER_DIVIDE_BY_16: u32 = 0b0011;
 /// Periodic tick rate until the scheduler arms one-shot timers.
@@ -56,7 +66,97 @@ pub enum Mode {
 static MODE: Once<Mode> = Once::new();
 /// Timer input frequency after the divider, in Hz.
 static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
-static TICKS: AtomicU64 = AtomicU64::new(0);
+/// TSC ticks per timer tick in TSC-deadline mode (0: periodic mode).
+static DEADLINE_PERIOD: AtomicU64 = AtomicU64::new(0);
+
+/// An interrupt-command-register value (SDM vol. 3, figure 11-12): what
+/// to send, and to which APIC ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icr {
+    low: u32,
+    dest: u32,
+}
+
+impl Icr {
+    const DELIVERY_FIXED: u32 = 0b000 << 8;
+    const DELIVERY_NMI: u32 = 0b100 << 8;
+    const DELIVERY_INIT: u32 = 0b101 << 8;
+    const DELIVERY_STARTUP: u32 = 0b110 << 8;
+    const LEVEL_ASSERT: u32 = 1 << 14;
+    const TRIGGER_LEVEL: u32 = 1 << 15;
+    const SHORTHAND_ALL_EXCLUDING_SELF: u32 = 0b11 << 18;
+
+    /// An interrupt on `vector` for the CPU with APIC ID `dest`.
+    pub fn fixed(dest: u32, vector: u8) -> Self {
+        Icr { low: Self::DELIVERY_FIXED | Self::LEVEL_ASSERT | u32::from(vector), dest }
+    }
+    /// A non-maskable interrupt.
+    pub fn nmi(dest: u32) -> Self {
+        Icr { low: Self::DELIVERY_NMI | Self::LEVEL_ASSERT, dest }
+    }
+    /// INIT, level-triggered, asserted: resets the target to wait for SIPI.
+    pub fn init(dest: u32) -> Self {
+        Icr { low: Self::DELIVERY_INIT | Self::TRIGGER_LEVEL | Self::LEVEL_ASSERT, dest }
+    }
+    /// INIT level de-assert, which older CPUs need after INIT (xAPIC only).
+    pub fn init_deassert(dest: u32) -> Self {
+        Icr { low: Self::DELIVERY_INIT | Self::TRIGGER_LEVEL, dest }
+    }
+    /// STARTUP: the target starts in real mode at `page` (below 1 MiB).
+    pub fn startup(dest: u32, page: u32) -> Self {
+        debug_assert!(page.is_multiple_of(4096) && page < 1 << 20);
+        Icr { low: Self::DELIVERY_STARTUP | Self::LEVEL_ASSERT | (page >> 12), dest }
+    }
+    /// The same IPI to every CPU but this one (the destination is ignored).
+    pub fn to_all_but_self(self) -> Self {
+        Icr { low: self.low | Self::SHORTHAND_ALL_EXCLUDING_SELF, dest: 0 }
+    }
+}
+
+/// Sends an IPI. Returns false if an xAPIC never finished sending it.
+pub fn send(icr: Icr) -> bool {
+    match mode() {
+        Mode::X2Apic => {
+            // WRMSR to the x2APIC ICR is not serializing: without a fence
+            // the IPI could overtake this CPU's earlier stores (a mailbox
+            // the target is about to read). SDM vol. 3, 11.12.3.
+            // SAFETY: fences have no other effect; the x2APIC ICR is one
+            // 64-bit MSR, and writing it sends.
+            unsafe {
+                core::arch::x86_64::_mm_mfence();
+                core::arch::x86_64::_mm_lfence();
+                Msr::new(X2APIC_MSR_BASE + (Reg::IcrLow as u32 >> 4))
+                    .write(u64::from(icr.dest) << 32 | u64::from(icr.low))
+            };
+            true
+        }
+        Mode::XApic(_) => {
+            if icr.dest > 0xff && icr.low & Icr::SHORTHAND_ALL_EXCLUDING_SELF == 0 {
+                log::error!("apic: APIC ID {} cannot be addressed in xAPIC mode", icr.dest);
+                return false;
+            }
+            // The two halves must not be split by an interrupt handler
+            // that sends an IPI of its own.
+            x86_64::instructions::interrupts::without_interrupts(|| {
+                write(Reg::IcrHigh, icr.dest << 24);
+                write(Reg::IcrLow, icr.low);
+                for _ in 0..ICR_SPIN_LIMIT {
+                    if read(Reg::IcrLow) & ICR_SEND_PENDING == 0 {
+                        return true;
+                    }
+                    core::hint::spin_loop();
+                }
+                log::error!("apic: IPI {:?} still pending after {ICR_SPIN_LIMIT} polls", icr);
+                false
+            })
+        }
+    }
+}
+
+/// True when in x2APIC mode (no INIT de-assert, no delivery status).
+pub fn is_x2apic() -> bool {
+    matches!(mode(), Mode::X2Apic)
+}
 
 fn mode() -> Mode {
     *MODE.get().expect("local APIC used before apic::init_bsp")
@@ -131,15 +231,46 @@ pub fn init_bsp() {
     });
     enable_local();
     calibrate();
-    start_periodic(TICK_HZ);
+    start_timer();
     log::info!(
-        "apic: {} id {} version {:#x}, timer {} kHz (after /16), tick {} Hz",
+        "apic: {} id {} version {:#x}, timer {} kHz (after /16), tick {} Hz ({}), TSC {} kHz",
         mode_name(),
         id(),
         read(Reg::Version) & 0xff,
         TIMER_HZ.load(Ordering::Relaxed) / 1000,
-        TICK_HZ
+        TICK_HZ,
+        if DEADLINE_PERIOD.load(Ordering::Relaxed) != 0 { "TSC-deadline" } else { "periodic" },
+        crate::time::tsc_hz() / 1000,
     );
+}
+
+/// Sets up an AP's local APIC and its timer from the boot CPU's
+/// calibration.
+pub fn init_ap() {
+    enable_local();
+    start_timer();
+}
+
+/// Starts this CPU's tick: TSC-deadline mode where the CPU has it (no
+/// divider or count to drift), else periodic mode.
+fn start_timer() {
+    if cpu::features().tsc_deadline {
+        let period = (crate::time::tsc_hz() / TICK_HZ).max(1);
+        DEADLINE_PERIOD.store(period, Ordering::Relaxed);
+        write(Reg::LvtTimer, LVT_TIMER_TSC_DEADLINE | u32::from(vector::TIMER));
+        // The LVT write must be visible before the deadline is armed
+        // (SDM 11.5.4.1; Linux fences here too).
+        // SAFETY: mfence has no other effect.
+        unsafe { core::arch::x86_64::_mm_mfence() };
+        arm_deadline(period);
+    } else {
+        start_periodic(TICK_HZ);
+    }
+}
+
+fn arm_deadline(period: u64) {
+    // SAFETY: IA32_TSC_DEADLINE exists when CPUID says TSC-deadline.
+    unsafe { Msr::new(MSR_TSC_DEADLINE).write(cpu::rdtsc() + period) };
 }
 
 /// Measures the APIC timer and the TSC over a few PIT windows and keeps
@@ -193,10 +324,14 @@ pub fn timer_hz() -> u64 {
 }
 
 pub(super) fn timer_interrupt() {
-    TICKS.fetch_add(1, Ordering::Relaxed);
+    crate::percpu::current().timer_ticks.fetch_add(1, Ordering::Relaxed);
+    match DEADLINE_PERIOD.load(Ordering::Relaxed) {
+        0 => {}
+        period => arm_deadline(period),
+    }
 }
 
-/// Timer interrupts taken since boot.
+/// Timer interrupts this CPU has taken.
 pub fn ticks() -> u64 {
-    TICKS.load(Ordering::Relaxed)
+    crate::percpu::current().timer_ticks.load(Ordering::Relaxed)
 }

@@ -6,7 +6,7 @@
 //! an exception frame — still reaches a handler that can report it.
 use crate::mem::stack::KernelStack;
 use alloc::boxed::Box;
-use x86_64::instructions::segmentation::{Segment, CS, DS, ES, FS, GS, SS};
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
@@ -33,9 +33,9 @@ fn load_segments() {
         SS::set_reg(KERNEL_DATA);
         DS::set_reg(KERNEL_DATA);
         ES::set_reg(KERNEL_DATA);
-        FS::set_reg(SegmentSelector(0));
-        GS::set_reg(SegmentSelector(0));
     }
+    // FS and GS are left alone: loading a null selector into GS clears its
+    // base on some CPUs, and GS holds the per-CPU pointer.
 }
 
 /// Loads the early GDT: the boot GDT lives in low memory that paging is

@@ -28,6 +28,12 @@ pub mod vector {
     pub const PIC_BASE: u8 = 0x20;
     /// The local APIC timer.
     pub const TIMER: u8 = 0x30;
+    /// Inter-processor interrupts (arch::x86_64::ipi).
+    pub const RESCHEDULE: u8 = 0xf0;
+    pub const TLB_SHOOTDOWN: u8 = 0xf1;
+    pub const STOP: u8 = 0xf2;
+    pub const CALL: u8 = 0xf3;
+    pub const TEST: u8 = 0xf4;
     /// The local APIC's spurious-interrupt vector (low nibble all ones, as
     /// older APICs require).
     pub const SPURIOUS: u8 = 0xff;

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+pub mod ipi;
 pub mod pic;
 pub mod pit;
 pub mod power;

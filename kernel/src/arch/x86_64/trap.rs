@@ -11,6 +11,7 @@
 //! off with a failure status: never a silent reboot.
 use super::idt::vector;
 use super::{apic, pic};
+use crate::percpu::cpu_index;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::Cr2;
@@ -225,7 +226,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
         }
         vector::NMI => {
-            log::warn!("trap: NMI on cpu{} at rip={:#x}", crate::cpu_index(), frame.rip);
+            super::ipi::nmi();
+            log::warn!("trap: NMI on cpu{} at rip={:#x}", cpu_index(), frame.rip);
         }
         0..vector::EXCEPTIONS => {
             let cr2 = Cr2::read_raw();
@@ -238,9 +240,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             apic::end_of_interrupt();
         }
         vector::SPURIOUS => {} // no EOI for spurious APIC interrupts
+        v if super::ipi::interrupt(v) => {}
         v if (vector::PIC_BASE..vector::PIC_BASE + 16).contains(&v) => pic::interrupt(v - vector::PIC_BASE),
         _ => {
-            log::warn!("trap: unexpected interrupt vector {v:#x} on cpu{}", crate::cpu_index());
+            log::warn!("trap: unexpected interrupt vector {v:#x} on cpu{}", cpu_index());
             apic::end_of_interrupt();
         }
     }
@@ -250,7 +253,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 fn fatal_exception(frame: &TrapFrame, cr2: u64) -> ! {
     let v = frame.vector as u8;
     let (mnemonic, name) = exception_name(v);
-    let cpu = crate::cpu_index();
+    let cpu = cpu_index();
     crate::console::emergency(|out| {
         let _ = writeln!(out, "EXCEPTION {mnemonic} ({name}) on cpu{cpu}, error code {:#x}", frame.error_code);
         let _ = writeln!(

@@ -1,0 +1,159 @@
+//! Inter-processor interrupts: named vectors, sending, and their handlers.
+//!
+//! - `RESCHEDULE`: the target should run its scheduler (the scheduler
+//!   issue gives it work; for now it only wakes the CPU).
+//! - `TLB_SHOOTDOWN`: flush this CPU's TLB, kernel (global) entries too.
+//! - `STOP`: halt for good; sent by the panic path to every other CPU,
+//!   followed by an NMI to any CPU that did not stop (its interrupts may be
+//!   off).
+//! - `CALL`: wakes a CPU to run a cross-CPU call (smp::call).
+//! - `TEST`: the smp test suite's mailbox IPI.
+//!
+//! Every handler sends EOI to its own local APIC.
+use super::apic::{self, Icr};
+use super::idt::vector;
+use crate::percpu;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use x86_64::registers::control::{Cr4, Cr4Flags};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipi {
+    Reschedule,
+    TlbShootdown,
+    Stop,
+    Call,
+    Test,
+}
+
+impl Ipi {
+    pub const fn vector(self) -> u8 {
+        match self {
+            Ipi::Reschedule => vector::RESCHEDULE,
+            Ipi::TlbShootdown => vector::TLB_SHOOTDOWN,
+            Ipi::Stop => vector::STOP,
+            Ipi::Call => vector::CALL,
+            Ipi::Test => vector::TEST,
+        }
+    }
+}
+
+/// A set of logical CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuSet([u64; percpu::MAX_CPUS / 64]);
+
+impl CpuSet {
+    pub const fn new() -> Self {
+        CpuSet([0; percpu::MAX_CPUS / 64])
+    }
+    pub fn insert(&mut self, cpu: u32) {
+        self.0[cpu as usize / 64] |= 1 << (cpu % 64);
+    }
+    pub fn contains(&self, cpu: u32) -> bool {
+        self.0[cpu as usize / 64] & (1 << (cpu % 64)) != 0
+    }
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..percpu::MAX_CPUS as u32).filter(|&c| self.contains(c))
+    }
+}
+
+/// Sends `ipi` to logical CPU `cpu`.
+pub fn send(cpu: u32, ipi: Ipi) {
+    percpu::current().ipis_sent.fetch_add(1, Ordering::Relaxed);
+    apic::send(Icr::fixed(percpu::get(cpu).apic_id(), ipi.vector()));
+}
+
+/// Sends `ipi` to every CPU in `set`.
+pub fn send_set(set: &CpuSet, ipi: Ipi) {
+    for cpu in set.iter() {
+        send(cpu, ipi);
+    }
+}
+
+/// Sends `ipi` to every other CPU, in one ICR write.
+pub fn send_all_others(ipi: Ipi) {
+    percpu::current().ipis_sent.fetch_add(1, Ordering::Relaxed);
+    apic::send(Icr::fixed(0, ipi.vector()).to_all_but_self());
+}
+
+/// Set by the panic path: an NMI now means "stop".
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// CPUs that have stopped.
+static STOPPED: AtomicU32 = AtomicU32::new(0);
+
+/// Stops every other CPU: a STOP IPI, then an NMI for those that did not
+/// stop within `wait_ns` (interrupts off, or spinning). Returns how many of
+/// the `others` CPUs stopped.
+pub fn stop_others(others: u32, wait_ns: u64) -> u32 {
+    STOPPING.store(true, Ordering::SeqCst);
+    send_all_others(Ipi::Stop);
+    if !wait_for_stopped(others, wait_ns) {
+        apic::send(Icr::nmi(0).to_all_but_self());
+        wait_for_stopped(others, wait_ns);
+    }
+    STOPPED.load(Ordering::SeqCst)
+}
+
+fn wait_for_stopped(others: u32, wait_ns: u64) -> bool {
+    let start = super::cpu::rdtsc();
+    let limit = wait_ns * crate::time::tsc_hz() / 1_000_000_000;
+    while STOPPED.load(Ordering::SeqCst) < others {
+        if super::cpu::rdtsc() - start > limit {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+fn stop_this_cpu() -> ! {
+    percpu::current().online.store(false, Ordering::SeqCst);
+    STOPPED.fetch_add(1, Ordering::SeqCst);
+    super::power::halt_forever()
+}
+
+/// An NMI: if the panic path sent it, this CPU stops here.
+pub(super) fn nmi() {
+    if STOPPING.load(Ordering::SeqCst) {
+        stop_this_cpu();
+    }
+}
+
+/// Flushes every TLB entry of this CPU, global ones included, by toggling
+/// CR4.PGE (SDM vol. 3, 4.10.4.1).
+fn flush_tlb_all() {
+    let cr4 = Cr4::read();
+    if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
+        // SAFETY: clearing and restoring PGE only flushes the TLB.
+        unsafe {
+            Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+            Cr4::write(cr4);
+        }
+    } else {
+        x86_64::instructions::tlb::flush_all();
+    }
+}
+
+/// Handles an IPI vector; returns false if `v` is not one.
+pub(super) fn interrupt(v: u8) -> bool {
+    let handled = match v {
+        vector::RESCHEDULE | vector::CALL => true,
+        vector::TLB_SHOOTDOWN => {
+            flush_tlb_all();
+            true
+        }
+        vector::STOP => {
+            apic::end_of_interrupt();
+            stop_this_cpu();
+        }
+        vector::TEST => {
+            crate::ktest::smp::test_ipi_received();
+            true
+        }
+        _ => false,
+    };
+    if handled {
+        percpu::current().ipis_received.fetch_add(1, Ordering::Relaxed);
+        apic::end_of_interrupt();
+    }
+    handled
+}

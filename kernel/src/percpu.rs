@@ -1,0 +1,111 @@
+//! Per-CPU data, reached through the GS base.
+//!
+//! Each CPU's [`PerCpu`] block sits in a static array, padded to a cache
+//! line so that one CPU's writes never bounce another's line. A CPU writes
+//! its GS base once, first thing (the boot CPU in `kernel_main`, an AP in
+//! `ap_entry`), so [`current`] and [`cpu_index`] are single GS-relative
+//! loads from then on. Fields are atomics: other CPUs read them (statistics,
+//! the panic path), and a CPU's own writes need no lock.
+use core::mem::offset_of;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+use x86_64::registers::model_specific::GsBase;
+use x86_64::VirtAddr;
+
+/// Most CPUs Ferrite runs on (the trampoline's table holds as many).
+pub const MAX_CPUS: usize = ferrite_trampoline::MAX_CPUS;
+
+#[repr(C)]
+pub struct PerCpu {
+    /// This block's own address: `current()` reads it through GS.
+    self_addr: AtomicU64,
+    /// Logical CPU index (0 is the boot CPU).
+    index: AtomicU32,
+    /// Local APIC ID (not the index: IDs have gaps).
+    apic_id: AtomicU32,
+    pub online: AtomicBool,
+    /// Top of the stack the CPU started its kernel life on.
+    pub boot_stack_top: AtomicU64,
+    /// Local APIC timer interrupts taken.
+    pub timer_ticks: AtomicU64,
+    /// IPIs this CPU sent and received.
+    pub ipis_sent: AtomicU64,
+    pub ipis_received: AtomicU64,
+    /// Generation of the last cross-CPU call this CPU ran (smp::call).
+    pub call_generation: AtomicU64,
+    /// Bring-up handshake: claimed by the AP when it comes online, or by
+    /// the BSP when it gives up on it (smp.rs).
+    pub boot_gate: AtomicU32,
+}
+
+impl PerCpu {
+    const fn new() -> Self {
+        PerCpu {
+            self_addr: AtomicU64::new(0),
+            index: AtomicU32::new(0),
+            apic_id: AtomicU32::new(0),
+            online: AtomicBool::new(false),
+            boot_stack_top: AtomicU64::new(0),
+            timer_ticks: AtomicU64::new(0),
+            ipis_sent: AtomicU64::new(0),
+            ipis_received: AtomicU64::new(0),
+            call_generation: AtomicU64::new(0),
+            boot_gate: AtomicU32::new(0),
+        }
+    }
+
+    pub fn index(&self) -> u32 {
+        self.index.load(Ordering::Relaxed)
+    }
+
+    pub fn apic_id(&self) -> u32 {
+        self.apic_id.load(Ordering::Relaxed)
+    }
+}
+
+static CPUS: [CachePadded<PerCpu>; MAX_CPUS] = [const { CachePadded::new(PerCpu::new()) }; MAX_CPUS];
+
+/// The block of CPU `index` (for other CPUs: statistics, IPIs).
+pub fn get(index: u32) -> &'static PerCpu {
+    &CPUS[index as usize]
+}
+
+/// Makes `index`'s block this CPU's: sets its identity and the GS base.
+/// Called once per CPU, before anything reads [`current`].
+pub fn install(index: u32, apic_id: u32) {
+    let cpu = get(index);
+    cpu.self_addr.store(cpu as *const PerCpu as u64, Ordering::Relaxed);
+    cpu.index.store(index, Ordering::Relaxed);
+    cpu.apic_id.store(apic_id, Ordering::Relaxed);
+    GsBase::write(VirtAddr::from_ptr(cpu));
+}
+
+/// Records the APIC ID of the boot CPU once the local APIC can tell it.
+pub fn set_apic_id(apic_id: u32) {
+    current().apic_id.store(apic_id, Ordering::Relaxed);
+}
+
+/// This CPU's block.
+#[inline]
+pub fn current() -> &'static PerCpu {
+    let addr: u64;
+    // SAFETY: GS points at this CPU's block (install runs first on every
+    // CPU), whose first field is its own address.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{off}]", out(reg) addr, off = const offset_of!(PerCpu, self_addr),
+            options(nostack, readonly, preserves_flags));
+        &*(addr as *const PerCpu)
+    }
+}
+
+/// This CPU's logical index: one GS-relative load.
+#[inline]
+pub fn cpu_index() -> u32 {
+    let index: u32;
+    // SAFETY: as in current().
+    unsafe {
+        core::arch::asm!("mov {:e}, gs:[{off}]", out(reg) index, off = const offset_of!(PerCpu, index),
+            options(nostack, readonly, preserves_flags));
+    }
+    index
+}
