@@ -59,7 +59,7 @@ pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
     percpu::set_apic_id(apic::id());
     percpu::current().online.store(true, core::sync::atomic::Ordering::Release);
     x86_64::instructions::interrupts::enable();
-    smp::init(boot, options.cpu_limit());
+    smp::init(boot, options.cpu_limit(), options.apfault);
 
     if let Some(kind) = options.crash {
         crash::provoke(kind);

@@ -183,3 +183,47 @@ fn ap_panic_stops_all() {
         .run()
         .assert_crashed_with(&["PANIC on cpu1", "panic: stopped all other CPUs"]);
 }
+
+/// Checks a boot in which exactly one AP was made to fail (`apfault=`): the
+/// kernel must report that CPU with `report`, carry on with the other three,
+/// and pass every test on them.
+#[track_caller]
+fn assert_one_ap_failed(outcome: &Outcome, report: &str) {
+    let mut problems = Vec::new();
+    match ferrite_tests::find_smp_report(&outcome.log) {
+        Ok(r) if (r.online, r.present) == (3, 4) => {}
+        Ok(r) => problems.push(format!("expected 3 of 4 CPUs online, the kernel says {} of {}", r.online, r.present)),
+        Err(e) => problems.push(e),
+    }
+    match ferrite_tests::cpu_failure_lines(&outcome.log).as_slice() {
+        [line] if line.contains(report) => {}
+        lines => problems.push(format!("expected one failure line containing {report:?}, got {lines:?}")),
+    }
+    if outcome.status != Status::Success {
+        problems.push(format!("expected status Success, got {:?}", outcome.status));
+    }
+    if let Err(e) = check_all_tests_passed(&outcome.log) {
+        problems.push(e);
+    }
+    fail_if_any(outcome, &problems);
+}
+
+/// An AP that never answers INIT/STARTUP (a dead core, or firmware that left
+/// it unable to take a STARTUP): after the timeout the kernel must name it
+/// as not responding, by APIC ID, and boot on with the CPUs that came up.
+/// (`apfault=silent` withholds the last AP's STARTUP IPIs.)
+#[test]
+fn ap_not_responding_is_reported() {
+    let outcome = smp_boot("ap_not_responding_is_reported", "4").cmdline("test=all apfault=silent").run();
+    assert_one_ap_failed(&outcome, "cpu3 (APIC ID 3) not responding");
+}
+
+/// An AP that ran the trampoline but never came online (a fault on its way
+/// up): it must be told apart from a silent one by the last mode it
+/// reached, and must not join later behind the boot CPU's report.
+/// (`apfault=stuck` holds the last AP before it claims its boot gate.)
+#[test]
+fn ap_stuck_is_reported() {
+    let outcome = smp_boot("ap_stuck_is_reported", "4").cmdline("test=all apfault=stuck").run();
+    assert_one_ap_failed(&outcome, "cpu3 (APIC ID 3) stuck: it reached long mode");
+}

@@ -11,6 +11,7 @@
 //! | `crash=<kind>`    | provoke a fault on purpose, for the test harness       |
 //! | `smp=<n>`         | use at most `n` CPUs (`n` >= 1), the boot CPU included |
 //! | `nosmp`           | bare flag: use the boot CPU only, whatever `smp=` says |
+//! | `apfault=<kind>`  | make one AP fail to start on purpose, for the harness  |
 //!
 //! Design choices:
 //!
@@ -22,7 +23,7 @@
 //!   problems are reported one at a time rather than collected, because this
 //!   runs before the kernel has a heap.
 //! - **Only syntax here.** Values whose meaning belongs to the kernel (the
-//!   `crash` kind, test names) are passed through as strings; `log` (a
+//!   `crash` and `apfault` kinds, test names) are passed through as strings; `log` (a
 //!   closed set of values) and `smp` (a number) are checked here. What the
 //!   CPU limit means for the machine at hand (more CPUs asked for than
 //!   exist, say) is the kernel's business: see [`Options::cpu_limit`].
@@ -95,6 +96,8 @@ pub struct Options<'a> {
     pub test: Option<&'a str>,
     /// Fault to provoke on purpose (`crash=`), validated by the kernel.
     pub crash: Option<&'a str>,
+    /// AP start-up failure to simulate (`apfault=`), validated by the kernel.
+    pub apfault: Option<&'a str>,
     /// Use at most this many CPUs, the boot CPU included (`smp=`); always
     /// at least 1. `None` means no limit. See [`cpu_limit`](Self::cpu_limit)
     /// for the limit with `nosmp` taken into account.
@@ -181,10 +184,11 @@ enum Key {
     Crash,
     Smp,
     Nosmp,
+    Apfault,
 }
 
 impl Key {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 
     fn parse(name: &str) -> Option<Self> {
         match name {
@@ -193,6 +197,7 @@ impl Key {
             "crash" => Some(Self::Crash),
             "smp" => Some(Self::Smp),
             "nosmp" => Some(Self::Nosmp),
+            "apfault" => Some(Self::Apfault),
             _ => None,
         }
     }
@@ -269,6 +274,7 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
             },
             Key::Test => options.test = Some(value),
             Key::Crash => options.crash = Some(value),
+            Key::Apfault => options.apfault = Some(value),
             // Handled above, before the value check.
             Key::Nosmp => continue,
         }

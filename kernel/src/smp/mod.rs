@@ -27,6 +27,10 @@
 //!    trampoline's page tables, the only low identity mapping, are freed.
 //!
 //! Then one line: `smp: <online> of <present> CPUs online in <us> us`.
+//!
+//! `apfault=silent` (no STARTUP for the last AP, as if it were dead) and
+//! `apfault=stuck` (the last AP stops short of coming online) exercise
+//! steps 5's reports and the late-AP path in the test harness.
 pub mod call;
 mod madt;
 
@@ -58,6 +62,27 @@ const GATE_ABANDONED: u32 = 2;
 
 static ONLINE: AtomicU32 = AtomicU32::new(1);
 static PRESENT: AtomicU32 = AtomicU32::new(1);
+/// A simulated start-up failure of the last AP (`apfault=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApFault {
+    None,
+    /// It gets no STARTUP IPI: "not responding".
+    Silent,
+    /// It stops in ap_entry until the BSP gives up on it: "stuck".
+    Stuck,
+}
+static AP_FAULT: AtomicU32 = AtomicU32::new(ApFault::None as u32);
+/// Index of the AP that `apfault=` applies to.
+static FAULTY_AP: AtomicU32 = AtomicU32::new(u32::MAX);
+
+fn ap_fault() -> ApFault {
+    match AP_FAULT.load(Ordering::Relaxed) {
+        x if x == ApFault::Silent as u32 => ApFault::Silent,
+        x if x == ApFault::Stuck as u32 => ApFault::Stuck,
+        _ => ApFault::None,
+    }
+}
+
 /// CPUs the MADT lists that the `smp=` limit left out.
 static EXCLUDED: spin::Once<Vec<u32>> = spin::Once::new();
 
@@ -170,9 +195,24 @@ impl TrampolineTables {
 }
 
 /// Brings up every AP (at most `limit` CPUs in all) and reports.
-pub fn init(boot: &BootInfo, limit: Option<u32>) {
+/// `fault` is the `apfault=` option.
+pub fn init(boot: &BootInfo, limit: Option<u32>, fault: Option<&str>) {
     let limit = limit.map_or(MAX_CPUS, |l| (l as usize).clamp(1, MAX_CPUS));
     let (ids, present) = enumerate(boot, limit);
+    let fault = match fault {
+        None => ApFault::None,
+        Some("silent") => ApFault::Silent,
+        Some("stuck") => ApFault::Stuck,
+        Some(other) => {
+            log::error!("smp: unknown apfault '{other}' (known: silent, stuck); ignored");
+            ApFault::None
+        }
+    };
+    if fault != ApFault::None && ids.len() > 1 {
+        log::warn!("smp: apfault: cpu{} will fail to start on purpose ({fault:?})", ids.len() - 1);
+        AP_FAULT.store(fault as u32, Ordering::Relaxed);
+        FAULTY_AP.store(ids.len() as u32 - 1, Ordering::Relaxed);
+    }
     PRESENT.store(present, Ordering::Relaxed);
     let start = cpu::rdtsc();
     match frames::trampoline_page() {
@@ -263,7 +303,8 @@ fn start_aps(ids: &[u32], page: u64, params: &mut Params) {
         .bits() as u32;
     PARAMS.store(params as *mut Params as u64, Ordering::Release);
 
-    let aps = || ids.iter().copied().skip(1);
+    let silent = |id: &u32| ap_fault() == ApFault::Silent && *id == ids[FAULTY_AP.load(Ordering::Relaxed) as usize];
+    let aps = || ids.iter().copied().skip(1).filter(|id| !silent(id));
     for id in aps() {
         send_init(id);
     }
@@ -272,8 +313,8 @@ fn start_aps(ids: &[u32], page: u64, params: &mut Params) {
         apic::send(Icr::startup(id, page as u32));
     }
     crate::time::spin_ns(STARTUP_DELAY_NS);
-    for (i, id) in aps().enumerate() {
-        if params.cpus[i + 1].state.load(Ordering::Acquire) == state::NOT_STARTED {
+    for (i, &id) in ids.iter().enumerate().skip(1).filter(|(_, id)| !silent(id)) {
+        if params.cpus[i].state.load(Ordering::Acquire) == state::NOT_STARTED {
             apic::send(Icr::startup(id, page as u32));
         }
     }
@@ -306,7 +347,7 @@ fn start_aps(ids: &[u32], page: u64, params: &mut Params) {
         tables.free();
         PARAMS.store(0, Ordering::Release);
     } else {
-        log::warn!("smp: keeping the trampoline's page tables: a stuck CPU may still use them");
+        log::warn!("smp: keeping the trampoline's page tables: a CPU that did not come online may still use them");
     }
     // The stack table must outlive any AP that is still on its way.
     core::mem::forget(stack_tops);
@@ -360,6 +401,12 @@ extern "C" fn ap_entry(index: u64) -> ! {
     apic::init_ap();
     let me = percpu::current();
     me.call_generation.store(call::generation(), Ordering::Relaxed);
+    if ap_fault() == ApFault::Stuck && FAULTY_AP.load(Ordering::Relaxed) == index {
+        // Simulated hang: wait until the BSP has given up on us.
+        while me.boot_gate.load(Ordering::Acquire) == GATE_OPEN {
+            core::hint::spin_loop();
+        }
+    }
     if me.boot_gate.compare_exchange(GATE_OPEN, GATE_ONLINE, Ordering::AcqRel, Ordering::Acquire).is_err() {
         // The BSP gave up on us and said so; joining now would contradict it.
         power::halt_forever();

@@ -60,13 +60,14 @@ fn log_level_parse_and_order() {
 
 #[test]
 fn all_options_together() {
-    let options = parse_clean("log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp");
+    let options = parse_clean("log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck");
     assert_eq!(
         options,
         Options {
             log: LogLevel::Debug,
             test: Some("mem,sched::yield"),
             crash: Some("page_fault"),
+            apfault: Some("stuck"),
             smp: Some(2),
             nosmp: true
         }
@@ -331,4 +332,11 @@ fn selector_from_a_parsed_line() {
     assert!(test_selected(selector, "mem::frame_reuse"));
     assert!(test_selected(selector, "smp::ipi"));
     assert!(!test_selected(selector, "smp::boot"));
+}
+
+#[test]
+fn apfault_needs_a_value_and_repeats_are_reported() {
+    let (options, problems) = parse_all("apfault apfault=silent apfault=stuck");
+    assert_eq!(options.apfault, Some("stuck"));
+    assert_eq!(problems, [Problem::MissingValue("apfault"), Problem::Repeated("apfault")]);
 }
