@@ -28,3 +28,4 @@
 pub mod acpi;
 pub mod cmdline;
 pub mod frame;
+pub mod rng;

@@ -7,6 +7,7 @@ use crate::ensure;
 use crate::mem::{frames, heap, paging, phys_to_virt, stack::KernelStack, PAGE_SIZE};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use ferrite_kcore::rng::XorShift64;
 
 pub const TESTS: &[Test] = &[
     Test { name: "mem::frames_alloc_free_reuse", run: frames_alloc_free_reuse },
@@ -21,17 +22,6 @@ pub const TESTS: &[Test] = &[
     Test { name: "mem::trampoline_page_reserved", run: trampoline_page_reserved },
     Test { name: "mem::stack_guard_pages", run: stack_guard_pages },
 ];
-
-/// A small xorshift generator: deterministic churn without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn frames_alloc_free_reuse() -> TestResult {
     let before = frames::free_count();
@@ -80,14 +70,14 @@ fn frames_double_free_refused() -> TestResult {
 
 fn heap_small_churn() -> TestResult {
     let (used_before, _) = heap::usage();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift64::new(0x9e37_79b9_7f4a_7c15);
     let mut live: Vec<Vec<u8>> = Vec::new();
     for round in 0..20_000u32 {
-        if live.len() < 500 && (!rng.next().is_multiple_of(3) || live.is_empty()) {
-            let len = (rng.next() % 512) as usize + 1;
+        if live.len() < 500 && (!rng.next_u64().is_multiple_of(3) || live.is_empty()) {
+            let len = (rng.next_u64() % 512) as usize + 1;
             live.push(alloc::vec![(round % 251) as u8; len]);
         } else {
-            let i = (rng.next() as usize) % live.len();
+            let i = (rng.next_u64() as usize) % live.len();
             let v = live.swap_remove(i);
             let fill = v[0];
             ensure!(v.iter().all(|&b| b == fill), "heap block corrupted");

@@ -14,29 +14,7 @@ use crate::acpi::{
     checksum_ok, find_table, parse_madt, AcpiError, CpuList, CpuSource, Madt, PhysMemory, RootTable, MADT_SIGNATURE,
     MAX_TABLE_LEN,
 };
-
-/// Marsaglia's xorshift64, as in the frame allocator's churn test.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A value in `0..n` (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
+use crate::rng::XorShift64 as XorShift;
 
 /// Valid MADTs to start from, covering every entry kind the parser reads.
 fn seeds() -> Vec<Vec<u8>> {
@@ -65,26 +43,26 @@ const INTERESTING: [u8; 12] = [0, 1, 2, 3, 5, 7, 8, 9, 12, 16, 0x7F, 0xFF];
 
 /// Applies one to four random mutations.
 fn mutate(rng: &mut XorShift, bytes: &mut Vec<u8>) {
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + rng.index(4) {
         let len = bytes.len();
-        match rng.below(7) {
-            0 if len > 0 => bytes[rng.below(len)] ^= 1 << rng.below(8),
-            1 if len > 0 => bytes[rng.below(len)] = INTERESTING[rng.below(INTERESTING.len())],
-            2 => bytes.insert(rng.below(len + 1), rng.next() as u8),
+        match rng.index(7) {
+            0 if len > 0 => bytes[rng.index(len)] ^= 1 << rng.index(8),
+            1 if len > 0 => bytes[rng.index(len)] = INTERESTING[rng.index(INTERESTING.len())],
+            2 => bytes.insert(rng.index(len + 1), rng.next_u64() as u8),
             3 if len > 0 => {
-                bytes.remove(rng.below(len));
+                bytes.remove(rng.index(len));
             }
-            4 => bytes.truncate(rng.below(len + 1)),
+            4 => bytes.truncate(rng.index(len + 1)),
             5 if len > 0 => {
                 // Copy a chunk (often a whole entry) to another place.
-                let start = rng.below(len);
-                let end = (start + 1 + rng.below(16)).min(len);
+                let start = rng.index(len);
+                let end = (start + 1 + rng.index(16)).min(len);
                 let chunk = bytes[start..end].to_vec();
-                let at = rng.below(len + 1);
+                let at = rng.index(len + 1);
                 bytes.splice(at..at, chunk);
             }
-            _ if len > 0 => bytes[rng.below(len)] = rng.next() as u8,
-            _ => bytes.push(rng.next() as u8),
+            _ if len > 0 => bytes[rng.index(len)] = rng.next_u64() as u8,
+            _ => bytes.push(rng.next_u64() as u8),
         }
     }
 }
@@ -157,11 +135,11 @@ fn seeds_are_valid() {
 #[test]
 fn mutated_madts() {
     let seeds = seeds();
-    let mut rng = XorShift(0x5EED_ACB1_F00D_CAFE);
+    let mut rng = XorShift::new(0x5EED_ACB1_F00D_CAFE);
     let (mut ok, mut bad_entry) = (0, 0);
     const ITERATIONS: usize = 50_000;
     for _ in 0..ITERATIONS {
-        let mut table = seeds[rng.below(seeds.len())].clone();
+        let mut table = seeds[rng.index(seeds.len())].clone();
         mutate(&mut rng, &mut table);
         maybe_repair(&mut rng, &mut table);
         match check_madt(&table) {
@@ -179,10 +157,10 @@ fn mutated_madts() {
 #[test]
 fn random_bytes_behind_a_good_header() {
     // Entries made of pure noise, with length and checksum right.
-    let mut rng = XorShift(0xDEC0_DED0_0000_0001);
+    let mut rng = XorShift::new(0xDEC0_DED0_0000_0001);
     for _ in 0..5_000 {
-        let mut table = MadtBuilder::new(rng.below(8) as u8).build();
-        table.extend((0..rng.below(200)).map(|_| INTERESTING[rng.below(INTERESTING.len())]));
+        let mut table = MadtBuilder::new(rng.index(8) as u8).build();
+        table.extend((0..rng.index(200)).map(|_| INTERESTING[rng.index(INTERESTING.len())]));
         let len = table.len() as u32;
         set_len(&mut table, len);
         fix_checksum(&mut table);
@@ -196,7 +174,7 @@ const BASE: u64 = 0x1000;
 
 fn memory_image(rng: &mut XorShift, xsdt_root: bool) -> Vec<u8> {
     let seeds = seeds();
-    let tables = [super::sdt(b"FACP", 6, &[0x11; 60]), seeds[rng.below(seeds.len())].clone(), seeds[0].clone()];
+    let tables = [super::sdt(b"FACP", 6, &[0x11; 60]), seeds[rng.index(seeds.len())].clone(), seeds[0].clone()];
     let root_len = 36 + tables.len() * if xsdt_root { 8 } else { 4 };
     let mut addresses = Vec::new();
     let mut next = BASE + root_len as u64;
@@ -214,7 +192,7 @@ fn memory_image(rng: &mut XorShift, xsdt_root: bool) -> Vec<u8> {
 
 #[test]
 fn mutated_memory_for_find_table() {
-    let mut rng = XorShift(0xF1ED_7AB1_E000_0042);
+    let mut rng = XorShift::new(0xF1ED_7AB1_E000_0042);
     let mut found = 0;
     for _ in 0..10_000 {
         let xsdt_root = rng.chance(2);

@@ -10,26 +10,7 @@ use std::collections::BTreeSet;
 
 use super::{r, storage, MIB};
 use crate::frame::{FrameBitmap, FrameError, Range, FRAME_SIZE};
-
-/// Marsaglia's xorshift64: tiny, deterministic, good enough to mix up
-/// operation order.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A value in `0..n` (n > 0). The modulo bias is irrelevant here.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::rng::XorShift64 as XorShift;
 
 /// The model's answer to `allocate_contiguous`: try every aligned start.
 fn model_contiguous(free: &BTreeSet<u64>, count: u64, align: u64, limit: u64) -> Option<u64> {
@@ -61,7 +42,7 @@ fn churn(seed: u64, limit: u64, usable: &[Range], reserved: &[Range], steps: usi
     assert_eq!(fb.usable_frames(), free.len() as u64);
     let pool = free.len() as u64;
 
-    let mut rng = XorShift(seed);
+    let mut rng = XorShift::new(seed);
     let mut held: Vec<u64> = Vec::new();
     for step in 0..steps {
         match rng.below(10) {
