@@ -52,9 +52,11 @@ const LVT_TIMER_TSC_DEADLINE: u32 = 2 << 17;
 const TIMER_DIVIDE_BY_16: u32 = 0b0011;
 /// Periodic tick rate until the scheduler arms one-shot timers.
 pub const TICK_HZ: u64 = 100;
-/// Calibration window: 10 ms of PIT ticks, three times.
+/// Calibration window: 10 ms of PIT ticks, five times.
 const CALIBRATION_PIT_TICKS: u16 = (pit::PIT_HZ / 100) as u16;
-const CALIBRATION_RUNS: usize = 3;
+const CALIBRATION_RUNS: usize = 5;
+/// PIT reads before deciding there is no PIT (several seconds' worth).
+const PIT_POLL_LIMIT: u64 = 5_000_000;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {
@@ -273,42 +275,68 @@ fn arm_deadline(period: u64) {
     unsafe { Msr::new(MSR_TSC_DEADLINE).write(cpu::rdtsc() + period) };
 }
 
-/// Measures the APIC timer and the TSC over a few PIT windows and keeps
-/// the median of each.
+/// One reading of the three clocks, bracketed by two TSC reads.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// Midpoint of the bracket.
+    tsc: u64,
+    /// How long the reads took, in TSC ticks: a sample taken while this
+    /// CPU was interrupted or descheduled has a wide bracket.
+    bracket: u64,
+    pit: u16,
+    apic: u32,
+}
+
+fn sample() -> Sample {
+    // Three tries, keeping the tightest: one wide bracket is common under
+    // virtualisation, three in a row are not.
+    (0..3)
+        .map(|_| {
+            let t0 = cpu::rdtsc();
+            let pit = pit::read_count();
+            let apic = read(Reg::TimerCurrentCount);
+            let t1 = cpu::rdtsc();
+            Sample { tsc: t0 + (t1 - t0) / 2, bracket: t1 - t0, pit, apic }
+        })
+        .min_by_key(|s| s.bracket)
+        .expect("three samples")
+}
+
+/// Measures the TSC against the PIT, and the APIC timer against the TSC,
+/// over a few windows, and keeps the median of each. The APIC/TSC ratio is
+/// exact whatever the delays (both are clocks); the TSC rate's error is
+/// bounded by the brackets, which `sample` keeps tight.
 fn calibrate() {
     write(Reg::TimerDivide, TIMER_DIVIDE_BY_16);
     write(Reg::LvtTimer, LVT_MASKED | u32::from(vector::TIMER));
-    let mut apic = [0u64; CALIBRATION_RUNS];
-    let mut tsc = [0u64; CALIBRATION_RUNS];
-    let mut ok = 0;
-    for i in 0..CALIBRATION_RUNS {
-        let mut tsc0 = 0;
-        let done = pit::measure(
-            CALIBRATION_PIT_TICKS,
-            || {
-                write(Reg::TimerInitialCount, u32::MAX);
-                tsc0 = cpu::rdtsc();
-            },
-            || (u32::MAX - read(Reg::TimerCurrentCount), cpu::rdtsc()),
-        );
-        if let Some((elapsed, tsc1)) = done {
-            let scale = |n: u64| n * pit::PIT_HZ / u64::from(CALIBRATION_PIT_TICKS);
-            apic[i] = scale(u64::from(elapsed));
-            tsc[i] = scale(tsc1 - tsc0);
-            ok += 1;
+    let mut apic_hz = [0u64; CALIBRATION_RUNS];
+    let mut tsc_hz = [0u64; CALIBRATION_RUNS];
+    for run in 0..CALIBRATION_RUNS {
+        pit::start_countdown();
+        write(Reg::TimerInitialCount, u32::MAX);
+        let start = sample();
+        let mut end = start;
+        let mut polls = 0u64;
+        while start.pit.wrapping_sub(end.pit) < CALIBRATION_PIT_TICKS {
+            polls += 1;
+            if polls > PIT_POLL_LIMIT {
+                // Without a PIT there is no reference; CPUID may still name
+                // the TSC rate, but not the APIC's. Better loud than wrong.
+                panic!("apic: the PIT does not count down; cannot calibrate the timers");
+            }
+            end = sample();
         }
+        let pit_ticks = u64::from(start.pit.wrapping_sub(end.pit));
+        let tsc_ticks = end.tsc - start.tsc;
+        tsc_hz[run] = tsc_ticks * pit::PIT_HZ / pit_ticks;
+        apic_hz[run] = u64::from(start.apic - end.apic) * tsc_hz[run] / tsc_ticks;
     }
     write(Reg::TimerInitialCount, 0);
-    if ok < CALIBRATION_RUNS {
-        // Without a PIT there is no reference; CPUID may still name the
-        // TSC rate, but not the APIC's. Better loud than silently wrong.
-        panic!("apic: the PIT did not count down; cannot calibrate the timers");
-    }
-    apic.sort_unstable();
-    tsc.sort_unstable();
+    apic_hz.sort_unstable();
+    tsc_hz.sort_unstable();
     let median = CALIBRATION_RUNS / 2;
-    TIMER_HZ.store(apic[median], Ordering::Relaxed);
-    crate::time::set_tsc_hz(tsc[median]);
+    TIMER_HZ.store(apic_hz[median], Ordering::Relaxed);
+    crate::time::set_tsc_hz(tsc_hz[median]);
 }
 
 fn start_periodic(hz: u64) {
@@ -329,6 +357,30 @@ pub(super) fn timer_interrupt() {
         0 => {}
         period => arm_deadline(period),
     }
+}
+
+/// Measures how fast this CPU's APIC timer counts down, in Hz (after the
+/// divider), against the TSC over `window_ns`, without relying on timer
+/// interrupts being delivered on time. `None` in TSC-deadline mode (no
+/// count register in use) or if the window spans more than one reload.
+pub fn measure_timer_hz(window_ns: u64) -> Option<u64> {
+    if DEADLINE_PERIOD.load(Ordering::Relaxed) != 0 {
+        return None;
+    }
+    let initial = u64::from(read(Reg::TimerInitialCount));
+    let window = window_ns * crate::time::tsc_hz() / 1_000_000_000;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let (c0, t0) = (u64::from(read(Reg::TimerCurrentCount)), cpu::rdtsc());
+        while cpu::rdtsc() - t0 < window {
+            core::hint::spin_loop();
+        }
+        let (c1, t1) = (u64::from(read(Reg::TimerCurrentCount)), cpu::rdtsc());
+        // Periodic mode reloads at zero: at most one reload fits a window
+        // shorter than the period.
+        let counted = if c1 <= c0 { c0 - c1 } else { c0 + initial - c1 };
+        let ns = crate::time::tsc_to_ns(t1 - t0);
+        (ns > 0).then(|| counted * 1_000_000_000 / ns)
+    })
 }
 
 /// Timer interrupts this CPU has taken.
