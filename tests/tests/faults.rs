@@ -54,3 +54,18 @@ fn plain_boot_idles() {
     outcome.assert_status(Status::PatternFound);
     outcome.assert_lacks("PANIC");
 }
+
+/// A 32-bit CPU (`pentium3`: GRUB runs, long mode does not exist): the
+/// kernel's 32-bit entry must say so on the serial port and halt, not
+/// fault into a reboot. The halt never powers off, so the boot stops at
+/// the message.
+#[test]
+fn cpu_without_long_mode_reported() {
+    let outcome = Boot::new("cpu_without_long_mode_reported")
+        .machine(Machine::Pc)
+        .mem("128M")
+        .smp(1)
+        .cpu("pentium3")
+        .run_until("this CPU does not support 64-bit long mode");
+    outcome.assert_status(Status::PatternFound);
+}

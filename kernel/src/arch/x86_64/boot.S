@@ -191,7 +191,7 @@ _start:
     xor al, al
     out dx, al
     mov dx, {com1} + 3
-    mov al, 0x80
+    mov al, {uart_lcr_dlab}
     out dx, al
     mov dx, {com1}
     mov al, 1
@@ -200,10 +200,10 @@ _start:
     xor al, al
     out dx, al
     mov dx, {com1} + 3
-    mov al, 3
+    mov al, {uart_lcr_8n1}
     out dx, al
     mov dx, {com1} + 2
-    mov al, 0xc7
+    mov al, {uart_fcr_enable}
     out dx, al
 5:  mov al, [esi]
     test al, al
@@ -212,7 +212,7 @@ _start:
     mov dx, {com1} + 5
     mov ecx, 100000                 /* bounded: there may be no UART at all */
 6:  in al, dx
-    test al, 0x20
+    test al, {uart_lsr_thr_empty}
     jnz 8f
     dec ecx
     jnz 6b

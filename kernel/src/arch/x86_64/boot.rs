@@ -16,8 +16,13 @@ const EFLAGS_ID: u32 = 1 << 21;
 const CPUID_LONG_MODE: u32 = 1 << 29;
 /// IA32_EFER (Intel SDM vol. 4, table 2-2).
 const MSR_EFER: u32 = 0xc000_0080;
-/// COM1's I/O base, for the 32-bit error path.
+/// COM1's I/O base and 16550 register values, for the 32-bit error path
+/// (the same values serial.rs names).
 const COM1: u16 = 0x3f8;
+const UART_LCR_DLAB: u8 = 0x80;
+const UART_LCR_8N1: u8 = 0x03;
+const UART_FCR_ENABLE: u8 = 0xc7;
+const UART_LSR_THR_EMPTY: u8 = 0x20;
 
 /// GDT descriptors of the boot GDT: 64-bit code (L, P, S, type=execute/read)
 /// and data (P, S, type=read/write). Selectors 0x08 and 0x10.
@@ -40,6 +45,10 @@ core::arch::global_asm!(
     cr4_pae = const Cr4Flags::PHYSICAL_ADDRESS_EXTENSION.bits() as u32,
     cr0_pg_pe = const (Cr0Flags::PAGING.bits() | Cr0Flags::PROTECTED_MODE_ENABLE.bits()) as u32,
     com1 = const COM1,
+    uart_lcr_dlab = const UART_LCR_DLAB,
+    uart_lcr_8n1 = const UART_LCR_8N1,
+    uart_fcr_enable = const UART_FCR_ENABLE,
+    uart_lsr_thr_empty = const UART_LSR_THR_EMPTY,
     gdt_code64 = const GDT_CODE64,
     gdt_data = const GDT_DATA,
     sel_code = const SEL_CODE,
