@@ -9,23 +9,28 @@
 //!
 //! The rules that keep that true:
 //!
-//! - `no_std` and no `alloc`: the kernel calls into this crate before it has
-//!   a heap (the frame allocator is what the heap is later built from), so
-//!   every structure works over caller-provided storage.
+//! - `no_std`, and no `alloc` outside [`sched`]: the kernel calls into this
+//!   crate before it has a heap (the frame allocator is what the heap is
+//!   later built from), so every structure works over caller-provided
+//!   storage. The scheduler is the exception because the kernel only
+//!   schedules once the heap exists.
 //! - `#![forbid(unsafe_code)]`: anything that needs `unsafe` is by definition
 //!   talking to the machine and lives in the kernel crate.
 //! - No dependencies, so the host tests build fast and nothing pulls in
 //!   `std`-only code by accident.
 //!
 //! Current modules: the physical [`frame`] allocator, the kernel
-//! [`cmdline`] parser and the [`acpi`] table finder and MADT parser. Later
-//! additions of the same kind (scheduler run queues, the ELF loader) belong
-//! here too.
+//! [`cmdline`] parser, the [`acpi`] table finder and MADT parser, and the
+//! [`sched`] run queue and scheduling policy. Later additions of the same
+//! kind (the ELF loader) belong here too.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+extern crate alloc;
 
 pub mod acpi;
 pub mod cmdline;
 pub mod frame;
 pub mod rng;
+pub mod sched;
