@@ -36,6 +36,8 @@ pub struct PerCpu {
     /// Bring-up handshake: claimed by the AP when it comes online, or by
     /// the BSP when it gives up on it (smp.rs).
     pub boot_gate: AtomicU32,
+    /// Last TLB-shootdown generation this CPU acknowledged (tlb.rs).
+    pub tlb_generation: AtomicU64,
 }
 
 impl PerCpu {
@@ -51,6 +53,7 @@ impl PerCpu {
             ipis_received: AtomicU64::new(0),
             call_generation: AtomicU64::new(0),
             boot_gate: AtomicU32::new(0),
+            tlb_generation: AtomicU64::new(0),
         }
     }
 

@@ -25,7 +25,16 @@ impl<T> IrqSpinlock<T> {
     pub fn lock(&self) -> IrqSpinlockGuard<'_, T> {
         let interrupts_were_enabled = interrupts::are_enabled();
         interrupts::disable();
-        IrqSpinlockGuard { guard: ManuallyDrop::new(self.inner.lock()), interrupts_were_enabled }
+        let guard = loop {
+            if let Some(g) = self.inner.try_lock() {
+                break g;
+            }
+            // With interrupts off this CPU cannot take a shootdown IPI, and
+            // the holder may be waiting for exactly that (arch tlb.rs).
+            crate::arch::tlb::service();
+            core::hint::spin_loop();
+        };
+        IrqSpinlockGuard { guard: ManuallyDrop::new(guard), interrupts_were_enabled }
     }
 
     /// Releases the lock whoever holds it.

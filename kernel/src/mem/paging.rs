@@ -223,8 +223,37 @@ pub fn map(virt: u64, phys: u64, flags: Flags) -> Result<(), KernelError> {
 }
 
 /// Unmaps one 4 KiB page of the kernel half and returns its frame (which
-/// the caller now owns). Flushes this CPU's TLB entry.
+/// the caller now owns): by then no CPU's TLB still maps it. Must not be
+/// called with a lock held (the shootdown waits for other CPUs).
 pub fn unmap(virt: u64) -> Result<u64, KernelError> {
+    let frame = unmap_local(virt)?;
+    crate::arch::tlb::shootdown(virt, 1);
+    Ok(frame)
+}
+
+/// Unmaps `pages` pages from `virt`, shooting them down from other CPUs'
+/// TLBs with one request, then hands each frame to `free`. Stops at the
+/// first page that cannot be unmapped (after shooting down those that
+/// were).
+pub fn unmap_range(virt: u64, pages: u64, mut free: impl FnMut(u64)) -> Result<(), KernelError> {
+    let mut frames = alloc::vec::Vec::with_capacity(pages as usize);
+    let mut result = Ok(());
+    for i in 0..pages {
+        match unmap_local(virt + i * super::PAGE_SIZE) {
+            Ok(f) => frames.push(f),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    crate::arch::tlb::shootdown(virt, frames.len() as u64);
+    frames.into_iter().for_each(&mut free);
+    result
+}
+
+/// Unmaps and flushes this CPU's TLB entry only.
+fn unmap_local(virt: u64) -> Result<u64, KernelError> {
     let page = Page::<Size4KiB>::from_start_address(VirtAddr::try_new(virt).map_err(|_| KernelError::BadAddress)?)
         .map_err(|_| KernelError::BadAddress)?;
     with(|pt| match pt.unmap(page) {

@@ -78,13 +78,9 @@ impl KernelStack {
 impl Drop for KernelStack {
     fn drop(&mut self) {
         SLOT_PAGES[self.slot].store(0, Ordering::Release);
-        let top = self.top();
-        let bottom = top - self.pages * PAGE_SIZE;
-        for virt in (bottom..top).step_by(PAGE_SIZE as usize) {
-            match paging::unmap(virt) {
-                Ok(frame) => frames::free(frame),
-                Err(e) => panic!("mem: kernel stack page {virt:#x}: {e}"),
-            }
+        let bottom = self.bottom();
+        if let Err(e) = paging::unmap_range(bottom, self.pages, frames::free) {
+            panic!("mem: kernel stack at {bottom:#x}: {e}");
         }
         SLOTS.lock().free.push(self.slot);
     }

@@ -1,8 +1,7 @@
 //! Inter-processor interrupts: named vectors, sending, and their handlers.
 //!
-//! - `RESCHEDULE`: the target should run its scheduler (the scheduler
-//!   issue gives it work; for now it only wakes the CPU).
-//! - `TLB_SHOOTDOWN`: flush this CPU's TLB, kernel (global) entries too.
+//! - `RESCHEDULE`: the target should run its scheduler (sched/mod.rs).
+//! - `TLB_SHOOTDOWN`: drop a kernel page from this CPU's TLB (tlb.rs).
 //! - `STOP`: halt for good; sent by the panic path to every other CPU,
 //!   followed by an NMI to any CPU that did not stop (its interrupts may be
 //!   off).
@@ -14,7 +13,6 @@ use super::apic::{self, Icr};
 use super::idt::vector;
 use crate::percpu;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use x86_64::registers::control::{Cr4, Cr4Flags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ipi {
@@ -118,27 +116,16 @@ pub(super) fn nmi() {
     }
 }
 
-/// Flushes every TLB entry of this CPU, global ones included, by toggling
-/// CR4.PGE (SDM vol. 3, 4.10.4.1).
-fn flush_tlb_all() {
-    let cr4 = Cr4::read();
-    if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
-        // SAFETY: clearing and restoring PGE only flushes the TLB.
-        unsafe {
-            Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
-            Cr4::write(cr4);
-        }
-    } else {
-        x86_64::instructions::tlb::flush_all();
-    }
-}
-
 /// Handles an IPI vector; returns false if `v` is not one.
 pub(super) fn interrupt(v: u8) -> bool {
     let handled = match v {
-        vector::RESCHEDULE | vector::CALL => true,
+        vector::RESCHEDULE => {
+            crate::sched::reschedule_ipi();
+            true
+        }
+        vector::CALL => true,
         vector::TLB_SHOOTDOWN => {
-            flush_tlb_all();
+            super::tlb::service();
             true
         }
         vector::STOP => {

@@ -10,4 +10,6 @@ pub mod pic;
 pub mod pit;
 pub mod power;
 pub mod serial;
+pub mod switch;
+pub mod tlb;
 pub mod trap;
