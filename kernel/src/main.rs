@@ -7,9 +7,11 @@
 //! 3. Boot information and the command line (log level, tests).
 //! 4. Memory: frame allocator, the kernel's own page tables, heap.
 //! 5. This CPU's GDT and TSS with IST stacks; the IDT with IST.
-//! 6. Interrupt controllers: legacy PICs masked, local APIC, timer.
+//! 6. Interrupt controllers: legacy PICs masked, local APIC, timer; the
+//!    scheduler adopts this code as its `main` thread.
 //! 7. SMP: every other CPU started through the trampoline (smp/mod.rs).
-//! 8. Tests if asked for (`test=`), else idle on the timer.
+//! 8. Tests if asked for (`test=`), else this `main` thread ends and every
+//!    CPU idles on its timer.
 #![no_std]
 #![no_main]
 
@@ -25,6 +27,7 @@ mod ktest;
 mod mem;
 mod panic;
 mod percpu;
+mod sched;
 mod smp;
 mod sync;
 mod time;
@@ -58,6 +61,7 @@ pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
     apic::init_bsp();
     percpu::set_apic_id(apic::id());
     percpu::current().online.store(true, core::sync::atomic::Ordering::Release);
+    sched::init_bsp();
     x86_64::instructions::interrupts::enable();
     smp::init(boot, options.cpu_limit(), options.apfault);
 
@@ -69,5 +73,6 @@ pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
         power::power_off(passed);
     }
     log::info!("boot: done in {} us; idling on the timer", time::uptime_us());
-    smp::idle_loop()
+    // The idle threads take over.
+    sched::exit_current()
 }

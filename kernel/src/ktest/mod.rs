@@ -9,6 +9,7 @@ use ferrite_kcore::cmdline::test_selected;
 
 mod arch;
 mod mem;
+mod sched;
 pub mod smp;
 
 pub type TestResult = Result<(), String>;
@@ -19,7 +20,7 @@ pub struct Test {
 }
 
 /// Every suite's tests.
-const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS];
+const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS];
 
 /// Fails the test with a formatted reason unless `cond` holds.
 #[macro_export]
@@ -49,6 +50,9 @@ pub fn run(selector: &str) -> bool {
     if passed + failed == 0 {
         crate::println!("test {selector} ... FAILED: no test matches this selector");
         failed = 1;
+    }
+    if SUITES.iter().flat_map(|s| s.iter()).any(|t| t.name.starts_with("sched::") && test_selected(selector, t.name)) {
+        crate::sched::log_stats();
     }
     crate::println!("{passed} passed, {failed} failed");
     failed == 0

@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "smp::shared_counter", run: shared_counter },
     Test { name: "smp::ipi_vectors_to_set", run: ipi_vectors_to_set },
     Test { name: "smp::unlisted_cpu_parks", run: unlisted_cpu_parks },
+    Test { name: "smp::tlb_shootdown_reaches_every_cpu", run: tlb_shootdown_reaches_every_cpu },
 ];
 
 const WORDS: usize = MAX_CPUS / 64;
@@ -197,5 +198,41 @@ fn unlisted_cpu_parks() -> TestResult {
         ensure!(smp::start_unlisted_cpu(id, 5_000_000_000), "APIC ID {id}, started, did not park within 5 s");
     }
     ensure!(smp::online_count() == online, "a CPU outside the table came online");
+    Ok(())
+}
+
+/// Every CPU caches a kernel mapping, the boot CPU removes it, and then no
+/// CPU can read through it any more: without the shootdown, the others
+/// would keep using their stale TLB entries.
+fn tlb_shootdown_reaches_every_cpu() -> TestResult {
+    use crate::arch::trap::probe_read;
+    use crate::mem::{frames, paging, MMIO_MAX, MMIO_START, PAGE_SIZE};
+    const PAGE: u64 = MMIO_START + MMIO_MAX - 2 * PAGE_SIZE;
+    let n = smp::online_count();
+    let frame = frames::alloc().ok_or("out of frames")?;
+    paging::map(PAGE, frame, paging::kernel_flags(true, false)).map_err(|e| alloc::format!("map: {e}"))?;
+    let misses = AtomicU64::new(0);
+    run_on_all(&|_| {
+        // SAFETY: a mapped test page of plain memory.
+        if unsafe { probe_read(PAGE) }.is_err() {
+            misses.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let before = crate::arch::tlb::count();
+    let back = paging::unmap(PAGE).map_err(|e| alloc::format!("unmap: {e}"))?;
+    frames::free(back);
+    let shootdowns = crate::arch::tlb::count() - before;
+    let stale = AtomicU64::new(0);
+    run_on_all(&|_| {
+        // SAFETY: reading an unmapped test page faults, or reads a stale
+        // translation of a frame we just freed (plain memory) if the
+        // shootdown failed.
+        if unsafe { probe_read(PAGE) }.is_ok() {
+            stale.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    ensure!(misses.load(Ordering::Relaxed) == 0, "CPUs could not read the mapped page");
+    ensure!(shootdowns == u64::from(n > 1), "{shootdowns} shootdowns for one unmap on {n} CPUs");
+    ensure!(stale.load(Ordering::Relaxed) == 0, "{} CPUs still read the unmapped page", stale.load(Ordering::Relaxed));
     Ok(())
 }

@@ -399,8 +399,10 @@ extern "C" fn ap_entry(index: u64) -> ! {
     gdt::init_cpu();
     idt::load(true);
     apic::init_ap();
+    crate::sched::init_ap();
     let me = percpu::current();
     me.call_generation.store(call::generation(), Ordering::Relaxed);
+    me.tlb_generation.store(crate::arch::tlb::generation(), Ordering::Relaxed);
     if ap_fault() == ApFault::Stuck && FAULTY_AP.load(Ordering::Relaxed) == index {
         // Simulated hang: wait until the BSP has given up on us.
         while me.boot_gate.load(Ordering::Acquire) == GATE_OPEN {
@@ -414,17 +416,5 @@ extern "C" fn ap_entry(index: u64) -> ! {
     slot.state.store(state::ONLINE, Ordering::Release);
     me.online.store(true, Ordering::Release);
     ONLINE.fetch_add(1, Ordering::AcqRel);
-    idle_loop()
-}
-
-/// What a CPU with nothing else to do runs: cross-CPU calls, then `hlt`
-/// with interrupts on. Checking for work with interrupts off and then
-/// `sti; hlt` closes the window in which a wake-up IPI could be missed.
-pub fn idle_loop() -> ! {
-    loop {
-        x86_64::instructions::interrupts::disable();
-        if !call::run_pending() {
-            x86_64::instructions::interrupts::enable_and_hlt();
-        }
-    }
+    crate::sched::run_ap()
 }

@@ -238,9 +238,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         vector::TIMER => {
             apic::timer_interrupt();
             apic::end_of_interrupt();
+            crate::sched::tick();
+            crate::sched::preempt_point();
         }
         vector::SPURIOUS => {} // no EOI for spurious APIC interrupts
-        v if super::ipi::interrupt(v) => {}
+        v if super::ipi::interrupt(v) => crate::sched::preempt_point(),
         v if (vector::PIC_BASE..vector::PIC_BASE + 16).contains(&v) => pic::interrupt(v - vector::PIC_BASE),
         _ => {
             log::warn!("trap: unexpected interrupt vector {v:#x} on cpu{}", cpu_index());

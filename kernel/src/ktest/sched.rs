@@ -1,0 +1,341 @@
+//! Scheduler tests: threads start, run, block, wake, get preempted and
+//! exit everywhere, and leave nothing behind.
+use super::{Test, TestResult};
+use crate::ensure;
+use crate::mem::frames;
+use crate::percpu::cpu_index;
+use crate::sched::thread::{live_threads, ANY_CPU};
+use crate::sched::wait::WaitQueue;
+use crate::sched::{self, spawn, yield_now};
+use crate::smp;
+use crate::time;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use ferrite_kcore::sched::Class;
+
+pub const TESTS: &[Test] = &[
+    Test { name: "sched::spawn_join_many", run: spawn_join_many },
+    Test { name: "sched::placement_spreads", run: placement_spreads },
+    Test { name: "sched::yield_alternates", run: yield_alternates },
+    Test { name: "sched::timer_preempts", run: timer_preempts },
+    Test { name: "sched::high_class_preempts", run: high_class_preempts },
+    Test { name: "sched::wait_queue_across_cpus", run: wait_queue_across_cpus },
+    Test { name: "sched::preempt_guard_holds", run: preempt_guard_holds },
+    Test { name: "sched::affinity_change_moves", run: affinity_change_moves },
+    Test { name: "sched::no_leaks", run: no_leaks },
+];
+
+/// Waits (yielding) until `done` holds or `limit_ns` passes.
+fn wait_for(limit_ns: u64, done: impl Fn() -> bool) -> bool {
+    let deadline = time::uptime_ns() + limit_ns;
+    while !done() {
+        if time::uptime_ns() > deadline {
+            return false;
+        }
+        yield_now();
+    }
+    true
+}
+
+fn spawn_join_many() -> TestResult {
+    const THREADS: u64 = 300;
+    let sum = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for i in 0..THREADS {
+        let sum = sum.clone();
+        let h = spawn("worker", Class::Normal, ANY_CPU, move || {
+            sum.fetch_add(i, Ordering::Relaxed);
+        })
+        .map_err(|e| alloc::format!("spawn {i}: {e}"))?;
+        handles.push(h);
+    }
+    for h in handles {
+        h.join();
+    }
+    let got = sum.load(Ordering::Relaxed);
+    ensure!(got == THREADS * (THREADS - 1) / 2, "the threads' sum is {got}");
+    Ok(())
+}
+
+/// As many threads as CPUs, each holding its CPU until all have started:
+/// placement must have put one on every CPU.
+fn placement_spreads() -> TestResult {
+    let n = smp::online_count();
+    let started = Arc::new(AtomicU32::new(0));
+    let seen = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..n {
+        let (started, seen) = (started.clone(), seen.clone());
+        handles.push(
+            spawn("spread", Class::Normal, ANY_CPU, move || {
+                seen.fetch_or(1 << (cpu_index() % 64), Ordering::Relaxed);
+                started.fetch_add(1, Ordering::Relaxed);
+                let deadline = time::uptime_ns() + 5_000_000_000;
+                while started.load(Ordering::Relaxed) < n && time::uptime_ns() < deadline {
+                    core::hint::spin_loop();
+                }
+            })
+            .map_err(|e| alloc::format!("spawn: {e}"))?,
+        );
+    }
+    for h in handles {
+        h.join();
+    }
+    let cpus = seen.load(Ordering::Relaxed).count_ones();
+    ensure!(cpus >= n.min(64), "{n} threads ran on only {cpus} CPUs");
+    Ok(())
+}
+
+/// Two threads pinned to one CPU, each yielding after every step, take
+/// turns. They first wait for each other (so that neither finishes before
+/// the other is spawned); from then on no thread logs more than two steps
+/// in a row (two: a timer preemption between a step and its yield).
+fn yield_alternates() -> TestResult {
+    const STEPS: usize = 200;
+    let cpu = smp::online_count() - 1;
+    let log = Arc::new(crate::sync::IrqSpinlock::new(Vec::new()));
+    let ready = Arc::new(AtomicU32::new(0));
+    let mut handles = Vec::new();
+    for who in 0..2u8 {
+        let (log, ready) = (log.clone(), ready.clone());
+        handles.push(
+            spawn("yielder", Class::Normal, cpu, move || {
+                ready.fetch_add(1, Ordering::AcqRel);
+                while ready.load(Ordering::Acquire) < 2 {
+                    yield_now();
+                }
+                for _ in 0..STEPS {
+                    log.lock().push(who);
+                    yield_now();
+                }
+            })
+            .map_err(|e| alloc::format!("spawn: {e}"))?,
+        );
+    }
+    for h in handles {
+        h.join();
+    }
+    let log = log.lock();
+    ensure!(log.len() == 2 * STEPS, "{} steps logged", log.len());
+    let longest = log.chunk_by(|a, b| a == b).map(|run| run.len()).max().unwrap_or(0);
+    ensure!(longest <= 2, "a thread ran {longest} steps in a row");
+    Ok(())
+}
+
+/// A thread that never yields cannot keep another thread of its class
+/// off its CPU: the timer takes the CPU away when its slice ends.
+fn timer_preempts() -> TestResult {
+    let cpu = smp::online_count() - 1;
+    let flag = Arc::new(AtomicBool::new(false));
+    let spinner = {
+        let flag = flag.clone();
+        spawn("spinner", Class::Normal, cpu, move || {
+            let deadline = time::uptime_ns() + 10_000_000_000;
+            while !flag.load(Ordering::Acquire) && time::uptime_ns() < deadline {
+                core::hint::spin_loop();
+            }
+        })
+        .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    // Let the spinner get the CPU first.
+    wait_for(1_000_000_000, || spinner.thread().state() == sched::thread::state::RUNNING);
+    let setter = {
+        let flag = flag.clone();
+        spawn("setter", Class::Normal, cpu, move || flag.store(true, Ordering::Release))
+            .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    setter.join();
+    spinner.join();
+    ensure!(flag.load(Ordering::Acquire), "the setter never ran while the spinner spun");
+    Ok(())
+}
+
+/// A High thread woken on a CPU busy with a Normal one runs at once, not
+/// at the end of the Normal thread's slice.
+fn high_class_preempts() -> TestResult {
+    let cpu = smp::online_count() - 1;
+    let stop = Arc::new(AtomicBool::new(false));
+    let high_ran = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let (stop, high_ran) = (stop.clone(), high_ran.clone());
+        spawn("busy", Class::Normal, cpu, move || {
+            let deadline = time::uptime_ns() + 10_000_000_000;
+            while !stop.load(Ordering::Acquire) && time::uptime_ns() < deadline {
+                core::hint::spin_loop();
+            }
+            // If the High thread ran, it ran while we were spinning.
+            let _ = high_ran.load(Ordering::Acquire);
+        })
+        .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    wait_for(1_000_000_000, || busy.thread().state() == sched::thread::state::RUNNING);
+    let high = {
+        let (stop, high_ran) = (stop.clone(), high_ran.clone());
+        spawn("high", Class::High, cpu, move || {
+            high_ran.store(true, Ordering::Release);
+            stop.store(true, Ordering::Release);
+        })
+        .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    high.join();
+    busy.join();
+    ensure!(high_ran.load(Ordering::Acquire), "the High thread did not run");
+    Ok(())
+}
+
+/// Threads on every CPU block on one wait queue; the main thread hands out
+/// one ticket at a time with `wake_one` and waits for someone to use it.
+/// A woken thread may find the ticket taken by a late arrival and sleep
+/// again; every round still ends with exactly one more thread done, and the
+/// last round leaves no one behind: a lost wakeup would hang a round.
+fn wait_queue_across_cpus() -> TestResult {
+    let n = smp::online_count();
+    let wq = Arc::new(WaitQueue::new());
+    let tickets = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicU32::new(0));
+    let mut handles = Vec::new();
+    for cpu in 0..n {
+        for _ in 0..4 {
+            let (wq, tickets, done) = (wq.clone(), tickets.clone(), done.clone());
+            handles.push(
+                spawn("waiter", Class::Normal, cpu, move || {
+                    wq.wait_until(|| {
+                        let t = tickets.load(Ordering::Acquire);
+                        t > 0 && tickets.compare_exchange(t, t - 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                    });
+                    done.fetch_add(1, Ordering::AcqRel);
+                })
+                .map_err(|e| alloc::format!("spawn: {e}"))?,
+            );
+        }
+    }
+    let total = n * 4;
+    for round in 0..total {
+        tickets.fetch_add(1, Ordering::AcqRel);
+        wq.wake_one();
+        let finished = wait_for(10_000_000_000, || done.load(Ordering::Acquire) > round);
+        ensure!(finished, "round {round}: nobody used the ticket within 10 s (a lost wakeup?)");
+    }
+    for h in handles {
+        h.join();
+    }
+    ensure!(wq.wake_all() == 0, "threads still waiting after every ticket was used");
+    Ok(())
+}
+
+/// While a thread holds a PreemptGuard, another thread of its class on its
+/// CPU does not run, however many ticks pass; once it lets go, it does.
+fn preempt_guard_holds() -> TestResult {
+    let cpu = smp::online_count() - 1;
+    let other_ran = Arc::new(AtomicBool::new(false));
+    let verdict = Arc::new(AtomicU32::new(0));
+    let guarded = {
+        let (other_ran, verdict) = (other_ran.clone(), verdict.clone());
+        spawn("guarded", Class::Normal, cpu, move || {
+            let guard = sched::PreemptGuard::new();
+            // Wait for the other thread to be queued here, then spin for
+            // several slices.
+            let until = time::uptime_ns() + 100_000_000;
+            while time::uptime_ns() < until {
+                core::hint::spin_loop();
+            }
+            let ran_inside = other_ran.load(Ordering::Acquire);
+            drop(guard);
+            let deadline = time::uptime_ns() + 5_000_000_000;
+            while !other_ran.load(Ordering::Acquire) && time::uptime_ns() < deadline {
+                core::hint::spin_loop();
+            }
+            let ran_after = other_ran.load(Ordering::Acquire);
+            verdict.store(
+                if ran_inside {
+                    1
+                } else if !ran_after {
+                    2
+                } else {
+                    3
+                },
+                Ordering::Release,
+            );
+        })
+        .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    wait_for(1_000_000_000, || guarded.thread().state() == sched::thread::state::RUNNING);
+    let other = {
+        let other_ran = other_ran.clone();
+        spawn("other", Class::Normal, cpu, move || other_ran.store(true, Ordering::Release))
+            .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    other.join();
+    guarded.join();
+    match verdict.load(Ordering::Acquire) {
+        3 => Ok(()),
+        1 => Err("the other thread ran while preemption was disabled".into()),
+        2 => Err("the other thread did not run after preemption was enabled again".into()),
+        v => Err(alloc::format!("no verdict ({v})")),
+    }
+}
+
+/// A running thread whose affinity moves to another CPU continues there.
+fn affinity_change_moves() -> TestResult {
+    let n = smp::online_count();
+    let path = Arc::new(crate::sync::IrqSpinlock::new(Vec::new()));
+    let h = {
+        let path = path.clone();
+        spawn("mover", Class::Normal, 0, move || {
+            let me = sched::current();
+            for step in 0..(2 * n) {
+                let target = step % n;
+                sched::set_affinity(&me, target);
+                yield_now();
+                path.lock().push((target, cpu_index()));
+            }
+        })
+        .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    h.join();
+    for &(want, got) in path.lock().iter() {
+        ensure!(want == got, "pinned to cpu{want} but ran on cpu{got}");
+    }
+    Ok(())
+}
+
+/// After churn, threads and memory return to where they started.
+///
+/// Kernel-stack slots, their page tables and the run queues keep what they
+/// grew to for reuse, so the baseline is taken after a warm-up that reaches
+/// the churn's peak on purpose: all of its threads alive at once.
+fn no_leaks() -> TestResult {
+    const PEAK: usize = 300;
+    let gate = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for _ in 0..PEAK {
+        let gate = gate.clone();
+        handles.push(
+            spawn("warmup", Class::Normal, ANY_CPU, move || {
+                while !gate.load(Ordering::Acquire) {
+                    yield_now();
+                }
+            })
+            .map_err(|e| alloc::format!("spawn: {e}"))?,
+        );
+    }
+    gate.store(true, Ordering::Release);
+    for h in handles {
+        h.join();
+    }
+    // Exited threads are freed by whichever CPU switches away from them.
+    let settled = |threads: u64| wait_for(2_000_000_000, || live_threads() == threads);
+    let idle_threads = u64::from(smp::online_count()) + 1; // idle threads and main
+    settled(idle_threads);
+    let (threads, free, heap) = (live_threads(), frames::free_count(), crate::mem::heap::usage().0);
+    for _ in 0..3 {
+        spawn_join_many()?;
+    }
+    settled(threads);
+    ensure!(live_threads() == threads, "threads: {threads} before, {} after", live_threads());
+    ensure!(frames::free_count() == free, "free frames: {free} before, {} after", frames::free_count());
+    let heap_after = crate::mem::heap::usage().0;
+    ensure!(heap_after == heap, "heap use: {heap} bytes before, {heap_after} after");
+    Ok(())
+}

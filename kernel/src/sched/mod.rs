@@ -1,0 +1,537 @@
+//! The scheduler: one run queue and one idle thread per CPU.
+//!
+//! **Policy.** Two classes, High and Normal (ferrite_kcore::sched): a
+//! runnable High thread always runs before a Normal one; within a class,
+//! threads take turns, each for a time slice (High 2 ms, Normal 10 ms)
+//! counted in timer ticks. A thread that yields or whose slice ends goes to
+//! the back of its class's queue, unless nothing of its class or higher is
+//! waiting. A woken thread preempts the running one only if its class is
+//! strictly higher.
+//!
+//! **No global lock on the hot path.** Yield, block, a wakeup on the same
+//! CPU and the timer tick touch only this CPU's run-queue lock. A remote
+//! wakeup takes the target CPU's lock and sends a reschedule IPI only when
+//! the target must act on it (it is idle, or the woken thread preempts),
+//! and only if one is not already on its way (`ipi_pending`), so a burst of
+//! wakeups costs one IPI.
+//!
+//! **Switching.** `schedule` runs with interrupts off. It picks the next
+//! thread under the run-queue lock, drops the lock, and switches stacks;
+//! the next thread, first thing, runs `finish_switch`, which releases the
+//! previous one (`on_cpu = false`) and frees it if it has exited. A thread
+//! can be on a run queue (even another CPU's) while it is still switching
+//! out here: whoever picks it waits for `on_cpu` to clear before loading
+//! its stack pointer, so no thread ever runs on two CPUs at once.
+//!
+//! **Placement and balancing.** A new thread goes to the least loaded CPU
+//! its affinity allows; an idle CPU steals from the busiest one (half the
+//! difference, respecting affinity).
+//!
+//! **Blocking** is in wait.rs, with the protocol that rules out lost
+//! wakeups.
+pub mod thread;
+pub mod wait;
+
+use crate::arch::ipi::{self, Ipi};
+use crate::arch::switch::{initial_stack, switch_context};
+use crate::error::KernelError;
+use crate::mem::stack::KernelStack;
+use crate::percpu::{cpu_index, MAX_CPUS};
+use crate::sync::IrqSpinlock;
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use crossbeam_utils::CachePadded;
+use ferrite_kcore::sched::{pick_cpu, pick_victim, steal_count, Class, RunQueue};
+use thread::{state, JoinHandle, Thread, ANY_CPU};
+use x86_64::instructions::interrupts;
+
+pub const THREAD_STACK_SIZE: usize = 32 * 1024;
+/// Threads per class a run queue holds before it must allocate.
+const RUN_QUEUE_CAPACITY: usize = 1024;
+/// `current_class` of a CPU running its idle thread.
+const CLASS_IDLE: u8 = u8::MAX;
+
+/// Interrupts off for as long as it lives, restored after: the token that
+/// the scheduling functions require.
+pub struct InterruptsOff {
+    were_enabled: bool,
+}
+
+impl InterruptsOff {
+    pub fn new() -> Self {
+        let were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        InterruptsOff { were_enabled }
+    }
+}
+
+impl Drop for InterruptsOff {
+    fn drop(&mut self) {
+        if self.were_enabled {
+            interrupts::enable();
+        }
+    }
+}
+
+/// Preemption off on this CPU for as long as it lives (interrupts stay on).
+pub struct PreemptGuard(());
+
+impl PreemptGuard {
+    pub fn new() -> Self {
+        cpu().preempt_count.fetch_add(1, Ordering::Relaxed);
+        PreemptGuard(())
+    }
+}
+
+impl Drop for PreemptGuard {
+    fn drop(&mut self) {
+        let c = cpu();
+        if c.preempt_count.fetch_sub(1, Ordering::Relaxed) == 1 && c.need_resched.load(Ordering::Relaxed) {
+            let irq = InterruptsOff::new();
+            schedule(&irq);
+        }
+    }
+}
+
+struct CpuSched {
+    rq: IrqSpinlock<RunQueue<Arc<Thread>>>,
+    /// Run-queue length plus one if a non-idle thread runs: for placement
+    /// and stealing, read without the lock.
+    load: AtomicUsize,
+    /// The running thread (the CPU's own strong reference, `Arc::into_raw`).
+    current: AtomicPtr<Thread>,
+    /// Its class, readable by other CPUs (CLASS_IDLE for the idle thread).
+    current_class: AtomicU8,
+    idle: AtomicPtr<Thread>,
+    /// The thread being switched away from, for finish_switch.
+    prev: AtomicPtr<Thread>,
+    /// The previous thread must move to another CPU (its affinity changed).
+    migrate_prev: AtomicBool,
+    need_resched: AtomicBool,
+    ipi_pending: AtomicBool,
+    preempt_count: AtomicU32,
+    ready: AtomicBool,
+    switches: AtomicU64,
+    steals: AtomicU64,
+    idle_ns: AtomicU64,
+}
+
+impl CpuSched {
+    const fn new() -> Self {
+        CpuSched {
+            rq: IrqSpinlock::new(RunQueue::new()),
+            load: AtomicUsize::new(0),
+            current: AtomicPtr::new(core::ptr::null_mut()),
+            current_class: AtomicU8::new(CLASS_IDLE),
+            idle: AtomicPtr::new(core::ptr::null_mut()),
+            prev: AtomicPtr::new(core::ptr::null_mut()),
+            migrate_prev: AtomicBool::new(false),
+            need_resched: AtomicBool::new(false),
+            ipi_pending: AtomicBool::new(false),
+            preempt_count: AtomicU32::new(0),
+            ready: AtomicBool::new(false),
+            switches: AtomicU64::new(0),
+            steals: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+static CPUS: [CachePadded<CpuSched>; MAX_CPUS] = [const { CachePadded::new(CpuSched::new()) }; MAX_CPUS];
+
+fn of(cpu: u32) -> &'static CpuSched {
+    &CPUS[cpu as usize]
+}
+
+fn cpu() -> &'static CpuSched {
+    of(cpu_index())
+}
+
+fn class_code(c: Class) -> u8 {
+    c as u8
+}
+
+/// The running thread.
+pub fn current() -> Arc<Thread> {
+    let p = cpu().current.load(Ordering::Relaxed);
+    assert!(!p.is_null(), "sched: no current thread on cpu{}", cpu_index());
+    // SAFETY: `current` holds a strong reference for as long as the thread
+    // runs here; this adds one for the caller.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Arc::from_raw(p)
+    }
+}
+
+fn ticks_for(class: Class) -> u64 {
+    (class.slice_ns() * crate::arch::apic::TICK_HZ / 1_000_000_000).max(1)
+}
+
+/// Adopts the code running now on this CPU as a thread: on an AP, as its
+/// idle thread; on the boot CPU, as the `main` thread (it also gets an
+/// idle thread of its own).
+fn adopt_current(name: &'static str, affinity: u32) -> *const Thread {
+    let t = Thread::new(name, Class::Normal, affinity, None, 0, None);
+    t.state.store(state::RUNNING, Ordering::Relaxed);
+    t.on_cpu.store(true, Ordering::Relaxed);
+    t.cpu.store(cpu_index(), Ordering::Relaxed);
+    Arc::into_raw(t)
+}
+
+/// The boot CPU: `kernel_main` becomes the `main` thread; an idle thread is
+/// made for this CPU.
+pub fn init_bsp() {
+    let me = cpu_index();
+    let c = of(me);
+    c.rq.lock().reserve(RUN_QUEUE_CAPACITY);
+    let main = adopt_current("main", ANY_CPU);
+    c.current.store(main as *mut Thread, Ordering::Release);
+    c.current_class.store(class_code(Class::Normal), Ordering::Relaxed);
+    c.load.store(1, Ordering::Relaxed);
+    let stack = KernelStack::new(THREAD_STACK_SIZE).expect("sched: no memory for the idle thread");
+    // SAFETY: a fresh stack, ours alone.
+    let rsp = unsafe { initial_stack(stack.top()) };
+    let idle = Thread::new("idle", Class::Normal, me, Some(stack), rsp, Some(Box::new(|| idle_main())));
+    idle.cpu.store(me, Ordering::Relaxed);
+    c.idle.store(Arc::into_raw(idle) as *mut Thread, Ordering::Release);
+    c.ready.store(true, Ordering::Release);
+}
+
+/// An AP: the code running now becomes its idle thread. Called before the
+/// AP counts itself online, so that nothing it allocates here races with
+/// work that starts once every CPU is up; [`run_ap`] follows.
+pub fn init_ap() {
+    let me = cpu_index();
+    let c = of(me);
+    c.rq.lock().reserve(RUN_QUEUE_CAPACITY);
+    let idle = adopt_current("idle", me);
+    // The CPU holds two references: as `idle` and as `current`.
+    // SAFETY: `idle` is a live Arc pointer just made.
+    unsafe { Arc::increment_strong_count(idle) };
+    c.idle.store(idle as *mut Thread, Ordering::Release);
+    c.current.store(idle as *mut Thread, Ordering::Release);
+    c.current_class.store(CLASS_IDLE, Ordering::Relaxed);
+    c.ready.store(true, Ordering::Release);
+}
+
+/// An AP, online: its idle loop, for good.
+pub fn run_ap() -> ! {
+    idle_main()
+}
+
+/// Every online CPU's load, in a stack array: the scheduler's paths do not
+/// allocate.
+fn loads(online: u32) -> [usize; MAX_CPUS] {
+    let mut loads = [0usize; MAX_CPUS];
+    for (cpu, load) in loads.iter_mut().enumerate().take(online as usize) {
+        *load = of(cpu as u32).load.load(Ordering::Relaxed);
+    }
+    loads
+}
+
+/// Spawns a kernel thread running `f`, on the least loaded CPU that
+/// `affinity` ([`ANY_CPU`] or one CPU index) allows.
+pub fn spawn(
+    name: &'static str,
+    class: Class,
+    affinity: u32,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle, KernelError> {
+    let online = crate::smp::online_count();
+    let usable = |cpu: u32| cpu < online && crate::percpu::get(cpu).online.load(Ordering::Acquire);
+    if affinity != ANY_CPU && !usable(affinity) {
+        return Err(KernelError::BadAddress);
+    }
+    let stack = KernelStack::new(THREAD_STACK_SIZE)?;
+    // SAFETY: a fresh stack, ours alone.
+    let rsp = unsafe { initial_stack(stack.top()) };
+    let t = Thread::new(name, class, affinity, Some(stack), rsp, Some(Box::new(f)));
+    let loads = loads(online);
+    let target =
+        pick_cpu(&loads[..online as usize], cpu_index() as usize, |c| usable(c as u32) && t.allowed_on(c as u32))
+            .ok_or(KernelError::BadAddress)?;
+    t.cpu.store(target as u32, Ordering::Relaxed);
+    log::trace!("sched: thread {} '{}' spawned for cpu{target}", t.id, t.name);
+    let handle = JoinHandle { thread: t.clone() };
+    enqueue(t);
+    Ok(handle)
+}
+
+/// Puts a RUNNABLE thread on the run queue of a CPU it may run on and
+/// tells that CPU if it must act.
+fn enqueue(t: Arc<Thread>) {
+    let last = t.cpu.load(Ordering::Relaxed);
+    let target = match t.affinity() {
+        ANY_CPU if last < crate::smp::online_count() => last,
+        ANY_CPU => cpu_index(),
+        pinned => pinned,
+    };
+    t.cpu.store(target, Ordering::Relaxed);
+    let class = t.class;
+    let c = of(target);
+    {
+        let mut rq = c.rq.lock();
+        rq.push(class, t);
+        c.load.fetch_add(1, Ordering::Relaxed);
+    }
+    let running = c.current_class.load(Ordering::Relaxed);
+    if running == CLASS_IDLE || class_code(class) < running {
+        c.need_resched.store(true, Ordering::Release);
+        if target != cpu_index() && !c.ipi_pending.swap(true, Ordering::AcqRel) {
+            ipi::send(target, Ipi::Reschedule);
+        }
+    }
+}
+
+/// Makes a BLOCKED thread runnable (a no-op if it is not blocked).
+pub(crate) fn wake(t: Arc<Thread>) {
+    if t.state.compare_exchange(state::BLOCKED, state::RUNNABLE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        enqueue(t);
+    }
+}
+
+/// Gives up the CPU to any thread of the same or a higher class.
+pub fn yield_now() {
+    let irq = InterruptsOff::new();
+    schedule(&irq);
+}
+
+/// Changes a thread's affinity; a running thread moves at its next
+/// scheduling point.
+pub fn set_affinity(t: &Thread, affinity: u32) {
+    t.affinity.store(affinity, Ordering::Release);
+    let me = current();
+    if core::ptr::eq(&*me, t) && !t.allowed_on(cpu_index()) {
+        drop(me);
+        yield_now();
+    }
+}
+
+/// Ends the running thread.
+pub fn exit_current() -> ! {
+    let irq = InterruptsOff::new();
+    let me = current();
+    // The condition first, then the wakeup (wait.rs).
+    me.state.store(state::EXITED, Ordering::Release);
+    me.exited.wake_all();
+    drop(me);
+    schedule(&irq);
+    unreachable!("sched: an exited thread ran again");
+}
+
+/// Picks the next thread and switches to it. Interrupts must be off (the
+/// token says so); returns when this thread runs again.
+pub fn schedule(_irq: &InterruptsOff) {
+    let me = cpu_index();
+    let c = of(me);
+    c.need_resched.store(false, Ordering::Relaxed);
+    let prev_ptr = c.current.load(Ordering::Relaxed);
+    let idle_ptr = c.idle.load(Ordering::Relaxed);
+    // SAFETY: `current` holds a reference while the thread runs here.
+    let prev = unsafe { &*prev_ptr };
+    let prev_is_idle = prev_ptr == idle_ptr;
+
+    let next_ptr: *mut Thread = {
+        let mut rq = c.rq.lock();
+        if !prev_is_idle && prev.state() == state::RUNNING {
+            if !prev.allowed_on(me) {
+                prev.state.store(state::RUNNABLE, Ordering::Release);
+                c.migrate_prev.store(true, Ordering::Relaxed);
+            } else if rq.peek_class().is_some_and(|waiting| waiting <= prev.class) {
+                prev.state.store(state::RUNNABLE, Ordering::Release);
+                // SAFETY: as above; the queue gets its own reference.
+                let again = unsafe {
+                    Arc::increment_strong_count(prev_ptr);
+                    Arc::from_raw(prev_ptr)
+                };
+                rq.push(prev.class, again);
+                c.load.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // Nothing of its class or higher is waiting: it keeps going.
+                prev.slice_left.store(ticks_for(prev.class), Ordering::Relaxed);
+                return;
+            }
+        }
+        match rq.pop() {
+            Some((_, t)) => {
+                c.load.fetch_sub(1, Ordering::Relaxed);
+                Arc::into_raw(t) as *mut Thread
+            }
+            None => {
+                // SAFETY: the idle thread lives as long as the CPU.
+                unsafe { Arc::increment_strong_count(idle_ptr) };
+                idle_ptr
+            }
+        }
+    };
+
+    if next_ptr == prev_ptr {
+        // It was woken (or requeued) and picked again: keep running it.
+        // SAFETY: drop the queue's (or idle's) extra reference.
+        unsafe { Arc::decrement_strong_count(next_ptr) };
+        prev.state.store(state::RUNNING, Ordering::Release);
+        return;
+    }
+    // SAFETY: next_ptr carries the reference `current` will own.
+    let next = unsafe { &*next_ptr };
+    // It may still be switching out on another CPU.
+    while next.on_cpu.load(Ordering::Acquire) {
+        crate::arch::tlb::service();
+        core::hint::spin_loop();
+    }
+    next.on_cpu.store(true, Ordering::Relaxed);
+    next.state.store(state::RUNNING, Ordering::Release);
+    next.cpu.store(me, Ordering::Relaxed);
+    next.slice_left.store(ticks_for(next.class), Ordering::Relaxed);
+    let is_idle = next_ptr == idle_ptr;
+    c.current_class.store(if is_idle { CLASS_IDLE } else { class_code(next.class) }, Ordering::Relaxed);
+    let was_busy = !prev_is_idle;
+    match (was_busy, is_idle) {
+        (true, true) => {
+            c.load.fetch_sub(1, Ordering::Relaxed);
+        }
+        (false, false) => {
+            c.load.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+    c.current.store(next_ptr, Ordering::Relaxed);
+    c.prev.store(prev_ptr, Ordering::Relaxed);
+    c.switches.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: prev is this CPU's running thread; next's saved stack
+    // pointer is valid because it is off every CPU (on_cpu was clear).
+    unsafe { switch_context(prev.rsp.get(), *next.rsp.get()) };
+    finish_switch();
+}
+
+/// Runs on the incoming thread right after a switch: releases the thread
+/// switched away from.
+fn finish_switch() {
+    // This may be another CPU than the one that switched away from us.
+    let c = cpu();
+    let prev_ptr = c.prev.swap(core::ptr::null_mut(), Ordering::Relaxed);
+    if prev_ptr.is_null() {
+        return;
+    }
+    // SAFETY: `prev` held the CPU's reference to the thread switched away from.
+    let prev = unsafe { Arc::from_raw(prev_ptr) };
+    let migrate = c.migrate_prev.swap(false, Ordering::Relaxed);
+    prev.on_cpu.store(false, Ordering::Release);
+    if migrate {
+        enqueue(prev);
+    }
+    // Otherwise dropping our reference may free an exited thread and its
+    // stack (we are on another stack now).
+}
+
+/// The first code a new thread runs (from switch.rs's trampoline).
+pub extern "C" fn thread_start() -> ! {
+    finish_switch();
+    let entry = current().entry.lock().take();
+    interrupts::enable();
+    if let Some(f) = entry {
+        f();
+    }
+    exit_current()
+}
+
+/// A timer tick on this CPU: charge the running thread's slice.
+pub fn tick() {
+    let c = cpu();
+    if !c.ready.load(Ordering::Relaxed) || c.current_class.load(Ordering::Relaxed) == CLASS_IDLE {
+        return;
+    }
+    // SAFETY: the current thread is alive while it runs here.
+    let t = unsafe { &*c.current.load(Ordering::Relaxed) };
+    if t.slice_left.fetch_sub(1, Ordering::Relaxed) <= 1 {
+        c.need_resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A reschedule IPI arrived: the sender set need_resched already.
+pub fn reschedule_ipi() {
+    cpu().ipi_pending.store(false, Ordering::Release);
+}
+
+/// Called on the way out of a hardware interrupt: switch if asked to and
+/// allowed to.
+pub fn preempt_point() {
+    let c = cpu();
+    if c.ready.load(Ordering::Relaxed)
+        && c.need_resched.load(Ordering::Acquire)
+        && c.preempt_count.load(Ordering::Relaxed) == 0
+    {
+        let irq = InterruptsOff::new();
+        schedule(&irq);
+    }
+}
+
+/// Moves up to half the imbalance from the busiest CPU to this one.
+fn try_steal(me: u32) -> bool {
+    let online = crate::smp::online_count();
+    let loads = loads(online);
+    let Some(victim) = pick_victim(&loads[..online as usize], me as usize) else { return false };
+    let want = steal_count(loads[victim], loads[me as usize]);
+    let taken = {
+        let v = of(victim as u32);
+        let mut rq = v.rq.lock();
+        let taken = rq.steal(want, |t| t.allowed_on(me));
+        v.load.fetch_sub(taken.len(), Ordering::Relaxed);
+        taken
+    };
+    if taken.is_empty() {
+        return false;
+    }
+    let c = of(me);
+    c.steals.fetch_add(taken.len() as u64, Ordering::Relaxed);
+    let mut rq = c.rq.lock();
+    for (class, t) in taken {
+        t.cpu.store(me, Ordering::Relaxed);
+        rq.push(class, t);
+        c.load.fetch_add(1, Ordering::Relaxed);
+    }
+    true
+}
+
+/// The idle thread: cross-CPU calls, stealing, then `hlt` until an
+/// interrupt. The check for work and `sti; hlt` happen with interrupts off
+/// in between, so a wakeup IPI cannot slip past.
+fn idle_main() -> ! {
+    let me = cpu_index();
+    let c = of(me);
+    loop {
+        let irq = InterruptsOff::new();
+        if crate::smp::call::run_pending() {
+            continue;
+        }
+        if !c.rq.lock().is_empty() || try_steal(me) {
+            schedule(&irq);
+            continue;
+        }
+        let start = crate::arch::cpu::rdtsc();
+        interrupts::enable_and_hlt();
+        interrupts::disable();
+        let slept = crate::time::tsc_to_ns(crate::arch::cpu::rdtsc() - start);
+        c.idle_ns.fetch_add(slept, Ordering::Relaxed);
+        drop(irq);
+    }
+}
+
+/// Per-CPU statistics: `sched: cpuN switches=… ipis_sent=… ipis_received=…
+/// steals=… idle_ms=…`, one line per online CPU.
+pub fn log_stats() {
+    for cpu in 0..crate::smp::online_count() {
+        let c = of(cpu);
+        let p = crate::percpu::get(cpu);
+        log::info!(
+            "sched: cpu{cpu} switches={} ipis_sent={} ipis_received={} steals={} idle_ms={}",
+            c.switches.load(Ordering::Relaxed),
+            p.ipis_sent.load(Ordering::Relaxed),
+            p.ipis_received.load(Ordering::Relaxed),
+            c.steals.load(Ordering::Relaxed),
+            c.idle_ns.load(Ordering::Relaxed) / 1_000_000,
+        );
+    }
+    log::info!("sched: tlb_shootdowns={} (all CPUs)", crate::arch::tlb::count());
+}

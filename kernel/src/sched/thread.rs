@@ -1,0 +1,140 @@
+//! Kernel threads: what the scheduler switches between.
+use super::wait::WaitQueue;
+use crate::mem::stack::KernelStack;
+use crate::sync::IrqSpinlock;
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use ferrite_kcore::sched::Class;
+
+/// Thread states (Thread::state).
+pub mod state {
+    /// On a run queue, or about to be.
+    pub const RUNNABLE: u8 = 0;
+    /// On a CPU.
+    pub const RUNNING: u8 = 1;
+    /// Waiting on a wait queue.
+    pub const BLOCKED: u8 = 2;
+    /// Finished; runs no more.
+    pub const EXITED: u8 = 3;
+}
+
+/// Affinity: any CPU.
+pub const ANY_CPU: u32 = u32::MAX;
+
+pub type Entry = Box<dyn FnOnce() + Send + 'static>;
+
+pub struct Thread {
+    pub id: u64,
+    pub name: &'static str,
+    pub class: Class,
+    pub(super) state: AtomicU8,
+    /// True from the moment a CPU picks this thread until that CPU has
+    /// finished switching away from it: no other CPU may run it meanwhile.
+    pub(super) on_cpu: AtomicBool,
+    /// The CPU it runs on or last ran on.
+    pub(super) cpu: AtomicU32,
+    /// [`ANY_CPU`] or the one CPU it may run on.
+    pub(super) affinity: AtomicU32,
+    /// Saved stack pointer while switched out; written only by the CPU
+    /// switching away from it, read only by the CPU switching to it, and
+    /// the on_cpu handshake orders the two.
+    pub(super) rsp: UnsafeCell<u64>,
+    /// None for a CPU's boot context (its stack is never freed).
+    _stack: Option<KernelStack>,
+    pub(super) entry: IrqSpinlock<Option<Entry>>,
+    pub(super) exited: WaitQueue,
+    /// Scheduler ticks left in the current slice.
+    pub(super) slice_left: AtomicU64,
+    /// Last field, so it drops after the stack: a thread counts as gone
+    /// only once its memory is back.
+    _live: LiveToken,
+}
+
+/// Counts a thread in [`live_threads`] from creation until it is freed.
+struct LiveToken;
+
+impl LiveToken {
+    fn new() -> Self {
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        LiveToken
+    }
+}
+
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every field is atomic or locked except rsp, whose accesses the
+// on_cpu protocol serialises (see sched/mod.rs).
+unsafe impl Sync for Thread {}
+// SAFETY: as above; a thread is handed between CPUs by design.
+unsafe impl Send for Thread {}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Threads that exist (spawned and not yet freed), for the leak checks.
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+pub fn live_threads() -> u64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+impl Thread {
+    pub(super) fn new(
+        name: &'static str,
+        class: Class,
+        affinity: u32,
+        stack: Option<KernelStack>,
+        rsp: u64,
+        entry: Option<Entry>,
+    ) -> Arc<Thread> {
+        Arc::new(Thread {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            class,
+            state: AtomicU8::new(state::RUNNABLE),
+            on_cpu: AtomicBool::new(false),
+            cpu: AtomicU32::new(0),
+            affinity: AtomicU32::new(affinity),
+            rsp: UnsafeCell::new(rsp),
+            _stack: stack,
+            entry: IrqSpinlock::new(entry),
+            exited: WaitQueue::new(),
+            slice_left: AtomicU64::new(0),
+            _live: LiveToken::new(),
+        })
+    }
+
+    pub fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    pub fn affinity(&self) -> u32 {
+        self.affinity.load(Ordering::Acquire)
+    }
+
+    pub fn allowed_on(&self, cpu: u32) -> bool {
+        let a = self.affinity();
+        a == ANY_CPU || a == cpu
+    }
+}
+
+/// Waits for a spawned thread to finish.
+pub struct JoinHandle {
+    pub(super) thread: Arc<Thread>,
+}
+
+impl JoinHandle {
+    /// Blocks until the thread has exited.
+    pub fn join(self) {
+        let t = &self.thread;
+        t.exited.wait_until(|| t.state() == state::EXITED);
+    }
+
+    pub fn thread(&self) -> &Arc<Thread> {
+        &self.thread
+    }
+}
