@@ -22,6 +22,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "sched::high_class_preempts", run: high_class_preempts },
     Test { name: "sched::wait_queue_across_cpus", run: wait_queue_across_cpus },
     Test { name: "sched::preempt_guard_holds", run: preempt_guard_holds },
+    Test { name: "sched::mutex_excludes", run: mutex_excludes },
+    Test { name: "sched::semaphore_bounds", run: semaphore_bounds },
     Test { name: "sched::affinity_change_moves", run: affinity_change_moves },
     Test { name: "sched::no_leaks", run: no_leaks },
 ];
@@ -274,6 +276,74 @@ fn preempt_guard_holds() -> TestResult {
         2 => Err("the other thread did not run after preemption was enabled again".into()),
         v => Err(alloc::format!("no verdict ({v})")),
     }
+}
+
+/// Threads on every CPU increment a plain counter under a sleeping mutex,
+/// yielding inside the critical section to invite contention: the count
+/// is exact.
+fn mutex_excludes() -> TestResult {
+    const ROUNDS: u64 = 300;
+    let n = u64::from(smp::online_count());
+    let threads = 2 * n;
+    let counter = Arc::new(sched::sync::Mutex::new(0u64));
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        let counter = counter.clone();
+        handles.push(
+            spawn("locker", Class::Normal, ANY_CPU, move || {
+                for _ in 0..ROUNDS {
+                    let mut c = counter.lock();
+                    let v = core::hint::black_box(*c);
+                    yield_now();
+                    *c = v + 1;
+                }
+            })
+            .map_err(|e| alloc::format!("spawn: {e}"))?,
+        );
+    }
+    for h in handles {
+        h.join();
+    }
+    let got = *counter.lock();
+    ensure!(got == threads * ROUNDS, "counter {got}, expected {}", threads * ROUNDS);
+    Ok(())
+}
+
+/// A semaphore of K permits never lets more than K threads in at once,
+/// and every thread gets in.
+fn semaphore_bounds() -> TestResult {
+    const PERMITS: u64 = 3;
+    let n = u64::from(smp::online_count());
+    let sem = Arc::new(sched::sync::Semaphore::new(PERMITS));
+    let inside = Arc::new(AtomicU64::new(0));
+    let most = Arc::new(AtomicU64::new(0));
+    let entered = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..4 * n + 4 {
+        let (sem, inside, most, entered) = (sem.clone(), inside.clone(), most.clone(), entered.clone());
+        handles.push(
+            spawn("permit", Class::Normal, ANY_CPU, move || {
+                for _ in 0..20 {
+                    sem.acquire();
+                    let now = inside.fetch_add(1, Ordering::AcqRel) + 1;
+                    most.fetch_max(now, Ordering::AcqRel);
+                    entered.fetch_add(1, Ordering::Relaxed);
+                    yield_now();
+                    inside.fetch_sub(1, Ordering::AcqRel);
+                    sem.release();
+                }
+            })
+            .map_err(|e| alloc::format!("spawn: {e}"))?,
+        );
+    }
+    let expected = (4 * n + 4) * 20;
+    for h in handles {
+        h.join();
+    }
+    ensure!(most.load(Ordering::Acquire) <= PERMITS, "{} threads inside at once", most.load(Ordering::Acquire));
+    ensure!(entered.load(Ordering::Relaxed) == expected, "{} of {expected} entries", entered.load(Ordering::Relaxed));
+    ensure!(sem.available() == PERMITS, "{} permits left of {PERMITS}", sem.available());
+    Ok(())
 }
 
 /// A running thread whose affinity moves to another CPU continues there.

@@ -29,6 +29,7 @@
 //!
 //! **Blocking** is in wait.rs, with the protocol that rules out lost
 //! wakeups.
+pub mod sync;
 pub mod thread;
 pub mod wait;
 
