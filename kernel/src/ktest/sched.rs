@@ -23,6 +23,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "sched::wait_queue_across_cpus", run: wait_queue_across_cpus },
     Test { name: "sched::preempt_guard_holds", run: preempt_guard_holds },
     Test { name: "sched::mutex_excludes", run: mutex_excludes },
+    Test { name: "sched::sleep_not_early", run: sleep_not_early },
+    Test { name: "sched::idle_cpu_takes_no_ticks", run: idle_cpu_takes_no_ticks },
     Test { name: "sched::semaphore_bounds", run: semaphore_bounds },
     Test { name: "sched::affinity_change_moves", run: affinity_change_moves },
     Test { name: "sched::no_leaks", run: no_leaks },
@@ -64,6 +66,15 @@ fn spawn_join_many() -> TestResult {
 /// placement must have put one on every CPU.
 fn placement_spreads() -> TestResult {
     let n = smp::online_count();
+    // Start from every CPU idle but this one: a joined thread is marked
+    // exited before its CPU has switched away from it, and until then that
+    // CPU rightly counts as busy.
+    let quiet = wait_for(2_000_000_000, || {
+        let loads = sched::loads_snapshot();
+        let me = cpu_index() as usize;
+        (0..n as usize).all(|c| loads[c] == usize::from(c == me))
+    });
+    ensure!(quiet, "CPUs still busy before the test: loads {:?}", &sched::loads_snapshot()[..n as usize]);
     let started = Arc::new(AtomicU32::new(0));
     let seen = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
@@ -81,11 +92,18 @@ fn placement_spreads() -> TestResult {
             .map_err(|e| alloc::format!("spawn: {e}"))?,
         );
     }
+    let loads = sched::loads_snapshot();
+    let spawner = cpu_index();
     for h in handles {
         h.join();
     }
     let cpus = seen.load(Ordering::Relaxed).count_ones();
-    ensure!(cpus >= n.min(64), "{n} threads ran on only {cpus} CPUs");
+    ensure!(
+        cpus >= n.min(64),
+        "{n} threads ran on only {cpus} CPUs (mask {:#x}; loads after spawning {:?}, spawned from cpu{spawner})",
+        seen.load(Ordering::Relaxed),
+        &loads[..n as usize]
+    );
     Ok(())
 }
 
@@ -344,6 +362,73 @@ fn semaphore_bounds() -> TestResult {
     ensure!(entered.load(Ordering::Relaxed) == expected, "{} of {expected} entries", entered.load(Ordering::Relaxed));
     ensure!(sem.available() == PERMITS, "{} permits left of {PERMITS}", sem.available());
     Ok(())
+}
+
+/// Threads on every CPU sleep for pseudo-random durations (seeded, the
+/// seed printed on failure) and each checks it woke no earlier than asked,
+/// and within a generous bound (a lost timer would hang it).
+fn sleep_not_early() -> TestResult {
+    let seed = 0x5eed_0000_0000_0001u64;
+    let n = smp::online_count();
+    let early = Arc::new(AtomicU64::new(0));
+    let late = Arc::new(AtomicU64::new(0));
+    let mut rng = ferrite_kcore::rng::XorShift64::new(seed);
+    let mut handles = Vec::new();
+    for i in 0..(4 * n) {
+        let (early, late) = (early.clone(), late.clone());
+        let naps: Vec<u64> = (0..5).map(|_| 100_000 + rng.below(20_000_000)).collect();
+        handles.push(
+            spawn("sleeper", Class::Normal, i % n, move || {
+                for ns in naps {
+                    let start = time::uptime_ns();
+                    sched::sleep_ns(ns);
+                    let slept = time::uptime_ns() - start;
+                    if slept < ns {
+                        early.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if slept > ns + 10_000_000_000 {
+                        late.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .map_err(|e| alloc::format!("spawn: {e}"))?,
+        );
+    }
+    for h in handles {
+        h.join();
+    }
+    ensure!(early.load(Ordering::Relaxed) == 0, "seed {seed:#x}: {} sleeps ended early", early.load(Ordering::Relaxed));
+    ensure!(late.load(Ordering::Relaxed) == 0, "seed {seed:#x}: {} sleeps overran 10 s", late.load(Ordering::Relaxed));
+    Ok(())
+}
+
+/// A CPU with nothing but its idle thread arms no timer: over a quarter of
+/// a second it takes no timer interrupts at all. The CPU watched is one
+/// other than the test's own (whose sleep arms a timer there); an attempt
+/// in which the test thread moved CPUs proves nothing and is retried.
+/// (Needs a second CPU.)
+fn idle_cpu_takes_no_ticks() -> TestResult {
+    let n = smp::online_count();
+    if n < 2 {
+        return Ok(());
+    }
+    for _ in 0..3 {
+        let me = cpu_index();
+        let watched = (me + 1) % n;
+        // Make the watched CPU run a thread and go back to idle, so that it
+        // has been through the scheduler (and armed timers) first.
+        spawn("brief", Class::Normal, watched, || {}).map_err(|e| alloc::format!("spawn: {e}"))?.join();
+        // Let the last timer it armed fire.
+        sched::sleep_ns(50_000_000);
+        let before = crate::percpu::get(watched).timer_ticks.load(Ordering::Relaxed);
+        sched::sleep_ns(250_000_000);
+        let after = crate::percpu::get(watched).timer_ticks.load(Ordering::Relaxed);
+        if cpu_index() == me {
+            ensure!(after == before, "idle cpu{watched} took {} timer interrupts in 250 ms", after - before);
+            return Ok(());
+        }
+    }
+    Err("the test thread moved between CPUs in every attempt".into())
 }
 
 /// A running thread whose affinity moves to another CPU continues there.

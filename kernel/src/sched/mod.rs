@@ -2,8 +2,7 @@
 //!
 //! **Policy.** Two classes, High and Normal (ferrite_kcore::sched): a
 //! runnable High thread always runs before a Normal one; within a class,
-//! threads take turns, each for a time slice (High 2 ms, Normal 10 ms)
-//! counted in timer ticks. A thread that yields or whose slice ends goes to
+//! threads take turns, each for a time slice (High 2 ms, Normal 10 ms). A thread that yields or whose slice ends goes to
 //! the back of its class's queue, unless nothing of its class or higher is
 //! waiting. A woken thread preempts the running one only if its class is
 //! strictly higher.
@@ -29,10 +28,17 @@
 //!
 //! **Blocking** is in wait.rs, with the protocol that rules out lost
 //! wakeups.
+//!
+//! **Time.** Each CPU's APIC timer is one-shot, armed by [`rearm_timer`]
+//! for the earlier of the running thread's slice end and the CPU's first
+//! sleeper's deadline (`sleep` keeps a per-CPU heap of them). A CPU running
+//! only its idle thread with no sleepers arms nothing and takes no timer
+//! interrupts at all.
 pub mod sync;
 pub mod thread;
 pub mod wait;
 
+use crate::arch::cpu::rdtsc;
 use crate::arch::ipi::{self, Ipi};
 use crate::arch::switch::{initial_stack, switch_context};
 use crate::error::KernelError;
@@ -40,6 +46,7 @@ use crate::mem::stack::KernelStack;
 use crate::percpu::{cpu_index, MAX_CPUS};
 use crate::sync::IrqSpinlock;
 use alloc::boxed::Box;
+use alloc::collections::BinaryHeap;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
@@ -98,7 +105,7 @@ impl Drop for PreemptGuard {
 struct CpuSched {
     rq: IrqSpinlock<RunQueue<Arc<Thread>>>,
     /// Run-queue length plus one if a non-idle thread runs: for placement
-    /// and stealing, read without the lock.
+    /// and stealing, read without the lock, written only under it.
     load: AtomicUsize,
     /// The running thread (the CPU's own strong reference, `Arc::into_raw`).
     current: AtomicPtr<Thread>,
@@ -113,6 +120,10 @@ struct CpuSched {
     ipi_pending: AtomicBool,
     preempt_count: AtomicU32,
     ready: AtomicBool,
+    /// TSC time at which the running thread's slice ends.
+    slice_end: AtomicU64,
+    /// Sleeping threads, earliest deadline first.
+    sleepers: IrqSpinlock<BinaryHeap<Sleeper>>,
     switches: AtomicU64,
     steals: AtomicU64,
     idle_ns: AtomicU64,
@@ -132,6 +143,8 @@ impl CpuSched {
             ipi_pending: AtomicBool::new(false),
             preempt_count: AtomicU32::new(0),
             ready: AtomicBool::new(false),
+            slice_end: AtomicU64::new(0),
+            sleepers: IrqSpinlock::new(BinaryHeap::new()),
             switches: AtomicU64::new(0),
             steals: AtomicU64::new(0),
             idle_ns: AtomicU64::new(0),
@@ -165,8 +178,32 @@ pub fn current() -> Arc<Thread> {
     }
 }
 
-fn ticks_for(class: Class) -> u64 {
-    (class.slice_ns() * crate::arch::apic::TICK_HZ / 1_000_000_000).max(1)
+fn ns_to_tsc(ns: u64) -> u64 {
+    (u128::from(ns) * u128::from(crate::time::tsc_hz()) / 1_000_000_000) as u64
+}
+
+/// A thread asleep until a TSC deadline, ordered earliest first.
+struct Sleeper {
+    deadline: u64,
+    thread: Arc<Thread>,
+}
+
+impl PartialEq for Sleeper {
+    fn eq(&self, other: &Self) -> bool {
+        self.deadline == other.deadline
+    }
+}
+impl Eq for Sleeper {}
+impl PartialOrd for Sleeper {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Sleeper {
+    /// Reversed: BinaryHeap is a max-heap, and the earliest must come out first.
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        other.deadline.cmp(&self.deadline)
+    }
 }
 
 /// Adopts the code running now on this CPU as a thread: on an AP, as its
@@ -196,7 +233,10 @@ pub fn init_bsp() {
     let idle = Thread::new("idle", Class::Normal, me, Some(stack), rsp, Some(Box::new(|| idle_main())));
     idle.cpu.store(me, Ordering::Relaxed);
     c.idle.store(Arc::into_raw(idle) as *mut Thread, Ordering::Release);
+    c.slice_end.store(rdtsc() + ns_to_tsc(Class::Normal.slice_ns()), Ordering::Relaxed);
     c.ready.store(true, Ordering::Release);
+    let _irq = InterruptsOff::new();
+    rearm_timer();
 }
 
 /// An AP: the code running now becomes its idle thread. Called before the
@@ -219,6 +259,11 @@ pub fn init_ap() {
 /// An AP, online: its idle loop, for good.
 pub fn run_ap() -> ! {
     idle_main()
+}
+
+/// Every online CPU's load now (for diagnostics).
+pub fn loads_snapshot() -> [usize; MAX_CPUS] {
+    loads(crate::smp::online_count())
 }
 
 /// Every online CPU's load, in a stack array: the scheduler's paths do not
@@ -347,24 +392,27 @@ pub fn schedule(_irq: &InterruptsOff) {
                     Arc::from_raw(prev_ptr)
                 };
                 rq.push(prev.class, again);
-                c.load.fetch_add(1, Ordering::Relaxed);
             } else {
                 // Nothing of its class or higher is waiting: it keeps going.
-                prev.slice_left.store(ticks_for(prev.class), Ordering::Relaxed);
+                c.slice_end.store(rdtsc() + ns_to_tsc(prev.class.slice_ns()), Ordering::Relaxed);
+                drop(rq);
+                rearm_timer();
                 return;
             }
         }
-        match rq.pop() {
-            Some((_, t)) => {
-                c.load.fetch_sub(1, Ordering::Relaxed);
-                Arc::into_raw(t) as *mut Thread
-            }
+        let next = match rq.pop() {
+            Some((_, t)) => Arc::into_raw(t) as *mut Thread,
             None => {
                 // SAFETY: the idle thread lives as long as the CPU.
                 unsafe { Arc::increment_strong_count(idle_ptr) };
                 idle_ptr
             }
-        }
+        };
+        // Set in one step, under the lock every other change takes too: a
+        // decrement at the pop and an increment at the switch would show
+        // other CPUs a moment in which this CPU looks empty.
+        c.load.store(rq.len() + usize::from(next != idle_ptr), Ordering::Relaxed);
+        next
     };
 
     if next_ptr == prev_ptr {
@@ -372,6 +420,7 @@ pub fn schedule(_irq: &InterruptsOff) {
         // SAFETY: drop the queue's (or idle's) extra reference.
         unsafe { Arc::decrement_strong_count(next_ptr) };
         prev.state.store(state::RUNNING, Ordering::Release);
+        rearm_timer();
         return;
     }
     // SAFETY: next_ptr carries the reference `current` will own.
@@ -384,19 +433,9 @@ pub fn schedule(_irq: &InterruptsOff) {
     next.on_cpu.store(true, Ordering::Relaxed);
     next.state.store(state::RUNNING, Ordering::Release);
     next.cpu.store(me, Ordering::Relaxed);
-    next.slice_left.store(ticks_for(next.class), Ordering::Relaxed);
+    c.slice_end.store(rdtsc() + ns_to_tsc(next.class.slice_ns()), Ordering::Relaxed);
     let is_idle = next_ptr == idle_ptr;
     c.current_class.store(if is_idle { CLASS_IDLE } else { class_code(next.class) }, Ordering::Relaxed);
-    let was_busy = !prev_is_idle;
-    match (was_busy, is_idle) {
-        (true, true) => {
-            c.load.fetch_sub(1, Ordering::Relaxed);
-        }
-        (false, false) => {
-            c.load.fetch_add(1, Ordering::Relaxed);
-        }
-        _ => {}
-    }
     c.current.store(next_ptr, Ordering::Relaxed);
     c.prev.store(prev_ptr, Ordering::Relaxed);
     c.switches.fetch_add(1, Ordering::Relaxed);
@@ -404,6 +443,39 @@ pub fn schedule(_irq: &InterruptsOff) {
     // pointer is valid because it is off every CPU (on_cpu was clear).
     unsafe { switch_context(prev.rsp.get(), *next.rsp.get()) };
     finish_switch();
+    rearm_timer();
+}
+
+/// Arms this CPU's timer for its next event: the running thread's slice
+/// end (none for the idle thread) or the first sleeper's deadline,
+/// whichever is first. Interrupts must be off.
+pub fn rearm_timer() {
+    let c = cpu();
+    let sleeper = c.sleepers.lock().peek().map(|s| s.deadline);
+    let slice = (c.current_class.load(Ordering::Relaxed) != CLASS_IDLE).then(|| c.slice_end.load(Ordering::Relaxed));
+    let next = match (sleeper, slice) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    crate::arch::apic::arm(next);
+}
+
+/// Sleeps for at least `ns` nanoseconds.
+pub fn sleep_ns(ns: u64) {
+    let deadline = rdtsc() + ns_to_tsc(ns);
+    while rdtsc() < deadline {
+        let irq = InterruptsOff::new();
+        let me = current();
+        {
+            // Blocked and on the heap under the heap's lock: the timer
+            // interrupt that pops it wakes it (wait.rs's protocol).
+            let mut sleepers = cpu().sleepers.lock();
+            me.state.store(state::BLOCKED, Ordering::Release);
+            sleepers.push(Sleeper { deadline, thread: me });
+        }
+        rearm_timer();
+        schedule(&irq);
+    }
 }
 
 /// Runs on the incoming thread right after a switch: releases the thread
@@ -429,6 +501,7 @@ fn finish_switch() {
 /// The first code a new thread runs (from switch.rs's trampoline).
 pub extern "C" fn thread_start() -> ! {
     finish_switch();
+    rearm_timer();
     let entry = current().entry.lock().take();
     interrupts::enable();
     if let Some(f) = entry {
@@ -437,17 +510,31 @@ pub extern "C" fn thread_start() -> ! {
     exit_current()
 }
 
-/// A timer tick on this CPU: charge the running thread's slice.
-pub fn tick() {
+/// This CPU's timer fired: wake the sleepers whose time has come, end the
+/// running thread's slice if it is over, and arm the next event.
+pub fn timer_interrupt() {
     let c = cpu();
-    if !c.ready.load(Ordering::Relaxed) || c.current_class.load(Ordering::Relaxed) == CLASS_IDLE {
+    if !c.ready.load(Ordering::Relaxed) {
         return;
     }
-    // SAFETY: the current thread is alive while it runs here.
-    let t = unsafe { &*c.current.load(Ordering::Relaxed) };
-    if t.slice_left.fetch_sub(1, Ordering::Relaxed) <= 1 {
+    let now = rdtsc();
+    loop {
+        let due = {
+            let mut sleepers = c.sleepers.lock();
+            match sleepers.peek() {
+                Some(s) if s.deadline <= now => sleepers.pop(),
+                _ => None,
+            }
+        };
+        match due {
+            Some(s) => wake(s.thread),
+            None => break,
+        }
+    }
+    if c.current_class.load(Ordering::Relaxed) != CLASS_IDLE && now >= c.slice_end.load(Ordering::Relaxed) {
         c.need_resched.store(true, Ordering::Relaxed);
     }
+    rearm_timer();
 }
 
 /// A reschedule IPI arrived: the sender set need_resched already.

@@ -45,8 +45,6 @@ pub struct Thread {
     _stack: Option<KernelStack>,
     pub(super) entry: IrqSpinlock<Option<Entry>>,
     pub(super) exited: WaitQueue,
-    /// Scheduler ticks left in the current slice.
-    pub(super) slice_left: AtomicU64,
     /// Last field, so it drops after the stack: a thread counts as gone
     /// only once its memory is back.
     _live: LiveToken,
@@ -103,7 +101,6 @@ impl Thread {
             _stack: stack,
             entry: IrqSpinlock::new(entry),
             exited: WaitQueue::new(),
-            slice_left: AtomicU64::new(0),
             _live: LiveToken::new(),
         })
     }

@@ -5,7 +5,7 @@
 //! 11-1); in x2APIC mode the same register is MSR `0x800 + offset / 16`.
 use super::idt::vector;
 use super::{cpu, pit};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Once;
 use x86_64::registers::model_specific::Msr;
 
@@ -46,12 +46,10 @@ const ICR_SPIN_LIMIT: u32 = 1_000_000;
 const SVR_ENABLE: u32 = 1 << 8;
 /// LVT bits.
 const LVT_MASKED: u32 = 1 << 16;
-const LVT_TIMER_PERIODIC: u32 = 1 << 17;
+const LVT_TIMER_ONE_SHOT: u32 = 0;
 const LVT_TIMER_TSC_DEADLINE: u32 = 2 << 17;
 /// Timer divide configuration for divide-by-16 (SDM figure 11-10).
 const TIMER_DIVIDE_BY_16: u32 = 0b0011;
-/// Periodic tick rate until the scheduler arms one-shot timers.
-pub const TICK_HZ: u64 = 100;
 /// Calibration window: 10 ms of PIT ticks, five times.
 const CALIBRATION_PIT_TICKS: u16 = (pit::PIT_HZ / 100) as u16;
 const CALIBRATION_RUNS: usize = 5;
@@ -68,8 +66,8 @@ pub enum Mode {
 static MODE: Once<Mode> = Once::new();
 /// Timer input frequency after the divider, in Hz.
 static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
-/// TSC ticks per timer tick in TSC-deadline mode (0: periodic mode).
-static DEADLINE_PERIOD: AtomicU64 = AtomicU64::new(0);
+/// The timer runs in TSC-deadline mode (else one-shot count mode).
+static DEADLINE_MODE: AtomicBool = AtomicBool::new(false);
 
 /// An interrupt-command-register value (SDM vol. 3, figure 11-12): what
 /// to send, and to which APIC ID.
@@ -235,13 +233,12 @@ pub fn init_bsp() {
     calibrate();
     start_timer();
     log::info!(
-        "apic: {} id {} version {:#x}, timer {} kHz (after /16), tick {} Hz ({}), TSC {} kHz",
+        "apic: {} id {} version {:#x}, timer {} kHz (after /16), {} one-shot, TSC {} kHz",
         mode_name(),
         id(),
         read(Reg::Version) & 0xff,
         TIMER_HZ.load(Ordering::Relaxed) / 1000,
-        TICK_HZ,
-        if DEADLINE_PERIOD.load(Ordering::Relaxed) != 0 { "TSC-deadline" } else { "periodic" },
+        if DEADLINE_MODE.load(Ordering::Relaxed) { "TSC-deadline" } else { "count" },
         crate::time::tsc_hz() / 1000,
     );
 }
@@ -253,26 +250,42 @@ pub fn init_ap() {
     start_timer();
 }
 
-/// Starts this CPU's tick: TSC-deadline mode where the CPU has it (no
-/// divider or count to drift), else periodic mode.
+/// Sets this CPU's timer up for one-shot use: TSC-deadline mode where the
+/// CPU has it (no divider or count to drift), else one-shot count mode.
+/// Nothing is armed: the scheduler arms it ([`arm`]) when it needs an
+/// interrupt, so an idle CPU with nothing pending takes none.
 fn start_timer() {
     if cpu::features().tsc_deadline {
-        let period = (crate::time::tsc_hz() / TICK_HZ).max(1);
-        DEADLINE_PERIOD.store(period, Ordering::Relaxed);
+        DEADLINE_MODE.store(true, Ordering::Relaxed);
         write(Reg::LvtTimer, LVT_TIMER_TSC_DEADLINE | u32::from(vector::TIMER));
-        // The LVT write must be visible before the deadline is armed
+        // The LVT write must be visible before a deadline is armed
         // (SDM 11.5.4.1; Linux fences here too).
         // SAFETY: mfence has no other effect.
         unsafe { core::arch::x86_64::_mm_mfence() };
-        arm_deadline(period);
     } else {
-        start_periodic(TICK_HZ);
+        write(Reg::TimerDivide, TIMER_DIVIDE_BY_16);
+        write(Reg::LvtTimer, LVT_TIMER_ONE_SHOT | u32::from(vector::TIMER));
     }
 }
 
-fn arm_deadline(period: u64) {
-    // SAFETY: IA32_TSC_DEADLINE exists when CPUID says TSC-deadline.
-    unsafe { Msr::new(MSR_TSC_DEADLINE).write(cpu::rdtsc() + period) };
+/// Arms this CPU's timer to interrupt at TSC time `deadline` (at once if
+/// it has passed), or disarms it (`None`).
+pub fn arm(deadline: Option<u64>) {
+    if DEADLINE_MODE.load(Ordering::Relaxed) {
+        // SAFETY: IA32_TSC_DEADLINE exists in TSC-deadline mode; 0 disarms.
+        unsafe { Msr::new(MSR_TSC_DEADLINE).write(deadline.map_or(0, |d| d.max(1))) };
+        return;
+    }
+    let count = match deadline {
+        None => 0,
+        Some(d) => {
+            let ticks = d.saturating_sub(cpu::rdtsc());
+            let count = u128::from(ticks) * u128::from(TIMER_HZ.load(Ordering::Relaxed))
+                / u128::from(crate::time::tsc_hz().max(1));
+            count.clamp(1, u128::from(u32::MAX)) as u32
+        }
+    };
+    write(Reg::TimerInitialCount, count);
 }
 
 /// One reading of the three clocks, bracketed by two TSC reads.
@@ -339,13 +352,6 @@ fn calibrate() {
     crate::time::set_tsc_hz(tsc_hz[median]);
 }
 
-fn start_periodic(hz: u64) {
-    let count = (TIMER_HZ.load(Ordering::Relaxed) / hz).clamp(1, u64::from(u32::MAX)) as u32;
-    write(Reg::TimerDivide, TIMER_DIVIDE_BY_16);
-    write(Reg::LvtTimer, LVT_TIMER_PERIODIC | u32::from(vector::TIMER));
-    write(Reg::TimerInitialCount, count);
-}
-
 /// The timer's input frequency after the divide-by-16 stage.
 pub fn timer_hz() -> u64 {
     TIMER_HZ.load(Ordering::Relaxed)
@@ -353,33 +359,28 @@ pub fn timer_hz() -> u64 {
 
 pub(super) fn timer_interrupt() {
     crate::percpu::current().timer_ticks.fetch_add(1, Ordering::Relaxed);
-    match DEADLINE_PERIOD.load(Ordering::Relaxed) {
-        0 => {}
-        period => arm_deadline(period),
-    }
 }
 
 /// Measures how fast this CPU's APIC timer counts down, in Hz (after the
 /// divider), against the TSC over `window_ns`, without relying on timer
-/// interrupts being delivered on time. `None` in TSC-deadline mode (no
-/// count register in use) or if the window spans more than one reload.
+/// interrupts being delivered on time. Borrows the timer (a full count, far
+/// longer than the window) and leaves it disarmed: the caller re-arms.
+/// `None` in TSC-deadline mode, where the count register is unused.
 pub fn measure_timer_hz(window_ns: u64) -> Option<u64> {
-    if DEADLINE_PERIOD.load(Ordering::Relaxed) != 0 {
+    if DEADLINE_MODE.load(Ordering::Relaxed) {
         return None;
     }
-    let initial = u64::from(read(Reg::TimerInitialCount));
     let window = window_ns * crate::time::tsc_hz() / 1_000_000_000;
     x86_64::instructions::interrupts::without_interrupts(|| {
+        write(Reg::TimerInitialCount, u32::MAX);
         let (c0, t0) = (u64::from(read(Reg::TimerCurrentCount)), cpu::rdtsc());
         while cpu::rdtsc() - t0 < window {
             core::hint::spin_loop();
         }
         let (c1, t1) = (u64::from(read(Reg::TimerCurrentCount)), cpu::rdtsc());
-        // Periodic mode reloads at zero: at most one reload fits a window
-        // shorter than the period.
-        let counted = if c1 <= c0 { c0 - c1 } else { c0 + initial - c1 };
+        write(Reg::TimerInitialCount, 0);
         let ns = crate::time::tsc_to_ns(t1 - t0);
-        (ns > 0).then(|| counted * 1_000_000_000 / ns)
+        (ns > 0 && c1 <= c0).then(|| (c0 - c1) * 1_000_000_000 / ns)
     })
 }
 

@@ -238,7 +238,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         vector::TIMER => {
             apic::timer_interrupt();
             apic::end_of_interrupt();
-            crate::sched::tick();
+            crate::sched::timer_interrupt();
             crate::sched::preempt_point();
         }
         vector::SPURIOUS => {} // no EOI for spurious APIC interrupts
