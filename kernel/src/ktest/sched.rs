@@ -27,6 +27,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "sched::idle_cpu_takes_no_ticks", run: idle_cpu_takes_no_ticks },
     Test { name: "sched::semaphore_bounds", run: semaphore_bounds },
     Test { name: "sched::affinity_change_moves", run: affinity_change_moves },
+    Test { name: "sched::affinity_change_while_queued", run: affinity_change_while_queued },
     Test { name: "sched::no_leaks", run: no_leaks },
 ];
 
@@ -452,6 +453,43 @@ fn affinity_change_moves() -> TestResult {
     for &(want, got) in path.lock().iter() {
         ensure!(want == got, "pinned to cpu{want} but ran on cpu{got}");
     }
+    Ok(())
+}
+
+/// A thread whose affinity changes while it waits on one CPU's queue runs
+/// on the CPU it was moved to, not where it was queued. (Needs two CPUs.)
+fn affinity_change_while_queued() -> TestResult {
+    let n = smp::online_count();
+    if n < 2 {
+        return Ok(());
+    }
+    let (from, to) = (n - 1, n - 2);
+    // Keep `from` busy so that the thread below waits in its queue.
+    let release = Arc::new(AtomicBool::new(false));
+    let blocker = {
+        let release = release.clone();
+        spawn("blocker", Class::Normal, from, move || {
+            let _hold = sched::PreemptGuard::new();
+            let deadline = time::uptime_ns() + 5_000_000_000;
+            while !release.load(Ordering::Acquire) && time::uptime_ns() < deadline {
+                core::hint::spin_loop();
+            }
+        })
+        .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    wait_for(1_000_000_000, || blocker.thread().state() == sched::thread::state::RUNNING);
+    let ran_on = Arc::new(AtomicU32::new(u32::MAX));
+    let moved = {
+        let ran_on = ran_on.clone();
+        spawn("moved", Class::Normal, from, move || ran_on.store(cpu_index(), Ordering::Release))
+            .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    sched::set_affinity(moved.thread(), to);
+    release.store(true, Ordering::Release);
+    moved.join();
+    blocker.join();
+    let cpu = ran_on.load(Ordering::Acquire);
+    ensure!(cpu == to, "the thread re-pinned to cpu{to} while queued on cpu{from} ran on cpu{cpu}");
     Ok(())
 }
 

@@ -378,6 +378,9 @@ pub fn schedule(_irq: &InterruptsOff) {
     let prev = unsafe { &*prev_ptr };
     let prev_is_idle = prev_ptr == idle_ptr;
 
+    // Queued threads whose affinity changed while they waited here: moved
+    // once the lock is dropped (two run-queue locks are never held at once).
+    let mut misplaced: [Option<Arc<Thread>>; 4] = Default::default();
     let next_ptr: *mut Thread = {
         let mut rq = c.rq.lock();
         if !prev_is_idle && prev.state() == state::RUNNING {
@@ -400,8 +403,19 @@ pub fn schedule(_irq: &InterruptsOff) {
                 return;
             }
         }
-        let next = match rq.pop() {
-            Some((_, t)) => Arc::into_raw(t) as *mut Thread,
+        let mut picked = None;
+        for slot in misplaced.iter_mut() {
+            match rq.pop() {
+                Some((_, t)) if t.allowed_on(me) => {
+                    picked = Some(t);
+                    break;
+                }
+                Some((_, t)) => *slot = Some(t),
+                None => break,
+            }
+        }
+        let next = match picked {
+            Some(t) => Arc::into_raw(t) as *mut Thread,
             None => {
                 // SAFETY: the idle thread lives as long as the CPU.
                 unsafe { Arc::increment_strong_count(idle_ptr) };
@@ -415,6 +429,9 @@ pub fn schedule(_irq: &InterruptsOff) {
         next
     };
 
+    for t in misplaced.into_iter().flatten() {
+        enqueue(t);
+    }
     if next_ptr == prev_ptr {
         // It was woken (or requeued) and picked again: keep running it.
         // SAFETY: drop the queue's (or idle's) extra reference.
