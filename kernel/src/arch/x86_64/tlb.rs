@@ -56,10 +56,22 @@ pub fn flush_range(start: u64, pages: u64) {
     }
 }
 
-/// Drops `pages` kernel-half pages from `addr` from every other online
-/// CPU's TLB, with one IPI, and waits until all have done so. The caller
-/// has already flushed its own.
+/// Drops `pages` kernel-half pages from `addr` from every CPU's TLB: this
+/// one's, then every other online CPU's with one IPI, waiting until all
+/// have done so.
+///
+/// All of it runs with interrupts off. Otherwise the caller could be
+/// preempted while it holds the request slot, and a thread that then
+/// spins for the slot with interrupts off on the same CPU would wait
+/// forever (the stress suite hung three CPUs exactly so); or it could
+/// migrate between its local flush and the request, and the CPU it moved
+/// to would count itself flushed without having flushed.
 pub fn shootdown(addr: u64, pages: u64) {
+    x86_64::instructions::interrupts::without_interrupts(|| shootdown_locked(addr, pages));
+}
+
+fn shootdown_locked(addr: u64, pages: u64) {
+    flush_range(addr, pages);
     let others = crate::smp::online_count().saturating_sub(1);
     if others == 0 {
         return;
