@@ -124,10 +124,6 @@ struct CpuSched {
     slice_end: AtomicU64,
     /// TSC time of the last switch on this CPU (the running thread's start).
     last_switch: AtomicU64,
-    /// Timer interrupts taken since the last switch: the watchdog's measure,
-    /// counted in this CPU's own time (a virtual CPU that its host does not
-    /// run takes none).
-    ticks_since_switch: AtomicU64,
     /// Sleeping threads, earliest deadline first.
     sleepers: IrqSpinlock<BinaryHeap<Sleeper>>,
     switches: AtomicU64,
@@ -151,7 +147,6 @@ impl CpuSched {
             ready: AtomicBool::new(false),
             slice_end: AtomicU64::new(0),
             last_switch: AtomicU64::new(0),
-            ticks_since_switch: AtomicU64::new(0),
             sleepers: IrqSpinlock::new(BinaryHeap::new()),
             switches: AtomicU64::new(0),
             steals: AtomicU64::new(0),
@@ -463,7 +458,6 @@ pub fn schedule(_irq: &InterruptsOff) {
     c.slice_end.store(rdtsc() + ns_to_tsc(next.class.slice_ns()), Ordering::Relaxed);
     let is_idle = next_ptr == idle_ptr;
     c.current_class.store(if is_idle { CLASS_IDLE } else { class_code(next.class) }, Ordering::Relaxed);
-    c.ticks_since_switch.store(0, Ordering::Relaxed);
     let now = rdtsc();
     prev.runtime.fetch_add(now.saturating_sub(c.last_switch.swap(now, Ordering::Relaxed)), Ordering::Relaxed);
     c.current.store(next_ptr, Ordering::Relaxed);
@@ -547,7 +541,6 @@ pub fn timer_interrupt() {
     if !c.ready.load(Ordering::Relaxed) {
         return;
     }
-    c.ticks_since_switch.fetch_add(1, Ordering::Relaxed);
     let now = rdtsc();
     loop {
         let due = {
@@ -655,18 +648,16 @@ pub fn log_stats() {
     log::info!("sched: tlb_shootdowns={} (all CPUs)", crate::arch::tlb::count());
 }
 
-/// The watchdog's question: is there a CPU that has taken `ticks` timer
-/// interrupts without switching threads while others waited in its queue?
-/// Every slice that ends with a thread of the same class waiting must end
-/// in a switch, so this does not happen to a healthy CPU running threads of
-/// one class (a High thread may rightly run on while Normal ones wait).
-/// Returns the CPU and its count.
-pub fn starved_cpu(ticks: u64) -> Option<(u32, u64)> {
+/// The watchdog's question: is there a CPU that has had threads waiting in
+/// its queue while running the same thread for longer than `bound_ns`?
+/// Returns that CPU and how long, in nanoseconds.
+pub fn starved_cpu(bound_ns: u64) -> Option<(u32, u64)> {
+    let now = rdtsc();
     (0..crate::smp::online_count()).find_map(|cpu| {
         let c = of(cpu);
         let waiting = c.load.load(Ordering::Relaxed) >= 2;
-        let count = c.ticks_since_switch.load(Ordering::Relaxed);
-        (waiting && count >= ticks).then_some((cpu, count))
+        let since = crate::time::tsc_to_ns(now.saturating_sub(c.last_switch.load(Ordering::Relaxed)));
+        (waiting && since > bound_ns).then_some((cpu, since))
     })
 }
 
@@ -685,11 +676,10 @@ pub fn dump_state() {
         // while it runs; a racing switch shows a neighbouring thread.
         let (name, id) = unsafe { c.current.load(Ordering::Relaxed).as_ref() }.map_or(("?", 0), |t| (t.name, t.id));
         log::error!(
-            "sched state: cpu{cpu} running={class} '{name}' #{id} load={} queued={} since_switch_ms={} ticks_since_switch={} need_resched={} preempt_count={} sleepers={}",
+            "sched state: cpu{cpu} running={class} '{name}' #{id} load={} queued={} since_switch_ms={} need_resched={} preempt_count={} sleepers={}",
             c.load.load(Ordering::Relaxed),
             queued.map_or(alloc::string::String::from("locked"), |n| alloc::format!("{n}")),
             crate::time::tsc_to_ns(now.saturating_sub(c.last_switch.load(Ordering::Relaxed))) / 1_000_000,
-            c.ticks_since_switch.load(Ordering::Relaxed),
             c.need_resched.load(Ordering::Relaxed),
             c.preempt_count.load(Ordering::Relaxed),
             c.sleepers.try_with(|s| s.len()).map_or(alloc::string::String::from("locked"), |n| alloc::format!("{n}")),
