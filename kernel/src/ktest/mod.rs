@@ -11,7 +11,6 @@ mod arch;
 mod mem;
 mod sched;
 pub mod smp;
-mod stress;
 
 pub type TestResult = Result<(), String>;
 
@@ -21,7 +20,7 @@ pub struct Test {
 }
 
 /// Every suite's tests.
-const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS, stress::TESTS];
+const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS];
 
 /// Fails the test with a formatted reason unless `cond` holds.
 #[macro_export]
@@ -57,19 +56,4 @@ pub fn run(selector: &str) -> bool {
     }
     crate::println!("{passed} passed, {failed} failed");
     failed == 0
-}
-
-/// The seed of this run's random choices: `seed=<n>` from the command line,
-/// or one drawn from the TSC at first use. Logged once, so that any run can
-/// be replayed.
-pub fn seed() -> u64 {
-    static SEED: spin::Once<u64> = spin::Once::new();
-    *SEED.call_once(|| {
-        let seed = crate::cmdline::options().seed.unwrap_or_else(|| {
-            let mut r = ferrite_kcore::rng::XorShift64::new(crate::arch::cpu::rdtsc());
-            r.next_u64() % 1_000_000_000
-        });
-        log::info!("test: seed={seed} (replay with seed={seed} on the command line)");
-        seed
-    })
 }

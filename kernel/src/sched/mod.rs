@@ -122,8 +122,6 @@ struct CpuSched {
     ready: AtomicBool,
     /// TSC time at which the running thread's slice ends.
     slice_end: AtomicU64,
-    /// TSC time of the last switch on this CPU (the running thread's start).
-    last_switch: AtomicU64,
     /// Sleeping threads, earliest deadline first.
     sleepers: IrqSpinlock<BinaryHeap<Sleeper>>,
     switches: AtomicU64,
@@ -146,7 +144,6 @@ impl CpuSched {
             preempt_count: AtomicU32::new(0),
             ready: AtomicBool::new(false),
             slice_end: AtomicU64::new(0),
-            last_switch: AtomicU64::new(0),
             sleepers: IrqSpinlock::new(BinaryHeap::new()),
             switches: AtomicU64::new(0),
             steals: AtomicU64::new(0),
@@ -237,7 +234,6 @@ pub fn init_bsp() {
     idle.cpu.store(me, Ordering::Relaxed);
     c.idle.store(Arc::into_raw(idle) as *mut Thread, Ordering::Release);
     c.slice_end.store(rdtsc() + ns_to_tsc(Class::Normal.slice_ns()), Ordering::Relaxed);
-    c.last_switch.store(rdtsc(), Ordering::Relaxed);
     c.ready.store(true, Ordering::Release);
     let _irq = InterruptsOff::new();
     rearm_timer();
@@ -257,7 +253,6 @@ pub fn init_ap() {
     c.idle.store(idle as *mut Thread, Ordering::Release);
     c.current.store(idle as *mut Thread, Ordering::Release);
     c.current_class.store(CLASS_IDLE, Ordering::Relaxed);
-    c.last_switch.store(rdtsc(), Ordering::Relaxed);
     c.ready.store(true, Ordering::Release);
 }
 
@@ -458,8 +453,6 @@ pub fn schedule(_irq: &InterruptsOff) {
     c.slice_end.store(rdtsc() + ns_to_tsc(next.class.slice_ns()), Ordering::Relaxed);
     let is_idle = next_ptr == idle_ptr;
     c.current_class.store(if is_idle { CLASS_IDLE } else { class_code(next.class) }, Ordering::Relaxed);
-    let now = rdtsc();
-    prev.runtime.fetch_add(now.saturating_sub(c.last_switch.swap(now, Ordering::Relaxed)), Ordering::Relaxed);
     c.current.store(next_ptr, Ordering::Relaxed);
     c.prev.store(prev_ptr, Ordering::Relaxed);
     c.switches.fetch_add(1, Ordering::Relaxed);
@@ -646,54 +639,4 @@ pub fn log_stats() {
         );
     }
     log::info!("sched: tlb_shootdowns={} (all CPUs)", crate::arch::tlb::count());
-}
-
-/// The watchdog's question: is there a CPU that has had threads waiting in
-/// its queue while running the same thread for longer than `bound_ns`?
-/// Returns that CPU and how long, in nanoseconds.
-pub fn starved_cpu(bound_ns: u64) -> Option<(u32, u64)> {
-    let now = rdtsc();
-    (0..crate::smp::online_count()).find_map(|cpu| {
-        let c = of(cpu);
-        let waiting = c.load.load(Ordering::Relaxed) >= 2;
-        let since = crate::time::tsc_to_ns(now.saturating_sub(c.last_switch.load(Ordering::Relaxed)));
-        (waiting && since > bound_ns).then_some((cpu, since))
-    })
-}
-
-/// Logs every CPU's scheduling state: for the reports of hung tests.
-pub fn dump_state() {
-    let now = rdtsc();
-    for cpu in 0..crate::smp::online_count() {
-        let c = of(cpu);
-        let class = match c.current_class.load(Ordering::Relaxed) {
-            CLASS_IDLE => "idle",
-            x if x == Class::High as u8 => "high",
-            _ => "normal",
-        };
-        let queued = c.rq.try_with(|q| q.len());
-        // SAFETY: a diagnostic read of a running thread, which stays alive
-        // while it runs; a racing switch shows a neighbouring thread.
-        let (name, id) = unsafe { c.current.load(Ordering::Relaxed).as_ref() }.map_or(("?", 0), |t| (t.name, t.id));
-        log::error!(
-            "sched state: cpu{cpu} running={class} '{name}' #{id} load={} queued={} since_switch_ms={} need_resched={} preempt_count={} sleepers={}",
-            c.load.load(Ordering::Relaxed),
-            queued.map_or(alloc::string::String::from("locked"), |n| alloc::format!("{n}")),
-            crate::time::tsc_to_ns(now.saturating_sub(c.last_switch.load(Ordering::Relaxed))) / 1_000_000,
-            c.need_resched.load(Ordering::Relaxed),
-            c.preempt_count.load(Ordering::Relaxed),
-            c.sleepers.try_with(|s| s.len()).map_or(alloc::string::String::from("locked"), |n| alloc::format!("{n}")),
-        );
-    }
-}
-
-/// Nanoseconds `t` has spent on a CPU, including the stint in progress if
-/// it is running now.
-pub fn runtime_ns(t: &Thread) -> u64 {
-    let mut ticks = t.runtime.load(Ordering::Relaxed);
-    if t.state() == state::RUNNING {
-        let since = of(t.cpu.load(Ordering::Relaxed)).last_switch.load(Ordering::Relaxed);
-        ticks += rdtsc().saturating_sub(since);
-    }
-    crate::time::tsc_to_ns(ticks)
 }
