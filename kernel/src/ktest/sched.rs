@@ -85,7 +85,7 @@ fn placement_spreads() -> TestResult {
             spawn("spread", Class::Normal, ANY_CPU, move || {
                 seen.fetch_or(1 << (cpu_index() % 64), Ordering::Relaxed);
                 started.fetch_add(1, Ordering::Relaxed);
-                let deadline = time::uptime_ns() + 5_000_000_000;
+                let deadline = time::uptime_ns() + 60_000_000_000;
                 while started.load(Ordering::Relaxed) < n && time::uptime_ns() < deadline {
                     core::hint::spin_loop();
                 }
@@ -263,7 +263,7 @@ fn preempt_guard_holds() -> TestResult {
             }
             let ran_inside = other_ran.load(Ordering::Acquire);
             drop(guard);
-            let deadline = time::uptime_ns() + 5_000_000_000;
+            let deadline = time::uptime_ns() + 60_000_000_000;
             while !other_ran.load(Ordering::Acquire) && time::uptime_ns() < deadline {
                 core::hint::spin_loop();
             }
@@ -463,21 +463,36 @@ fn affinity_change_while_queued() -> TestResult {
     if n < 2 {
         return Ok(());
     }
-    let (from, to) = (n - 1, n - 2);
+    // This thread stays where it is, off `from`: the blocker there does not
+    // let anything else run until it is released.
+    let main = sched::current();
+    let me = cpu_index();
+    sched::set_affinity(&main, me);
+    let from = (me + 1) % n;
+    let to = if n == 2 { me } else { (me + 2) % n };
+    let result = queued_move(from, to);
+    sched::set_affinity(&main, ANY_CPU);
+    result
+}
+
+fn queued_move(from: u32, to: u32) -> TestResult {
     // Keep `from` busy so that the thread below waits in its queue.
     let release = Arc::new(AtomicBool::new(false));
     let blocker = {
         let release = release.clone();
         spawn("blocker", Class::Normal, from, move || {
             let _hold = sched::PreemptGuard::new();
-            let deadline = time::uptime_ns() + 5_000_000_000;
+            let deadline = time::uptime_ns() + 60_000_000_000;
             while !release.load(Ordering::Acquire) && time::uptime_ns() < deadline {
                 core::hint::spin_loop();
             }
         })
         .map_err(|e| alloc::format!("spawn: {e}"))?
     };
-    wait_for(1_000_000_000, || blocker.thread().state() == sched::thread::state::RUNNING);
+    // The test means something only once the blocker holds the CPU; on a
+    // loaded host that can take a while.
+    let holding = wait_for(30_000_000_000, || blocker.thread().state() == sched::thread::state::RUNNING);
+    ensure!(holding, "the blocker never got its CPU within 30 s");
     let ran_on = Arc::new(AtomicU32::new(u32::MAX));
     let moved = {
         let ran_on = ran_on.clone();

@@ -50,14 +50,15 @@ impl KernelStack {
         };
         // On an early return, Drop unmaps what was mapped and frees the slot.
         let mut stack = KernelStack { slot, pages: 0 };
-        let bottom = stack.top() - pages * PAGE_SIZE;
+        let top = stack.top();
         for i in 0..pages {
             let frame = frames::alloc().ok_or(KernelError::NoMemory)?;
-            if let Err(e) = paging::map(bottom + i * PAGE_SIZE, frame, paging::kernel_flags(true, false)) {
+            if let Err(e) = paging::map(top - (i + 1) * PAGE_SIZE, frame, paging::kernel_flags(true, false)) {
                 frames::free(frame);
                 return Err(e);
             }
-            // Pages map bottom-up, so Drop can unmap exactly these.
+            // Pages map top-down, so what is mapped is always the top
+            // `pages` pages, which is what Drop unmaps after a failure too.
             stack.pages = i + 1;
         }
         SLOT_PAGES[slot].store(pages as u32, Ordering::Release);
