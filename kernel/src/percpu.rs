@@ -38,6 +38,10 @@ pub struct PerCpu {
     pub boot_gate: AtomicU32,
     /// Last TLB-shootdown generation this CPU acknowledged (tlb.rs).
     pub tlb_generation: AtomicU64,
+    /// The last fault a fixup absorbed on this CPU (trap.rs).
+    pub last_fault_vector: AtomicU64,
+    pub last_fault_error: AtomicU64,
+    pub last_fault_address: AtomicU64,
 }
 
 impl PerCpu {
@@ -54,6 +58,9 @@ impl PerCpu {
             call_generation: AtomicU64::new(0),
             boot_gate: AtomicU32::new(0),
             tlb_generation: AtomicU64::new(0),
+            last_fault_vector: AtomicU64::new(0),
+            last_fault_error: AtomicU64::new(0),
+            last_fault_address: AtomicU64::new(0),
         }
     }
 

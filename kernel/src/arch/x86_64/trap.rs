@@ -163,17 +163,15 @@ pub struct FaultRecord {
     pub address: u64,
 }
 
-// Per CPU once SMP lands; the kernel is single-CPU for now.
-static LAST_FAULT_VECTOR: AtomicU64 = AtomicU64::new(0);
-static LAST_FAULT_ERROR: AtomicU64 = AtomicU64::new(0);
-static LAST_FAULT_ADDRESS: AtomicU64 = AtomicU64::new(0);
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
 pub fn last_fixed_fault() -> FaultRecord {
+    // Per CPU: probes run on every CPU at once, and each must see its own.
+    let cpu = crate::percpu::current();
     FaultRecord {
-        vector: LAST_FAULT_VECTOR.load(Ordering::Relaxed) as u8,
-        error_code: LAST_FAULT_ERROR.load(Ordering::Relaxed),
-        address: LAST_FAULT_ADDRESS.load(Ordering::Relaxed),
+        vector: cpu.last_fault_vector.load(Ordering::Relaxed) as u8,
+        error_code: cpu.last_fault_error.load(Ordering::Relaxed),
+        address: cpu.last_fault_address.load(Ordering::Relaxed),
     }
 }
 
@@ -209,9 +207,10 @@ fn try_fixup(frame: &mut TrapFrame, cr2: u64) -> bool {
                 frame.rsp += 8;
             }
             frame.rip = f.continuation;
-            LAST_FAULT_VECTOR.store(u64::from(v), Ordering::Relaxed);
-            LAST_FAULT_ERROR.store(frame.error_code, Ordering::Relaxed);
-            LAST_FAULT_ADDRESS.store(if v == vector::PAGE_FAULT { cr2 } else { 0 }, Ordering::Relaxed);
+            let cpu = crate::percpu::current();
+            cpu.last_fault_vector.store(u64::from(v), Ordering::Relaxed);
+            cpu.last_fault_error.store(frame.error_code, Ordering::Relaxed);
+            cpu.last_fault_address.store(if v == vector::PAGE_FAULT { cr2 } else { 0 }, Ordering::Relaxed);
             return true;
         }
     }
