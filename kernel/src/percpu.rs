@@ -24,8 +24,6 @@ pub struct PerCpu {
     /// Local APIC ID (not the index: IDs have gaps).
     apic_id: AtomicU32,
     pub online: AtomicBool,
-    /// Top of the stack the CPU started its kernel life on.
-    pub boot_stack_top: AtomicU64,
     /// Local APIC timer interrupts taken.
     pub timer_ticks: AtomicU64,
     /// IPIs this CPU sent and received.
@@ -51,7 +49,6 @@ impl PerCpu {
             index: AtomicU32::new(0),
             apic_id: AtomicU32::new(0),
             online: AtomicBool::new(false),
-            boot_stack_top: AtomicU64::new(0),
             timer_ticks: AtomicU64::new(0),
             ipis_sent: AtomicU64::new(0),
             ipis_received: AtomicU64::new(0),

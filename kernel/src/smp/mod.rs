@@ -277,7 +277,6 @@ fn start_aps(ids: &[u32], page: u64, params: &mut Params) {
         match KernelStack::new(AP_STACK_SIZE) {
             Ok(stack) => {
                 *top = stack.top();
-                percpu::get(i as u32).boot_stack_top.store(stack.top(), Ordering::Relaxed);
                 // The AP runs on it for the rest of its life.
                 core::mem::forget(stack);
             }
