@@ -124,6 +124,10 @@ struct CpuSched {
     slice_end: AtomicU64,
     /// Sleeping threads, earliest deadline first.
     sleepers: IrqSpinlock<BinaryHeap<Sleeper>>,
+    /// The first sleeper's deadline (u64::MAX: none), kept in step with
+    /// `sleepers` under its lock, so that arming the timer on every switch
+    /// reads one word instead of taking the lock.
+    next_wakeup: AtomicU64,
     switches: AtomicU64,
     steals: AtomicU64,
     idle_ns: AtomicU64,
@@ -145,6 +149,7 @@ impl CpuSched {
             ready: AtomicBool::new(false),
             slice_end: AtomicU64::new(0),
             sleepers: IrqSpinlock::new(BinaryHeap::new()),
+            next_wakeup: AtomicU64::new(u64::MAX),
             switches: AtomicU64::new(0),
             steals: AtomicU64::new(0),
             idle_ns: AtomicU64::new(0),
@@ -468,7 +473,7 @@ pub fn schedule(_irq: &InterruptsOff) {
 /// whichever is first. Interrupts must be off.
 pub fn rearm_timer() {
     let c = cpu();
-    let sleeper = c.sleepers.lock().peek().map(|s| s.deadline);
+    let sleeper = Some(c.next_wakeup.load(Ordering::Relaxed)).filter(|&d| d != u64::MAX);
     let slice = (c.current_class.load(Ordering::Relaxed) != CLASS_IDLE).then(|| c.slice_end.load(Ordering::Relaxed));
     let next = match (sleeper, slice) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -489,6 +494,7 @@ pub fn sleep_ns(ns: u64) {
             let mut sleepers = cpu().sleepers.lock();
             me.state.store(state::BLOCKED, Ordering::Release);
             sleepers.push(Sleeper { deadline, thread: me });
+            cpu().next_wakeup.store(sleepers.peek().map_or(u64::MAX, |s| s.deadline), Ordering::Relaxed);
         }
         rearm_timer();
         schedule(&irq);
@@ -539,7 +545,11 @@ pub fn timer_interrupt() {
         let due = {
             let mut sleepers = c.sleepers.lock();
             match sleepers.peek() {
-                Some(s) if s.deadline <= now => sleepers.pop(),
+                Some(s) if s.deadline <= now => {
+                    let due = sleepers.pop();
+                    cpu().next_wakeup.store(sleepers.peek().map_or(u64::MAX, |s| s.deadline), Ordering::Relaxed);
+                    due
+                }
                 _ => None,
             }
         };
