@@ -245,18 +245,39 @@ fn wait_queue_across_cpus() -> TestResult {
     Ok(())
 }
 
-/// While a thread holds a PreemptGuard, another thread of its class on its
-/// CPU does not run, however many ticks pass; once it lets go, it does.
+/// While a thread holds a PreemptGuard, another thread of its class
+/// queued on its CPU does not run, however many ticks pass; once it lets
+/// go, it does. The other thread is spawned only after the guard is held,
+/// from a CPU the test pins itself to. (Needs a second CPU to spawn from.)
 fn preempt_guard_holds() -> TestResult {
-    let cpu = smp::online_count() - 1;
+    let n = smp::online_count();
+    if n < 2 {
+        return Ok(());
+    }
+    let main = sched::current();
+    let me = cpu_index();
+    sched::set_affinity(&main, me);
+    let result = guard_holds_on((me + 1) % n);
+    sched::set_affinity(&main, ANY_CPU);
+    result
+}
+
+fn guard_holds_on(cpu: u32) -> TestResult {
+    let holding = Arc::new(AtomicBool::new(false));
+    let other_queued = Arc::new(AtomicBool::new(false));
     let other_ran = Arc::new(AtomicBool::new(false));
     let verdict = Arc::new(AtomicU32::new(0));
     let guarded = {
-        let (other_ran, verdict) = (other_ran.clone(), verdict.clone());
+        let (holding, other_queued, other_ran, verdict) =
+            (holding.clone(), other_queued.clone(), other_ran.clone(), verdict.clone());
         spawn("guarded", Class::Normal, cpu, move || {
             let guard = sched::PreemptGuard::new();
-            // Wait for the other thread to be queued here, then spin for
-            // several slices.
+            holding.store(true, Ordering::Release);
+            let deadline = time::uptime_ns() + 60_000_000_000;
+            while !other_queued.load(Ordering::Acquire) && time::uptime_ns() < deadline {
+                core::hint::spin_loop();
+            }
+            // Several slices with the other thread waiting behind us.
             let until = time::uptime_ns() + 100_000_000;
             while time::uptime_ns() < until {
                 core::hint::spin_loop();
@@ -281,12 +302,18 @@ fn preempt_guard_holds() -> TestResult {
         })
         .map_err(|e| alloc::format!("spawn: {e}"))?
     };
-    wait_for(1_000_000_000, || guarded.thread().state() == sched::thread::state::RUNNING);
+    let held = wait_for(30_000_000_000, || holding.load(Ordering::Acquire));
+    if !held {
+        other_queued.store(true, Ordering::Release);
+        guarded.join();
+        return Err("the guarded thread never started within 30 s".into());
+    }
     let other = {
         let other_ran = other_ran.clone();
         spawn("other", Class::Normal, cpu, move || other_ran.store(true, Ordering::Release))
             .map_err(|e| alloc::format!("spawn: {e}"))?
     };
+    other_queued.store(true, Ordering::Release);
     other.join();
     guarded.join();
     match verdict.load(Ordering::Acquire) {
