@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "mem::null_page_unmapped", run: null_page_unmapped },
     Test { name: "mem::trampoline_page_reserved", run: trampoline_page_reserved },
     Test { name: "mem::stack_guard_pages", run: stack_guard_pages },
+    Test { name: "mem::stack_cache", run: stack_cache },
 ];
 
 fn frames_alloc_free_reuse() -> TestResult {
@@ -234,6 +235,7 @@ fn stack_guard_pages() -> TestResult {
     // The first stack in a fresh part of the region may allocate page
     // tables that stay; warm up so the count below sees only the stack.
     drop(KernelStack::new(16 * 1024).map_err(|e| alloc::format!("stack: {e}"))?);
+    crate::mem::stack::trim();
     let frees = frames::free_count();
     let stack = KernelStack::new(16 * 1024).map_err(|e| alloc::format!("stack: {e}"))?;
     let below = stack.bottom() - 8;
@@ -247,6 +249,40 @@ fn stack_guard_pages() -> TestResult {
         "guard_page_owner does not know the kernel stack's guard"
     );
     drop(stack);
+    // A dropped stack stays mapped in the cache until trimmed.
+    crate::mem::stack::trim();
     ensure!(frames::free_count() == frees, "a dropped kernel stack leaked frames");
+    Ok(())
+}
+
+/// A dropped stack is reused as it is (no frames, no shootdown); a full
+/// cache is emptied with one shootdown and gives every frame back.
+fn stack_cache() -> TestResult {
+    use crate::mem::stack;
+    const SIZE: usize = 12 * 1024;
+    let new = || KernelStack::new(SIZE).map_err(|e| alloc::format!("stack: {e}"));
+    // Warm up the page tables of the slots used below, then start empty.
+    drop((0..80).map(|_| new()).collect::<Result<Vec<_>, _>>()?);
+    stack::trim();
+    let frees = frames::free_count();
+    let shootdowns = crate::arch::tlb::count();
+
+    let first = new()?;
+    let top = first.top();
+    drop(first);
+    let again = new()?;
+    ensure!(again.top() == top, "a cached stack was not reused ({:#x}, then {:#x})", top, again.top());
+    ensure!(frames::free_count() == frees - 3, "a reused stack took fresh frames");
+    // SAFETY: the top of our own stack is mapped and ours.
+    unsafe { ((again.top() - 8) as *mut u64).write_volatile(1) };
+    drop(again);
+
+    let many = (0..70).map(|_| new()).collect::<Result<Vec<_>, _>>()?;
+    drop(many);
+    let used = crate::arch::tlb::count() - shootdowns;
+    let expected = u64::from(crate::smp::online_count() > 1);
+    ensure!(used == expected, "dropping 70 stacks took {used} shootdowns, expected {expected} (one cache flush)");
+    stack::trim();
+    ensure!(frames::free_count() == frees, "free frames: {frees} before, {} after", frames::free_count());
     Ok(())
 }

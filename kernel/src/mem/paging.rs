@@ -231,25 +231,12 @@ pub fn unmap(virt: u64) -> Result<u64, KernelError> {
     Ok(frame)
 }
 
-/// Unmaps `pages` pages from `virt`, shooting them down from other CPUs'
-/// TLBs with one request, then hands each frame to `free`. Stops at the
-/// first page that cannot be unmapped (after shooting down those that
-/// were).
-pub fn unmap_range(virt: u64, pages: u64, mut free: impl FnMut(u64)) -> Result<(), KernelError> {
-    let mut frames = alloc::vec::Vec::with_capacity(pages as usize);
-    let mut result = Ok(());
-    for i in 0..pages {
-        match unmap_local(virt + i * super::PAGE_SIZE) {
-            Ok(f) => frames.push(f),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    crate::arch::tlb::shootdown(virt, frames.len() as u64);
-    frames.into_iter().for_each(&mut free);
-    result
+/// Unmaps one page from the kernel tables and this CPU's TLB only, and
+/// returns its frame. Other CPUs may still cache the mapping: the caller
+/// must shoot it down (`arch::tlb`) before the frame is reused. For callers
+/// that unmap many pages and shoot them all down at once.
+pub fn unmap_deferred(virt: u64) -> Result<u64, KernelError> {
+    unmap_local(virt)
 }
 
 /// Unmaps and flushes this CPU's TLB entry only.

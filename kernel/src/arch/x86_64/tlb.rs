@@ -70,6 +70,12 @@ pub fn shootdown(addr: u64, pages: u64) {
     x86_64::instructions::interrupts::without_interrupts(|| shootdown_locked(addr, pages));
 }
 
+/// Flushes every CPU's whole TLB (global entries included) with one
+/// request: for changes to many scattered pages at once.
+pub fn shootdown_all() {
+    shootdown(0, u64::MAX);
+}
+
 fn shootdown_locked(addr: u64, pages: u64) {
     flush_range(addr, pages);
     let others = crate::smp::online_count().saturating_sub(1);
