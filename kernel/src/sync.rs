@@ -37,6 +37,17 @@ impl<T> IrqSpinlock<T> {
         IrqSpinlockGuard { guard: ManuallyDrop::new(guard), interrupts_were_enabled }
     }
 
+    /// Runs `f` on the value if the lock is free now, without waiting.
+    pub fn try_with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let interrupts_were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        let r = self.inner.try_lock().map(|g| f(&g));
+        if interrupts_were_enabled {
+            interrupts::enable();
+        }
+        r
+    }
+
     /// Releases the lock whoever holds it.
     ///
     /// # Safety

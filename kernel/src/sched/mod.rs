@@ -24,7 +24,14 @@
 //!
 //! **Placement and balancing.** A new thread goes to the least loaded CPU
 //! its affinity allows; an idle CPU steals from the busiest one (half the
-//! difference, respecting affinity).
+//! difference, respecting affinity). At the end of each slice a busy CPU
+//! also balances (`balance_tick`): it pulls from a CPU with two or more
+//! threads more than itself, and if threads wait in its own queue it kicks
+//! halted CPUs that may run them, so no CPU sleeps through a backlog.
+//!
+//! **Watchdog.** A CPU that takes [`WATCHDOG_TICKS`] timer interrupts
+//! without passing through `schedule` while threads wait in its queue logs
+//! every CPU's state and counts a bite.
 //!
 //! **Blocking** is in wait.rs, with the protocol that rules out lost
 //! wakeups.
@@ -122,6 +129,12 @@ struct CpuSched {
     ready: AtomicBool,
     /// TSC time at which the running thread's slice ends.
     slice_end: AtomicU64,
+    /// TSC time of the last switch on this CPU (the running thread's start).
+    last_switch: AtomicU64,
+    /// Timer interrupts taken since this CPU last passed through
+    /// `schedule`: the watchdog's measure, counted in this CPU's own time (a
+    /// virtual CPU that its host does not run takes none).
+    ticks_since_pass: AtomicU64,
     /// Sleeping threads, earliest deadline first.
     sleepers: IrqSpinlock<BinaryHeap<Sleeper>>,
     /// The first sleeper's deadline (u64::MAX: none), kept in step with
@@ -148,6 +161,8 @@ impl CpuSched {
             preempt_count: AtomicU32::new(0),
             ready: AtomicBool::new(false),
             slice_end: AtomicU64::new(0),
+            last_switch: AtomicU64::new(0),
+            ticks_since_pass: AtomicU64::new(0),
             sleepers: IrqSpinlock::new(BinaryHeap::new()),
             next_wakeup: AtomicU64::new(u64::MAX),
             switches: AtomicU64::new(0),
@@ -156,6 +171,19 @@ impl CpuSched {
         }
     }
 }
+
+/// The watchdog: a CPU that takes this many timer interrupts of its own
+/// without passing through `schedule` while threads wait in its queue has
+/// stopped scheduling. A slice ends at least every 10 ms of the CPU's time,
+/// and a slice that ends with a thread waiting leads to `schedule` unless
+/// preemption is off, so a healthy CPU never gets near it. It counts the
+/// CPU's own interrupts rather than time, so that a virtual CPU its host
+/// does not run (16 of them on 2 host cores, under TCG) does not look hung.
+/// Each bite is logged with every CPU's state, and counted (the stress
+/// suite fails on any).
+pub const WATCHDOG_TICKS: u64 = 20;
+static WATCHDOG_BITES: AtomicU64 = AtomicU64::new(0);
+static WATCHDOG_CPU: AtomicU32 = AtomicU32::new(0);
 
 static CPUS: [CachePadded<CpuSched>; MAX_CPUS] = [const { CachePadded::new(CpuSched::new()) }; MAX_CPUS];
 
@@ -239,6 +267,7 @@ pub fn init_bsp() {
     idle.cpu.store(me, Ordering::Relaxed);
     c.idle.store(Arc::into_raw(idle) as *mut Thread, Ordering::Release);
     c.slice_end.store(rdtsc() + ns_to_tsc(Class::Normal.slice_ns()), Ordering::Relaxed);
+    c.last_switch.store(rdtsc(), Ordering::Relaxed);
     c.ready.store(true, Ordering::Release);
     let _irq = InterruptsOff::new();
     rearm_timer();
@@ -258,6 +287,7 @@ pub fn init_ap() {
     c.idle.store(idle as *mut Thread, Ordering::Release);
     c.current.store(idle as *mut Thread, Ordering::Release);
     c.current_class.store(CLASS_IDLE, Ordering::Relaxed);
+    c.last_switch.store(rdtsc(), Ordering::Relaxed);
     c.ready.store(true, Ordering::Release);
 }
 
@@ -377,6 +407,7 @@ pub fn schedule(_irq: &InterruptsOff) {
     let me = cpu_index();
     let c = of(me);
     c.need_resched.store(false, Ordering::Relaxed);
+    c.ticks_since_pass.store(0, Ordering::Relaxed);
     let prev_ptr = c.current.load(Ordering::Relaxed);
     let idle_ptr = c.idle.load(Ordering::Relaxed);
     // SAFETY: `current` holds a reference while the thread runs here.
@@ -458,6 +489,8 @@ pub fn schedule(_irq: &InterruptsOff) {
     c.slice_end.store(rdtsc() + ns_to_tsc(next.class.slice_ns()), Ordering::Relaxed);
     let is_idle = next_ptr == idle_ptr;
     c.current_class.store(if is_idle { CLASS_IDLE } else { class_code(next.class) }, Ordering::Relaxed);
+    let now = rdtsc();
+    prev.runtime.fetch_add(now.saturating_sub(c.last_switch.swap(now, Ordering::Relaxed)), Ordering::Relaxed);
     c.current.store(next_ptr, Ordering::Relaxed);
     c.prev.store(prev_ptr, Ordering::Relaxed);
     c.switches.fetch_add(1, Ordering::Relaxed);
@@ -540,6 +573,16 @@ pub fn timer_interrupt() {
     if !c.ready.load(Ordering::Relaxed) {
         return;
     }
+    let ticks = c.ticks_since_pass.fetch_add(1, Ordering::Relaxed) + 1;
+    if ticks == WATCHDOG_TICKS && c.load.load(Ordering::Relaxed) >= 2 {
+        WATCHDOG_CPU.store(cpu_index(), Ordering::Relaxed);
+        WATCHDOG_BITES.fetch_add(1, Ordering::Release);
+        log::error!(
+            "sched: watchdog: cpu{} took {WATCHDOG_TICKS} timer interrupts without passing through the scheduler while threads waited",
+            cpu_index()
+        );
+        dump_state();
+    }
     let now = rdtsc();
     loop {
         let due = {
@@ -559,12 +602,56 @@ pub fn timer_interrupt() {
         }
     }
     if c.current_class.load(Ordering::Relaxed) != CLASS_IDLE && now >= c.slice_end.load(Ordering::Relaxed) {
+        balance_tick(cpu_index());
         c.need_resched.store(true, Ordering::Relaxed);
+        // The next tick a slice from now, not at once: if preemption is off
+        // the switch waits for the guard's drop, and a timer re-armed for a
+        // deadline already past would fire back to back until then.
+        // SAFETY: `current` holds a reference while the thread runs here.
+        let class = unsafe { &*c.current.load(Ordering::Relaxed) }.class;
+        c.slice_end.store(now + ns_to_tsc(class.slice_ns()), Ordering::Relaxed);
     }
     rearm_timer();
 }
 
-/// A reschedule IPI arrived: the sender set need_resched already.
+/// Periodic balancing, at the end of a busy CPU's slice (a busy CPU takes
+/// one every slice, an idle CPU none, so this costs idle CPUs nothing).
+/// Stealing by idle CPUs alone leaves two gaps, both closed here:
+/// - a busy CPU that has fewer threads than another by two or more pulls
+///   from it (with 2N hogs on N CPUs, one CPU would otherwise run three
+///   and another one, for as long as they live);
+/// - a CPU with threads waiting kicks halted CPUs that could run one of
+///   them: a halted CPU has no timer armed and would otherwise never look.
+fn balance_tick(me: u32) {
+    let online = crate::smp::online_count();
+    let loads = loads(online);
+    if pick_victim(&loads[..online as usize], me as usize).is_some() {
+        try_steal(me);
+        return;
+    }
+    let waiting = loads[me as usize].saturating_sub(1);
+    if waiting == 0 {
+        return;
+    }
+    let mut kicked = 0;
+    for cpu in (0..online).filter(|&cpu| cpu != me && loads[cpu as usize] == 0) {
+        if kicked == waiting {
+            break;
+        }
+        // Only a CPU that may run one of them (look at the first few).
+        let can_help = of(me).rq.lock().iter().take(16).any(|(_, t)| t.allowed_on(cpu));
+        if can_help && crate::percpu::get(cpu).online.load(Ordering::Acquire) {
+            let c = of(cpu);
+            if !c.ipi_pending.swap(true, Ordering::AcqRel) {
+                ipi::send(cpu, Ipi::Reschedule);
+            }
+            kicked += 1;
+        }
+    }
+}
+
+/// A reschedule IPI arrived: the sender set need_resched already, or it
+/// kicked this idle CPU to look for work to steal (`balance_tick`).
 pub fn reschedule_ipi() {
     cpu().ipi_pending.store(false, Ordering::Release);
 }
@@ -649,4 +736,47 @@ pub fn log_stats() {
         );
     }
     log::info!("sched: tlb_shootdowns={} (all CPUs)", crate::arch::tlb::count());
+}
+
+/// Times the watchdog has bitten since boot, and the CPU it last bit on.
+pub fn watchdog_bites() -> (u64, u32) {
+    (WATCHDOG_BITES.load(Ordering::Acquire), WATCHDOG_CPU.load(Ordering::Relaxed))
+}
+
+/// Logs every CPU's scheduling state: for the reports of hung tests.
+pub fn dump_state() {
+    let now = rdtsc();
+    for cpu in 0..crate::smp::online_count() {
+        let c = of(cpu);
+        let class = match c.current_class.load(Ordering::Relaxed) {
+            CLASS_IDLE => "idle",
+            x if x == Class::High as u8 => "high",
+            _ => "normal",
+        };
+        let queued = c.rq.try_with(|q| q.len());
+        // SAFETY: a diagnostic read of a running thread, which stays alive
+        // while it runs; a racing switch shows a neighbouring thread.
+        let (name, id) = unsafe { c.current.load(Ordering::Relaxed).as_ref() }.map_or(("?", 0), |t| (t.name, t.id));
+        log::error!(
+            "sched state: cpu{cpu} running={class} '{name}' #{id} load={} queued={} since_switch_ms={} ticks_since_pass={} need_resched={} preempt_count={} sleepers={}",
+            c.load.load(Ordering::Relaxed),
+            queued.map_or(alloc::string::String::from("locked"), |n| alloc::format!("{n}")),
+            crate::time::tsc_to_ns(now.saturating_sub(c.last_switch.load(Ordering::Relaxed))) / 1_000_000,
+            c.ticks_since_pass.load(Ordering::Relaxed),
+            c.need_resched.load(Ordering::Relaxed),
+            c.preempt_count.load(Ordering::Relaxed),
+            c.sleepers.try_with(|s| s.len()).map_or(alloc::string::String::from("locked"), |n| alloc::format!("{n}")),
+        );
+    }
+}
+
+/// Nanoseconds `t` has spent on a CPU, including the stint in progress if
+/// it is running now.
+pub fn runtime_ns(t: &Thread) -> u64 {
+    let mut ticks = t.runtime.load(Ordering::Relaxed);
+    if t.state() == state::RUNNING {
+        let since = of(t.cpu.load(Ordering::Relaxed)).last_switch.load(Ordering::Relaxed);
+        ticks += rdtsc().saturating_sub(since);
+    }
+    crate::time::tsc_to_ns(ticks)
 }

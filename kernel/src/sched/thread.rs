@@ -44,6 +44,8 @@ pub struct Thread {
     /// None for a CPU's boot context (its stack is never freed).
     _stack: Option<KernelStack>,
     pub(super) entry: IrqSpinlock<Option<Entry>>,
+    /// Time spent on a CPU, in TSC ticks, up to its last switch away.
+    pub(super) runtime: AtomicU64,
     pub(super) exited: WaitQueue,
     /// Last field, so it drops after the stack: a thread counts as gone
     /// only once its memory is back.
@@ -100,6 +102,7 @@ impl Thread {
             rsp: UnsafeCell::new(rsp),
             _stack: stack,
             entry: IrqSpinlock::new(entry),
+            runtime: AtomicU64::new(0),
             exited: WaitQueue::new(),
             _live: LiveToken::new(),
         })
@@ -125,6 +128,19 @@ pub struct JoinHandle {
 }
 
 impl JoinHandle {
+    /// Waits up to `ns` for the thread to exit; false if it did not. Polls
+    /// (with sleeps), so that a hung thread cannot hang the caller.
+    pub fn join_within(&self, ns: u64) -> bool {
+        let deadline = crate::time::uptime_ns() + ns;
+        while self.thread.state() != state::EXITED {
+            if crate::time::uptime_ns() > deadline {
+                return false;
+            }
+            super::sleep_ns(1_000_000);
+        }
+        true
+    }
+
     /// Blocks until the thread has exited.
     pub fn join(self) {
         let t = &self.thread;
