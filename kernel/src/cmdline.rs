@@ -17,3 +17,8 @@ pub fn init(line: &'static str) -> &'static Options<'static> {
     log::info!("cmdline: '{line}'");
     options
 }
+
+/// The options parsed at boot.
+pub fn options() -> &'static Options<'static> {
+    OPTIONS.get().expect("command line parsed at boot")
+}

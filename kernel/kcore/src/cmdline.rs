@@ -12,6 +12,7 @@
 //! | `smp=<n>`         | use at most `n` CPUs (`n` >= 1), the boot CPU included |
 //! | `nosmp`           | bare flag: use the boot CPU only, whatever `smp=` says |
 //! | `apfault=<kind>`  | make one AP fail to start on purpose, for the harness  |
+//! | `seed=<n>`        | seed of the stress tests' random choices (decimal)     |
 //!
 //! Design choices:
 //!
@@ -98,6 +99,8 @@ pub struct Options<'a> {
     pub crash: Option<&'a str>,
     /// AP start-up failure to simulate (`apfault=`), validated by the kernel.
     pub apfault: Option<&'a str>,
+    /// Seed for the stress tests (`seed=`), to replay a run.
+    pub seed: Option<u64>,
     /// Use at most this many CPUs, the boot CPU included (`smp=`); always
     /// at least 1. `None` means no limit. See [`cpu_limit`](Self::cpu_limit)
     /// for the limit with `nosmp` taken into account.
@@ -185,10 +188,11 @@ enum Key {
     Smp,
     Nosmp,
     Apfault,
+    Seed,
 }
 
 impl Key {
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 
     fn parse(name: &str) -> Option<Self> {
         match name {
@@ -198,6 +202,7 @@ impl Key {
             "smp" => Some(Self::Smp),
             "nosmp" => Some(Self::Nosmp),
             "apfault" => Some(Self::Apfault),
+            "seed" => Some(Self::Seed),
             _ => None,
         }
     }
@@ -275,6 +280,13 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
             Key::Test => options.test = Some(value),
             Key::Crash => options.crash = Some(value),
             Key::Apfault => options.apfault = Some(value),
+            Key::Seed => match value.bytes().all(|b| b.is_ascii_digit()).then(|| value.parse().ok()).flatten() {
+                Some(seed) => options.seed = Some(seed),
+                None => {
+                    report(Problem::BadValue { key: name, value });
+                    continue;
+                }
+            },
             // Handled above, before the value check.
             Key::Nosmp => continue,
         }

@@ -11,6 +11,7 @@ mod arch;
 mod mem;
 mod sched;
 pub mod smp;
+mod stress;
 
 pub type TestResult = Result<(), String>;
 
@@ -20,7 +21,7 @@ pub struct Test {
 }
 
 /// Every suite's tests.
-const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS];
+const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS, stress::TESTS];
 
 /// Fails the test with a formatted reason unless `cond` holds.
 #[macro_export]
@@ -36,7 +37,10 @@ macro_rules! ensure {
 pub fn run(selector: &str) -> bool {
     let (mut passed, mut failed) = (0u32, 0u32);
     for test in SUITES.iter().flat_map(|s| s.iter()).filter(|t| test_selected(selector, t.name)) {
-        match (test.run)() {
+        let start = crate::time::uptime_ns();
+        let result = (test.run)();
+        log::debug!("test: {} took {} ms", test.name, (crate::time::uptime_ns() - start) / 1_000_000);
+        match result {
             Ok(()) => {
                 crate::println!("test {} ... ok", test.name);
                 passed += 1;
@@ -56,4 +60,19 @@ pub fn run(selector: &str) -> bool {
     }
     crate::println!("{passed} passed, {failed} failed");
     failed == 0
+}
+
+/// The seed of this run's random choices: `seed=<n>` from the command line,
+/// or one drawn from the TSC at first use. Logged once, so that any run can
+/// be replayed.
+pub fn seed() -> u64 {
+    static SEED: spin::Once<u64> = spin::Once::new();
+    *SEED.call_once(|| {
+        let seed = crate::cmdline::options().seed.unwrap_or_else(|| {
+            let mut r = ferrite_kcore::rng::XorShift64::new(crate::arch::cpu::rdtsc());
+            r.next_u64() % 1_000_000_000
+        });
+        log::info!("test: seed={seed} (replay with seed={seed} on the command line)");
+        seed
+    })
 }

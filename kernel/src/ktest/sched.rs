@@ -396,7 +396,8 @@ fn semaphore_bounds() -> TestResult {
 /// seed printed on failure) and each checks it woke no earlier than asked,
 /// and within a generous bound (a lost timer would hang it).
 fn sleep_not_early() -> TestResult {
-    let seed = 0x5eed_0000_0000_0001u64;
+    let seed = super::seed();
+    log::info!("sleep_not_early: seed={seed} (replay with seed={seed} on the command line)");
     let n = smp::online_count();
     let early = Arc::new(AtomicU64::new(0));
     let late = Arc::new(AtomicU64::new(0));
@@ -425,8 +426,8 @@ fn sleep_not_early() -> TestResult {
     for h in handles {
         h.join();
     }
-    ensure!(early.load(Ordering::Relaxed) == 0, "seed {seed:#x}: {} sleeps ended early", early.load(Ordering::Relaxed));
-    ensure!(late.load(Ordering::Relaxed) == 0, "seed {seed:#x}: {} sleeps overran 10 s", late.load(Ordering::Relaxed));
+    ensure!(early.load(Ordering::Relaxed) == 0, "seed {seed}: {} sleeps ended early", early.load(Ordering::Relaxed));
+    ensure!(late.load(Ordering::Relaxed) == 0, "seed {seed}: {} sleeps overran 10 s", late.load(Ordering::Relaxed));
     Ok(())
 }
 

@@ -68,6 +68,7 @@ fn all_options_together() {
             test: Some("mem,sched::yield"),
             crash: Some("page_fault"),
             apfault: Some("stuck"),
+            seed: None,
             smp: Some(2),
             nosmp: true
         }
@@ -339,4 +340,15 @@ fn apfault_needs_a_value_and_repeats_are_reported() {
     let (options, problems) = parse_all("apfault apfault=silent apfault=stuck");
     assert_eq!(options.apfault, Some("stuck"));
     assert_eq!(problems, [Problem::MissingValue("apfault"), Problem::Repeated("apfault")]);
+}
+
+#[test]
+fn seed_is_a_decimal_u64() {
+    assert_eq!(parse_clean("seed=18446744073709551615").seed, Some(u64::MAX));
+    let (options, problems) = parse_all("seed=0x10 seed=-1 seed=12");
+    assert_eq!(options.seed, Some(12));
+    assert_eq!(
+        problems,
+        [Problem::BadValue { key: "seed", value: "0x10" }, Problem::BadValue { key: "seed", value: "-1" }]
+    );
 }
