@@ -1,0 +1,184 @@
+//! Ferrite's system-call ABI, described once for the kernel and for user
+//! programs.
+//!
+//! # Registers
+//!
+//! A user thread enters the kernel with the `syscall` instruction:
+//!
+//! | register | in | out |
+//! |---|---|---|
+//! | `rax` | system-call number ([`nr`]) | result: `>= 0` success, `< 0` an [`Error`] negated |
+//! | `rdi` | argument 0 (for IPC: the handle) | preserved |
+//! | `rsi`, `rdx`, `r10`, `r8` | arguments 1-4 (for IPC: message words 0-3) | preserved, or for IPC the received message words 0-3 |
+//! | `r9` | argument 5 | preserved |
+//! | `rcx`, `r11` | clobbered (the CPU keeps the return address and RFLAGS there) | |
+//!
+//! Every other register is preserved, the vector registers included.
+//!
+//! # Program entry
+//!
+//! A program starts at its ELF entry point with `rsp` at the top of a
+//! [`STACK_SIZE`] stack (16-byte aligned, nothing pushed), `rdi` pointing to
+//! its argument string (UTF-8: the words after the module name given to
+//! `spawn`; empty for init), `rsi` its length, and `rdx` the number of
+//! handles it was given (they are handles `0..rdx`). A thread made by
+//! `thread_spawn` starts at its entry with the given `rsp` and `rdi = arg`.
+//! Returning from an entry point is not allowed: end with `exit` or
+//! `thread_exit`.
+//! Pointers are user addresses; a pointer or a length the kernel cannot use
+//! (null, in the kernel half, unmapped, or overflowing) gets
+//! [`Error::BadAddress`] or [`Error::BadLength`], never a fault.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// System-call numbers.
+pub mod nr {
+    /// `write(ptr, len) -> len`: bytes to the console as they are (no
+    /// prefix; one call's bytes are never interleaved with other output);
+    /// at most [`super::WRITE_MAX`] bytes.
+    pub const WRITE: u64 = 0;
+    /// `exit(code) -> !`: ends the whole process, every thread of it.
+    pub const EXIT: u64 = 1;
+    /// `yield() -> 0`.
+    pub const YIELD: u64 = 2;
+    /// `sleep(ns) -> 0`: at least `ns` nanoseconds.
+    pub const SLEEP: u64 = 3;
+    /// `time() -> ns`: monotonic nanoseconds since boot.
+    pub const TIME: u64 = 4;
+    /// `cpu() -> index`: the CPU the caller runs on now.
+    pub const CPU: u64 = 5;
+    /// `cpu_count() -> n`: CPUs online.
+    pub const CPU_COUNT: u64 = 6;
+    /// `thread_spawn(entry, stack_top, arg) -> thread handle`: a new thread
+    /// of this process starts at `entry` with `rsp = stack_top` and
+    /// `rdi = arg`.
+    pub const THREAD_SPAWN: u64 = 7;
+    /// `thread_join(handle) -> code`: waits for the thread to exit and
+    /// returns the code it passed to `thread_exit`.
+    pub const THREAD_JOIN: u64 = 8;
+    /// `thread_exit(code) -> !`: ends the calling thread; the process ends
+    /// with its last thread (code of that thread).
+    pub const THREAD_EXIT: u64 = 9;
+    /// `set_affinity(cpu) -> 0`: pin the calling thread to `cpu`, or
+    /// [`super::ANY_CPU`].
+    pub const SET_AFFINITY: u64 = 10;
+    /// `map(len, flags) -> addr`: fresh zeroed memory ([`super::map`]
+    /// flags), `len` rounded up to pages.
+    pub const MAP: u64 = 11;
+    /// `unmap(addr, len) -> 0`: pages from `addr`, which must have come
+    /// from `map`.
+    pub const UNMAP: u64 = 12;
+    /// `spawn(name_ptr, name_len, handles_ptr, handles_len) -> process
+    /// handle`: starts the boot module called `name`; the child's handle
+    /// table starts with copies of the listed handles, in order.
+    pub const SPAWN: u64 = 13;
+    /// `wait(process handle) -> code`: waits for the process to end; a
+    /// process killed by a fault ends with [`super::EXIT_FAULT`].
+    pub const WAIT: u64 = 14;
+    /// `endpoint_create() -> handle`: a new IPC endpoint.
+    pub const ENDPOINT_CREATE: u64 = 15;
+    /// `call(handle, w0..w3) -> 0, reply in w0..w3`: send on the endpoint
+    /// and wait for the reply.
+    pub const CALL: u64 = 16;
+    /// `reply_recv(handle, w0..w3) -> badge, message in w0..w3`: reply to
+    /// the caller last received by this thread (if any), then wait for the
+    /// next message on the endpoint.
+    pub const REPLY_RECV: u64 = 17;
+    /// `send(handle, w0..w3) -> 0`: send and do not wait for a reply (waits
+    /// for a receiver, though: IPC is synchronous).
+    pub const SEND: u64 = 18;
+    /// `recv(handle) -> badge, message in w0..w3`.
+    pub const RECV: u64 = 19;
+    /// `notification_create() -> handle`: a word of bits to signal.
+    pub const NOTIFICATION_CREATE: u64 = 20;
+    /// `signal(handle, bits) -> 0`: ORs `bits` into the notification's word.
+    pub const SIGNAL: u64 = 21;
+    /// `notify_wait(handle) -> bits`: waits until the word is non-zero,
+    /// then takes (and clears) it.
+    pub const NOTIFY_WAIT: u64 = 22;
+    /// `handle_close(handle) -> 0`.
+    pub const HANDLE_CLOSE: u64 = 23;
+    /// One past the highest number.
+    pub const COUNT: u64 = 24;
+}
+
+/// What went wrong, returned negated in `rax`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Error {
+    /// No system call has this number.
+    BadSyscall = 1,
+    /// A pointer the kernel may not use: null, in the kernel half,
+    /// unmapped, or without the needed permission.
+    BadAddress = 2,
+    /// A length that is zero where it may not be, too large, or overflows.
+    BadLength = 3,
+    /// No such handle in this process, or one of the wrong kind.
+    BadHandle = 4,
+    /// Out of memory, or out of room in a table.
+    NoMemory = 5,
+    /// No boot module of this name.
+    NotFound = 6,
+    /// Another argument is out of range (a CPU index, flags).
+    BadArgument = 7,
+    /// The peer is gone (its process ended).
+    PeerGone = 8,
+    /// A malformed program (a boot module that is not a valid ELF file).
+    BadProgram = 9,
+}
+
+impl Error {
+    pub const ALL: [Error; 9] = [
+        Error::BadSyscall,
+        Error::BadAddress,
+        Error::BadLength,
+        Error::BadHandle,
+        Error::NoMemory,
+        Error::NotFound,
+        Error::BadArgument,
+        Error::PeerGone,
+        Error::BadProgram,
+    ];
+
+    /// The value in `rax`.
+    pub const fn to_raw(self) -> i64 {
+        -(self as i64)
+    }
+
+    /// The error a negative `rax` stands for (None for success or an
+    /// unknown code).
+    pub fn from_raw(raw: i64) -> Option<Error> {
+        Error::ALL.into_iter().find(|e| e.to_raw() == raw)
+    }
+}
+
+/// Splits a raw `rax` into success or error.
+pub fn result(raw: i64) -> Result<u64, Error> {
+    if raw >= 0 {
+        Ok(raw as u64)
+    } else {
+        Err(Error::from_raw(raw).unwrap_or(Error::BadArgument))
+    }
+}
+
+/// The affinity meaning "any CPU".
+pub const ANY_CPU: u64 = u64::MAX;
+/// The longest `write`.
+pub const WRITE_MAX: u64 = 4096;
+/// The exit code of a process killed because of a fault.
+pub const EXIT_FAULT: u64 = 0xdead;
+/// The initial stack of a program.
+pub const STACK_SIZE: u64 = 64 * 1024;
+/// Words in an IPC message.
+pub const MSG_WORDS: usize = 4;
+
+/// `map` flags.
+pub mod map {
+    /// Writable (memory is always readable and never executable).
+    pub const WRITE: u64 = 1;
+}
+
+/// Where user memory lives: every user pointer must fall in
+/// `USER_START..USER_END` (the lower half, minus the null page area).
+pub const USER_START: u64 = 0x1000;
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
