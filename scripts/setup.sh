@@ -8,6 +8,20 @@
 # a few files, and touches apt only when something is missing.
 set -euo pipefail
 
+# Rust: rustup installs the `targets` of rust-toolchain.toml only when it
+# installs the toolchain itself; a machine that already has the pinned
+# toolchain (without the bare-metal target) gets the target added here.
+if command -v rustup >/dev/null 2>&1; then
+	cd "$(dirname "$0")/.."
+	for target in $(sed -n 's/^targets *= *\[\(.*\)\]/\1/p' rust-toolchain.toml | tr -d '",'); do
+		if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+			echo "setup: adding the Rust target $target" >&2
+			rustup target add "$target" >&2
+		fi
+	done
+	cd - >/dev/null
+fi
+
 missing=()
 need() { # need <package> <test command...>
 	local pkg=$1; shift
