@@ -9,20 +9,21 @@
 //!
 //! The rules that keep that true:
 //!
-//! - `no_std`, and no `alloc` outside [`sched`]: the kernel calls into this
-//!   crate before it has a heap (the frame allocator is what the heap is
-//!   later built from), so every structure works over caller-provided
-//!   storage. The scheduler is the exception because the kernel only
-//!   schedules once the heap exists.
+//! - `no_std`, and no `alloc` outside [`sched`] and [`elf`]: the kernel
+//!   calls into this crate before it has a heap (the frame allocator is what
+//!   the heap is later built from), so every structure works over
+//!   caller-provided storage. The scheduler and the ELF loader are the
+//!   exceptions because the kernel only schedules and loads programs once
+//!   the heap exists.
 //! - `#![forbid(unsafe_code)]`: anything that needs `unsafe` is by definition
 //!   talking to the machine and lives in the kernel crate.
 //! - No dependencies, so the host tests build fast and nothing pulls in
 //!   `std`-only code by accident.
 //!
 //! Current modules: the physical [`frame`] allocator, the kernel
-//! [`cmdline`] parser, the [`acpi`] table finder and MADT parser, and the
-//! [`sched`] run queue and scheduling policy. Later additions of the same
-//! kind (the ELF loader) belong here too.
+//! [`cmdline`] parser, the [`acpi`] table finder and MADT parser, the
+//! [`sched`] run queue and scheduling policy, and the [`elf`] load planner
+//! for user programs.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +32,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod cmdline;
+pub mod elf;
 pub mod frame;
 pub mod rng;
 pub mod sched;
