@@ -25,9 +25,42 @@
 //! `thread_spawn` starts at its entry with the given `rsp` and `rdi = arg`.
 //! Returning from an entry point is not allowed: end with `exit` or
 //! `thread_exit`.
-//! Pointers are user addresses; a pointer or a length the kernel cannot use
-//! (null, in the kernel half, unmapped, or overflowing) gets
-//! [`Error::BadAddress`] or [`Error::BadLength`], never a fault.
+//!
+//! # Pointers
+//!
+//! Pointers are user addresses. A range `ptr..ptr + len` is checked whole
+//! before the kernel touches it: it must lie in [`USER_START`]..[`USER_END`]
+//! (so a null pointer is [`Error::BadAddress`]), and every page of it must
+//! be mapped with the access the call needs. An empty range (`len` 0) is
+//! not looked at: its pointer may be anything, as the dangling pointer of
+//! an empty Rust slice is.
+//! Otherwise the call fails with [`Error::BadAddress`] (or
+//! [`Error::BadLength`] for a length over the call's limit), never with a
+//! fault, and nothing is half done. The kernel reads and writes user memory
+//! only through its copy routines (SMAP keeps it out of user pages
+//! otherwise).
+//!
+//! # Handles
+//!
+//! A handle is an index into the calling process's own handle table
+//! (at most [`MAX_HANDLES`] entries). It names an endpoint, a notification,
+//! a thread of the process (from `thread_spawn`) or a child process (from
+//! `spawn`). A number that is not an open handle of the caller, or one of
+//! the wrong kind for the call, is [`Error::BadHandle`]: a process can use
+//! only the handles it created or was given. `thread_join` and `wait`
+//! close the handle they waited on when they return its exit code.
+//!
+//! # IPC
+//!
+//! Endpoints are synchronous, as in L4 and seL4: a message of
+//! [`MSG_WORDS`] words passes from sender to receiver only when both are
+//! there, in registers, without a copy through memory. `call` sends and
+//! waits for the reply in one step; the receiver of a call answers it with
+//! `reply_recv`, which also waits for the next message. A receiver learns
+//! the sender's process ID as the *badge*. If the process of a thread that
+//! owes a reply ends, the caller's `call` fails with [`Error::PeerGone`].
+//! Notifications are asynchronous: `signal` ORs bits into a word and never
+//! blocks; `notify_wait` takes the whole word once it is non-zero.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -51,10 +84,12 @@ pub mod nr {
     pub const CPU_COUNT: u64 = 6;
     /// `thread_spawn(entry, stack_top, arg) -> thread handle`: a new thread
     /// of this process starts at `entry` with `rsp = stack_top` and
-    /// `rdi = arg`.
+    /// `rdi = arg`. `entry` and `stack_top` must be user addresses
+    /// ([`super::Error::BadAddress`]); at most [`super::MAX_THREADS`]
+    /// threads live in a process at once ([`super::Error::NoMemory`]).
     pub const THREAD_SPAWN: u64 = 7;
     /// `thread_join(handle) -> code`: waits for the thread to exit and
-    /// returns the code it passed to `thread_exit`.
+    /// returns the code it passed to `thread_exit`; the handle is closed.
     pub const THREAD_JOIN: u64 = 8;
     /// `thread_exit(code) -> !`: ends the calling thread; the process ends
     /// with its last thread (code of that thread).
@@ -63,17 +98,28 @@ pub mod nr {
     /// [`super::ANY_CPU`].
     pub const SET_AFFINITY: u64 = 10;
     /// `map(len, flags) -> addr`: fresh zeroed memory ([`super::map`]
-    /// flags), `len` rounded up to pages.
+    /// flags), `len` rounded up to pages; `len` is 1 to
+    /// [`super::MAP_MAX`] ([`super::Error::BadLength`]), unknown flags are
+    /// [`super::Error::BadArgument`], and memory the kernel cannot spare is
+    /// [`super::Error::NoMemory`].
     pub const MAP: u64 = 11;
-    /// `unmap(addr, len) -> 0`: pages from `addr`, which must have come
-    /// from `map`.
+    /// `unmap(addr, len) -> 0`: the pages from `addr` (page aligned) for
+    /// `len` bytes (rounded up), which must all have come from `map`
+    /// ([`super::Error::BadAddress`] otherwise; nothing is unmapped then).
+    /// Part of a mapping may be unmapped.
     pub const UNMAP: u64 = 12;
-    /// `spawn(name_ptr, name_len, handles_ptr, handles_len) -> process
-    /// handle`: starts the boot module called `name`; the child's handle
-    /// table starts with copies of the listed handles, in order.
+    /// `spawn(cmd_ptr, cmd_len, handles_ptr, handles_len) -> process
+    /// handle`: starts the boot module named by the first word of the
+    /// command (UTF-8, at most [`super::SPAWN_CMD_MAX`] bytes); the rest of
+    /// the command is the child's argument string. The child's handle table
+    /// starts with copies of the listed handles (endpoints and
+    /// notifications only, at most [`super::SPAWN_HANDLES_MAX`]), in order.
+    /// An unknown name is [`super::Error::NotFound`], a module that is not
+    /// a valid static ELF executable [`super::Error::BadProgram`].
     pub const SPAWN: u64 = 13;
     /// `wait(process handle) -> code`: waits for the process to end; a
-    /// process killed by a fault ends with [`super::EXIT_FAULT`].
+    /// process killed by a fault ends with [`super::EXIT_FAULT`]. The handle
+    /// is closed.
     pub const WAIT: u64 = 14;
     /// `endpoint_create() -> handle`: a new IPC endpoint.
     pub const ENDPOINT_CREATE: u64 = 15;
@@ -81,8 +127,8 @@ pub mod nr {
     /// and wait for the reply.
     pub const CALL: u64 = 16;
     /// `reply_recv(handle, w0..w3) -> badge, message in w0..w3`: reply to
-    /// the caller last received by this thread (if any), then wait for the
-    /// next message on the endpoint.
+    /// the caller last received by this thread (if any, and if it still
+    /// waits), then wait for the next message on the endpoint.
     pub const REPLY_RECV: u64 = 17;
     /// `send(handle, w0..w3) -> 0`: send and do not wait for a reply (waits
     /// for a receiver, though: IPC is synchronous).
@@ -98,8 +144,11 @@ pub mod nr {
     pub const NOTIFY_WAIT: u64 = 22;
     /// `handle_close(handle) -> 0`.
     pub const HANDLE_CLOSE: u64 = 23;
+    /// `pid() -> id`: the calling process's ID (what its IPC partners see
+    /// as the badge).
+    pub const PID: u64 = 24;
     /// One past the highest number.
-    pub const COUNT: u64 = 24;
+    pub const COUNT: u64 = 25;
 }
 
 /// What went wrong, returned negated in `rax`.
@@ -163,6 +212,16 @@ pub fn result(raw: i64) -> Result<u64, Error> {
 
 /// The affinity meaning "any CPU".
 pub const ANY_CPU: u64 = u64::MAX;
+/// Open handles a process may hold at once.
+pub const MAX_HANDLES: u64 = 1024;
+/// Threads a process may have alive at once.
+pub const MAX_THREADS: u64 = 256;
+/// The longest `map`.
+pub const MAP_MAX: u64 = 1 << 30;
+/// The longest `spawn` command.
+pub const SPAWN_CMD_MAX: u64 = 4096;
+/// The most handles `spawn` passes to a child.
+pub const SPAWN_HANDLES_MAX: u64 = 64;
 /// The longest `write`.
 pub const WRITE_MAX: u64 = 4096;
 /// The exit code of a process killed because of a fault.
@@ -179,6 +238,11 @@ pub mod map {
 }
 
 /// Where user memory lives: every user pointer must fall in
-/// `USER_START..USER_END` (the lower half, minus the null page area).
+/// `USER_START..USER_END`. The first page stays unmapped so that null
+/// pointers fault. The last page below the non-canonical hole stays
+/// unmapped too: a `syscall` in its last two bytes would return to the
+/// first non-canonical address, and `sysret` to a non-canonical address
+/// faults in ring 0 on Intel CPUs (the hazard Linux avoids the same way).
 pub const USER_START: u64 = 0x1000;
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// One past the highest user address; see [`USER_START`].
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
