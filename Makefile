@@ -4,8 +4,11 @@
 # Targets:
 #   make run     build the ISO and boot it in QEMU, serial console on stdout
 #   make test    formatting, clippy, host unit tests and every QEMU boot test
-#   make iso     build/ferrite.iso (hybrid BIOS + UEFI, for QEMU or a USB stick)
+#   make iso     build/ferrite.iso (hybrid BIOS + UEFI, for QEMU or a USB stick):
+#                the kernel and every user program, as multiboot2 modules
 #   make kernel  build/ferrite.elf only
+#   make user    the user programs (userland/src/bin/), each copied to
+#                build/user/<name>
 #   make debug   like run, but QEMU waits for gdb on localhost:1234
 #   make setup   install missing host packages (apt, as root)
 #   make clean   remove build/ and target/
@@ -38,8 +41,11 @@ KERNEL_TARGET := x86_64-unknown-none
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 KERNEL_ELF := build/ferrite.elf
 ISO := build/ferrite.iso
+# User programs are built for the host target: it has SSE (see userland/build.rs).
+USER_TARGET := x86_64-unknown-linux-gnu
+USER_DIR := build/user
 
-.PHONY: all setup kernel iso run debug test check host-test qemu-test clean
+.PHONY: all setup kernel user iso run debug test check host-test qemu-test clean
 
 all: iso
 
@@ -51,8 +57,11 @@ kernel:
 	@mkdir -p build
 	cp $(TARGET_DIR)/$(KERNEL_TARGET)/release/ferrite $(KERNEL_ELF)
 
-iso: setup kernel
-	bash scripts/mkiso.sh $(KERNEL_ELF) $(ISO) "$(CMDLINE)"
+user:
+	bash scripts/user.sh $(USER_TARGET) $(USER_DIR)
+
+iso: setup kernel user
+	USER_DIR=$(USER_DIR) bash scripts/mkiso.sh $(KERNEL_ELF) $(ISO) "$(CMDLINE)"
 
 run: iso
 	ISO=$(ISO) bash scripts/qemu.sh
@@ -65,12 +74,14 @@ debug: iso
 check:
 	cargo fmt --all --check
 	cargo clippy --release -p ferrite-kernel --target $(KERNEL_TARGET) -- -D warnings
+	cargo clippy --release -p ferrite-user --target $(USER_TARGET) -- -D warnings
 	cargo clippy -p ferrite-kcore -p ferrite-tests --all-targets -- -D warnings
 
 host-test:
 	cargo test -p ferrite-kcore
 
-# The harness builds the kernel and its ISOs itself; logs go to build/test-logs/.
+# The harness builds the kernel, the user programs and its ISOs itself; logs
+# go to build/test-logs/.
 qemu-test: setup
 	cargo test -p ferrite-tests -- --test-threads=4
 

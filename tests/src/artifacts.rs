@@ -1,5 +1,6 @@
-//! Build products a boot needs: the kernel ELF (built once per test process)
-//! and one ISO per distinct kernel command line (also once per process).
+//! Build products a boot needs: the kernel ELF and the user programs (built
+//! once per test process) and one ISO per distinct kernel command line (also
+//! once per process).
 //!
 //! Both are cached behind `OnceLock`s so that the many tests of one binary,
 //! running on several threads, share a single `make` and a single
@@ -23,8 +24,10 @@ pub fn build_dir() -> PathBuf {
     root().join("build")
 }
 
-/// Builds the kernel with `make -C <root> kernel` the first time it is called
-/// in this process and returns `<root>/build/ferrite.elf`.
+/// Builds the kernel and the user programs with `make -C <root> kernel user`
+/// the first time it is called in this process and returns
+/// `<root>/build/ferrite.elf`. The programs land in `<root>/build/user/`,
+/// where `scripts/mkiso.sh` takes them from.
 ///
 /// # Panics
 ///
@@ -37,19 +40,23 @@ pub fn kernel() -> PathBuf {
 
 fn build_kernel() -> Result<PathBuf, String> {
     let root = root();
+    let command = format!("make -C {} kernel user", root.display());
     let mut make = Command::new("make");
-    make.arg("-C").arg(&root).arg("kernel");
-    // The Makefile copies the ELF out of `<root>/target`; a CARGO_TARGET_DIR
-    // inherited from whoever runs `cargo test` would send the kernel build
-    // elsewhere and make that copy fail.
+    make.arg("-C").arg(&root).arg("kernel").arg("user");
+    // The Makefile copies the kernel ELF out of `<root>/target`; a
+    // CARGO_TARGET_DIR inherited from whoever runs `cargo test` would send
+    // the kernel build elsewhere and make that copy fail.
     make.env_remove("CARGO_TARGET_DIR");
-    let output = make.output().map_err(|e| format!("cannot run `make -C {} kernel`: {e}", root.display()))?;
+    let output = make.output().map_err(|e| format!("cannot run `{command}`: {e}"))?;
     if !output.status.success() {
-        return Err(format!("`make -C {} kernel` failed ({}):\n{}", root.display(), output.status, combined(&output)));
+        return Err(format!("`{command}` failed ({}):\n{}", output.status, combined(&output)));
     }
     let elf = build_dir().join("ferrite.elf");
-    if !elf.is_file() {
-        return Err(format!("`make kernel` succeeded but {} is missing", elf.display()));
+    let init = build_dir().join("user").join("init");
+    for product in [&elf, &init] {
+        if !product.is_file() {
+            return Err(format!("`{command}` succeeded but {} is missing", product.display()));
+        }
     }
     Ok(elf)
 }
@@ -61,7 +68,7 @@ fn build_kernel() -> Result<PathBuf, String> {
 ///
 /// # Panics
 ///
-/// If the kernel cannot be built or mkiso.sh fails.
+/// If the kernel or the user programs cannot be built or mkiso.sh fails.
 pub fn iso(cmdline: &str) -> PathBuf {
     // One cell per command line, so different command lines build in
     // parallel while the same one is built only once.

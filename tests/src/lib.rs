@@ -10,8 +10,8 @@
 //! ```
 //!
 //! The harness needs `make`, `grub-mkrescue`, `qemu-system-x86_64` and OVMF
-//! (`make setup` installs them). It runs `make kernel` itself, once per test
-//! binary, and makes one ISO per distinct kernel command line under
+//! (`make setup` installs them). It runs `make kernel user` itself, once per
+//! test binary, and makes one ISO per distinct kernel command line under
 //! `build/test-iso/`. At most two QEMUs run at once, however many test
 //! threads there are.
 //!

@@ -1,0 +1,226 @@
+//! One function per system call of [`ferrite_abi::nr`], with Rust types:
+//! slices and `&str` instead of pointer and length, [`Handle`] and
+//! [`Message`], `()` where the kernel returns 0, and errors as
+//! [`Error`]. Only calls that can break memory safety (`unmap`,
+//! `thread_spawn`) are `unsafe`.
+
+use core::ptr;
+
+use ferrite_abi::{nr, result, Error, MSG_WORDS};
+
+use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall_ipc};
+
+/// A handle: an index into the process's handle table.
+pub type Handle = u64;
+
+/// An IPC message: words 0-3 travel in `rsi`, `rdx`, `r10`, `r8`.
+pub type Message = [u64; MSG_WORDS];
+
+/// For calls whose only success value is 0.
+fn unit(raw: i64) -> Result<(), Error> {
+    result(raw).map(|_| ())
+}
+
+/// Writes `bytes` (at most [`ferrite_abi::WRITE_MAX`]) to the console in one
+/// piece; returns how many were written. [`crate::io::write_all`] takes any
+/// length.
+pub fn write(bytes: &[u8]) -> Result<u64, Error> {
+    // SAFETY: the kernel only reads `bytes`, which is initialized memory of
+    // this length.
+    result(unsafe { syscall2(nr::WRITE, bytes.as_ptr().expose_provenance() as u64, bytes.len() as u64) })
+}
+
+/// Ends the process, every thread of it, with `code`.
+pub fn exit(code: u64) -> ! {
+    loop {
+        // SAFETY: ending the process breaks no borrow.
+        // A kernel that returns from `exit` is broken; asking again is all
+        // there is left to do.
+        unsafe { syscall1(nr::EXIT, code) };
+    }
+}
+
+/// Gives the CPU to another ready thread, if there is one.
+pub fn yield_now() -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall0(nr::YIELD) })
+}
+
+/// Sleeps for at least `ns` nanoseconds.
+pub fn sleep_ns(ns: u64) -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall1(nr::SLEEP, ns) })
+}
+
+/// Monotonic nanoseconds since boot.
+pub fn time_ns() -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall0(nr::TIME) })
+}
+
+/// The index of the CPU the caller runs on now (which, unless the thread is
+/// pinned, may have changed by the time the caller looks).
+pub fn cpu() -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall0(nr::CPU) })
+}
+
+/// The number of CPUs online.
+pub fn cpu_count() -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall0(nr::CPU_COUNT) })
+}
+
+/// Starts a thread of this process at `entry` with `rsp = stack_top` and
+/// `rdi = arg`. [`crate::thread::spawn`] is the safe way to use this.
+///
+/// # Safety
+///
+/// `entry` must be code that starts the way the ABI describes (stack 16-byte
+/// aligned, nothing pushed) and never returns; the memory below `stack_top`
+/// must be writable and used by nothing else for as long as the thread runs.
+pub unsafe fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> Result<Handle, Error> {
+    // SAFETY: the caller's promise.
+    result(unsafe { syscall3(nr::THREAD_SPAWN, entry, stack_top, arg) })
+}
+
+/// Waits for the thread to end and returns its exit code. The handle is
+/// closed then (the number may name something else afterwards).
+pub fn thread_join(thread: Handle) -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall1(nr::THREAD_JOIN, thread) })
+}
+
+/// Ends the calling thread with `code`; the process ends with its last
+/// thread. The thread's stack stays mapped: nothing that borrows from it can
+/// dangle.
+pub fn thread_exit(code: u64) -> ! {
+    loop {
+        // SAFETY: ending a thread unmaps nothing.
+        unsafe { syscall1(nr::THREAD_EXIT, code) };
+    }
+}
+
+/// Pins the calling thread to CPU `cpu`, or lets it run anywhere with
+/// [`ferrite_abi::ANY_CPU`]. The thread runs on that CPU when this returns.
+pub fn set_affinity(cpu: u64) -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall1(nr::SET_AFFINITY, cpu) })
+}
+
+/// Maps `len` bytes (rounded up to pages) of fresh zeroed memory with
+/// [`ferrite_abi::map`] `flags`; returns its first byte, page-aligned.
+pub fn map(len: usize, flags: u64) -> Result<*mut u8, Error> {
+    // SAFETY: new memory that nothing uses yet.
+    let addr = result(unsafe { syscall2(nr::MAP, len as u64, flags) })?;
+    Ok(ptr::with_exposed_provenance_mut(addr as usize))
+}
+
+/// Unmaps `len` bytes (rounded up to pages) from `addr`.
+///
+/// # Safety
+///
+/// The pages must have come from [`map`], and nothing may use them any more.
+pub unsafe fn unmap(addr: *mut u8, len: usize) -> Result<(), Error> {
+    // SAFETY: the caller's promise.
+    unit(unsafe { syscall2(nr::UNMAP, addr.expose_provenance() as u64, len as u64) })
+}
+
+/// Starts a process from a boot module. `command` is the module's name
+/// followed by the child's argument string: `"hello a b"` runs module
+/// `hello` with arguments `"a b"`. The child's handles `0..handles.len()`
+/// are copies of `handles`, in order. Returns the process handle for
+/// [`wait`].
+pub fn spawn(command: &str, handles: &[Handle]) -> Result<Handle, Error> {
+    // SAFETY: the kernel only reads `command` and `handles`.
+    result(unsafe {
+        syscall4(
+            nr::SPAWN,
+            command.as_ptr().expose_provenance() as u64,
+            command.len() as u64,
+            handles.as_ptr().expose_provenance() as u64,
+            handles.len() as u64,
+        )
+    })
+}
+
+/// Waits for a process to end and returns its exit code
+/// ([`ferrite_abi::EXIT_FAULT`] if a fault killed it). The handle is closed
+/// then.
+pub fn wait(process: Handle) -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall1(nr::WAIT, process) })
+}
+
+/// A new IPC endpoint.
+pub fn endpoint_create() -> Result<Handle, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall0(nr::ENDPOINT_CREATE) })
+}
+
+/// The IPC calls: registers only, no memory.
+fn ipc(nr: u64, handle: Handle, msg: &mut Message) -> Result<u64, Error> {
+    // SAFETY: IPC system calls touch no user memory; `msg` is ours.
+    result(unsafe { syscall_ipc(nr, handle, msg) })
+}
+
+/// Sends `msg` on `endpoint` and waits for the reply.
+pub fn call(endpoint: Handle, msg: Message) -> Result<Message, Error> {
+    let mut msg = msg;
+    ipc(nr::CALL, endpoint, &mut msg)?;
+    Ok(msg)
+}
+
+/// Replies `reply` to the caller this thread last received (if any), then
+/// waits for the next message on `endpoint`; returns its badge and words.
+pub fn reply_recv(endpoint: Handle, reply: Message) -> Result<(u64, Message), Error> {
+    let mut msg = reply;
+    let badge = ipc(nr::REPLY_RECV, endpoint, &mut msg)?;
+    Ok((badge, msg))
+}
+
+/// Sends `msg` on `endpoint` without waiting for a reply (but waiting for a
+/// receiver: IPC is synchronous).
+pub fn send(endpoint: Handle, msg: Message) -> Result<(), Error> {
+    let mut msg = msg;
+    ipc(nr::SEND, endpoint, &mut msg).map(|_| ())
+}
+
+/// Waits for a message on `endpoint`; returns its badge and words.
+pub fn recv(endpoint: Handle) -> Result<(u64, Message), Error> {
+    let mut msg = [0; MSG_WORDS];
+    let badge = ipc(nr::RECV, endpoint, &mut msg)?;
+    Ok((badge, msg))
+}
+
+/// A new notification: a word of bits that [`signal`] sets and
+/// [`notify_wait`] takes.
+pub fn notification_create() -> Result<Handle, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall0(nr::NOTIFICATION_CREATE) })
+}
+
+/// ORs `bits` into the notification's word.
+pub fn signal(notification: Handle, bits: u64) -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall2(nr::SIGNAL, notification, bits) })
+}
+
+/// Waits until the notification's word is non-zero, then takes (and clears)
+/// it.
+pub fn notify_wait(notification: Handle) -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall1(nr::NOTIFY_WAIT, notification) })
+}
+
+/// Closes a handle.
+pub fn handle_close(handle: Handle) -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall1(nr::HANDLE_CLOSE, handle) })
+}
+
+/// This process's ID: the badge its IPC partners receive.
+pub fn pid() -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall0(nr::PID) })
+}
