@@ -5,6 +5,10 @@ use std::fmt::Write as _;
 
 /// Vectors for which the CPU pushes an error code (Intel SDM vol. 3, 6.13).
 const HAS_ERROR_CODE: [u8; 10] = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30];
+/// Vectors that run on IST stacks (NMI, double fault, machine check; see
+/// gdt.rs and idt.rs): they may interrupt the kernel at any instruction,
+/// so they take trap.S's paranoid entry, which asks the GS base itself.
+const PARANOID: [u8; 3] = [2, 8, 18];
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -20,7 +24,8 @@ fn main() {
         if !HAS_ERROR_CODE.contains(&v) {
             asm.push_str("    push 0\n");
         }
-        writeln!(asm, "    push {v}\n    jmp trap_common").unwrap();
+        let common = if PARANOID.contains(&v) { "trap_paranoid" } else { "trap_common" };
+        writeln!(asm, "    push {v}\n    jmp {common}").unwrap();
     }
     asm.push_str(".section .rodata\n.balign 8\n.global trap_stub_table\ntrap_stub_table:\n");
     for v in 0..=255u8 {

@@ -45,6 +45,11 @@ pub fn load(phys: u32) -> &'static BootInfo {
     })
 }
 
+/// The boot information, once [`load`] has run.
+pub fn get() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot information used before boot_info::load")
+}
+
 impl BootInfo {
     pub fn cmdline(&self) -> &'static str {
         let info: &'static BootInformation<'static> = &BOOT_INFO.get().expect("boot info loaded").info;
@@ -71,6 +76,21 @@ impl BootInfo {
             };
             (PhysRange::new(a.start_address(), a.end_address()), kind)
         })
+    }
+
+    /// The boot module whose name (the first word of its command line) is
+    /// `name`, as bytes in the direct map.
+    pub fn module(&self, name: &str) -> Option<&'static [u8]> {
+        self.modules().find(|(cmdline, _)| cmdline.split_whitespace().next() == Some(name)).map(|(_, range)| {
+            // SAFETY: module memory is reserved from the frame allocator and
+            // direct-mapped (mem::paging), and nothing writes it.
+            unsafe { core::slice::from_raw_parts(phys_to_virt(range.start) as *const u8, range.len() as usize) }
+        })
+    }
+
+    /// The name of the first boot module (init), if there is one.
+    pub fn first_module_name(&self) -> Option<&str> {
+        self.modules().next().and_then(|(cmdline, _)| cmdline.split_whitespace().next())
     }
 
     /// Boot modules: (name, physical range). A module whose end lies below

@@ -17,6 +17,11 @@ pub fn print_line(args: fmt::Arguments) {
     let _ = port.write_str("\n");
 }
 
+/// Writes bytes as they are (a user program's `write`), in one piece.
+pub fn write_bytes(bytes: &[u8]) {
+    COM1_PORT.lock().write_bytes(bytes);
+}
+
 /// Prints a bare line on the console.
 #[macro_export]
 macro_rules! println {

@@ -6,12 +6,14 @@
 //!    fault from here on is reported, not a triple fault.
 //! 3. Boot information and the command line (log level, tests).
 //! 4. Memory: frame allocator, the kernel's own page tables, heap.
-//! 5. This CPU's GDT and TSS with IST stacks; the IDT with IST.
+//! 5. This CPU's GDT and TSS with IST stacks; the IDT with IST; SSE, SMEP
+//!    and SMAP for user mode, and the `syscall` entry.
 //! 6. Interrupt controllers: legacy PICs masked, local APIC, timer; the
 //!    scheduler adopts this code as its `main` thread.
 //! 7. SMP: every other CPU started through the trampoline (smp/mod.rs).
-//! 8. Tests if asked for (`test=`), else this `main` thread ends and every
-//!    CPU idles on its timer.
+//! 8. Tests if asked for (`test=`), else init (the first boot module)
+//!    starts in user mode, this `main` thread ends, and the CPUs run what
+//!    user mode asks for.
 #![no_std]
 #![no_main]
 
@@ -23,13 +25,16 @@ mod cmdline;
 mod console;
 mod crash;
 mod error;
+mod ipc;
 mod ktest;
 mod mem;
 mod panic;
 mod percpu;
+mod proc;
 mod sched;
 mod smp;
 mod sync;
+mod syscall;
 mod time;
 
 use arch::{apic, cpu, gdt, idt, pic, power, serial};
@@ -56,6 +61,8 @@ pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
     mem::init(boot);
     gdt::init_cpu();
     idt::load(true);
+    cpu::enable_user_features();
+    arch::syscall::init_cpu();
 
     pic::init_and_mask();
     apic::init_bsp();
@@ -72,6 +79,7 @@ pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
         let passed = ktest::run(selector);
         power::power_off(passed);
     }
+    proc::start_init();
     log::info!("boot: done in {} us; idling on the timer", time::uptime_us());
     // The idle threads take over.
     sched::exit_current()

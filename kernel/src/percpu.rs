@@ -7,7 +7,7 @@
 //! loads from then on. Fields are atomics: other CPUs read them (statistics,
 //! the panic path), and a CPU's own writes need no lock.
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use x86_64::registers::model_specific::GsBase;
 use x86_64::VirtAddr;
@@ -34,13 +34,34 @@ pub struct PerCpu {
     /// Bring-up handshake: claimed by the AP when it comes online, or by
     /// the BSP when it gives up on it (smp.rs).
     pub boot_gate: AtomicU32,
-    /// Last TLB-shootdown generation this CPU acknowledged (tlb.rs).
+    /// Last TLB-shootdown request this CPU acknowledged (tlb.rs).
     pub tlb_generation: AtomicU64,
+    /// Last TLB-shootdown request addressed to this CPU (tlb.rs).
+    pub tlb_request: AtomicU64,
     /// The last fault a fixup absorbed on this CPU (trap.rs).
     pub last_fault_vector: AtomicU64,
     pub last_fault_error: AtomicU64,
     pub last_fault_address: AtomicU64,
+    /// The running user thread's kernel stack top: where `syscall` entry
+    /// switches to ([`KERNEL_RSP`], read by syscall.S).
+    pub kernel_rsp: AtomicU64,
+    /// The user stack pointer, parked by syscall entry while it switches
+    /// stacks ([`USER_RSP`]).
+    pub user_rsp: AtomicU64,
+    /// This CPU's TSS (gdt.rs), for its RSP0.
+    pub tss: AtomicU64,
+    /// The user address space whose page tables this CPU has loaded (null:
+    /// the kernel's own). Kept across switches to kernel threads, which
+    /// run in any address space (mem::aspace).
+    pub loaded_aspace: AtomicPtr<crate::mem::aspace::AddressSpace>,
+    /// The user thread whose FPU/SSE state this CPU's registers hold (its
+    /// ID; 0: none), so that switching back to it restores nothing.
+    pub fpu_owner: AtomicU64,
 }
+
+/// Offsets of the fields syscall.S reaches through GS.
+pub const KERNEL_RSP: usize = offset_of!(PerCpu, kernel_rsp);
+pub const USER_RSP: usize = offset_of!(PerCpu, user_rsp);
 
 impl PerCpu {
     const fn new() -> Self {
@@ -55,9 +76,15 @@ impl PerCpu {
             call_generation: AtomicU64::new(0),
             boot_gate: AtomicU32::new(0),
             tlb_generation: AtomicU64::new(0),
+            tlb_request: AtomicU64::new(0),
             last_fault_vector: AtomicU64::new(0),
             last_fault_error: AtomicU64::new(0),
             last_fault_address: AtomicU64::new(0),
+            kernel_rsp: AtomicU64::new(0),
+            user_rsp: AtomicU64::new(0),
+            tss: AtomicU64::new(0),
+            loaded_aspace: AtomicPtr::new(core::ptr::null_mut()),
+            fpu_owner: AtomicU64::new(0),
         }
     }
 

@@ -13,6 +13,7 @@
 //!
 //! Lock order: heap, then kernel page table, then frame allocator. The frame
 //! allocator never allocates.
+pub mod aspace;
 pub mod frames;
 pub mod heap;
 pub mod paging;

@@ -64,6 +64,8 @@ use x86_64::instructions::interrupts;
 pub const THREAD_STACK_SIZE: usize = 32 * 1024;
 /// Threads per class a run queue holds before it must allocate.
 const RUN_QUEUE_CAPACITY: usize = 1024;
+/// Sleepers a CPU's heap holds before it must allocate.
+const SLEEPERS_CAPACITY: usize = 256;
 /// `current_class` of a CPU running its idle thread.
 const CLASS_IDLE: u8 = u8::MAX;
 
@@ -212,7 +214,8 @@ pub fn current() -> Arc<Thread> {
 }
 
 fn ns_to_tsc(ns: u64) -> u64 {
-    (u128::from(ns) * u128::from(crate::time::tsc_hz()) / 1_000_000_000) as u64
+    let ticks = u128::from(ns) * u128::from(crate::time::tsc_hz()) / 1_000_000_000;
+    u64::try_from(ticks).unwrap_or(u64::MAX)
 }
 
 /// A thread asleep until a TSC deadline, ordered earliest first.
@@ -243,7 +246,7 @@ impl Ord for Sleeper {
 /// idle thread; on the boot CPU, as the `main` thread (it also gets an
 /// idle thread of its own).
 fn adopt_current(name: &'static str, affinity: u32) -> *const Thread {
-    let t = Thread::new(name, Class::Normal, affinity, None, 0, None);
+    let t = Thread::new(name, Class::Normal, affinity, None, 0, None, None);
     t.state.store(state::RUNNING, Ordering::Relaxed);
     t.on_cpu.store(true, Ordering::Relaxed);
     t.cpu.store(cpu_index(), Ordering::Relaxed);
@@ -256,6 +259,7 @@ pub fn init_bsp() {
     let me = cpu_index();
     let c = of(me);
     c.rq.lock().reserve(RUN_QUEUE_CAPACITY);
+    c.sleepers.lock().reserve(SLEEPERS_CAPACITY);
     let main = adopt_current("main", ANY_CPU);
     c.current.store(main as *mut Thread, Ordering::Release);
     c.current_class.store(class_code(Class::Normal), Ordering::Relaxed);
@@ -263,7 +267,7 @@ pub fn init_bsp() {
     let stack = KernelStack::new(THREAD_STACK_SIZE).expect("sched: no memory for the idle thread");
     // SAFETY: a fresh stack, ours alone.
     let rsp = unsafe { initial_stack(stack.top()) };
-    let idle = Thread::new("idle", Class::Normal, me, Some(stack), rsp, Some(Box::new(|| idle_main())));
+    let idle = Thread::new("idle", Class::Normal, me, Some(stack), rsp, Some(Box::new(|| idle_main())), None);
     idle.cpu.store(me, Ordering::Relaxed);
     c.idle.store(Arc::into_raw(idle) as *mut Thread, Ordering::Release);
     c.slice_end.store(rdtsc() + ns_to_tsc(Class::Normal.slice_ns()), Ordering::Relaxed);
@@ -280,6 +284,7 @@ pub fn init_ap() {
     let me = cpu_index();
     let c = of(me);
     c.rq.lock().reserve(RUN_QUEUE_CAPACITY);
+    c.sleepers.lock().reserve(SLEEPERS_CAPACITY);
     let idle = adopt_current("idle", me);
     // The CPU holds two references: as `idle` and as `current`.
     // SAFETY: `idle` is a live Arc pointer just made.
@@ -319,24 +324,54 @@ pub fn spawn(
     affinity: u32,
     f: impl FnOnce() + Send + 'static,
 ) -> Result<JoinHandle, KernelError> {
-    let online = crate::smp::online_count();
-    let usable = |cpu: u32| cpu < online && crate::percpu::get(cpu).online.load(Ordering::Acquire);
+    let t = create(name, class, affinity, None, f)?;
+    start(t.clone())?;
+    Ok(JoinHandle { thread: t })
+}
+
+/// Whether CPU `cpu` is online and may take threads.
+fn usable(cpu: u32) -> bool {
+    cpu < crate::smp::online_count() && crate::percpu::get(cpu).online.load(Ordering::Acquire)
+}
+
+/// Makes a thread that will run `f` (a user thread if `user` says so),
+/// without starting it: see [`start`].
+pub fn create(
+    name: &'static str,
+    class: Class,
+    affinity: u32,
+    user: Option<crate::proc::UserThread>,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<Arc<Thread>, KernelError> {
     if affinity != ANY_CPU && !usable(affinity) {
         return Err(KernelError::BadAddress);
     }
     let stack = KernelStack::new(THREAD_STACK_SIZE)?;
-    // SAFETY: a fresh stack, ours alone.
-    let rsp = unsafe { initial_stack(stack.top()) };
-    let t = Thread::new(name, class, affinity, Some(stack), rsp, Some(Box::new(f)));
+    // A user thread's user-mode frame lives at the very top of its stack
+    // (where interrupts from user mode push it): its kernel code starts
+    // below that slot.
+    let top = match user {
+        Some(_) => crate::arch::syscall::user_frame_at(stack.top()) as u64,
+        None => stack.top(),
+    };
+    // SAFETY: a fresh stack, ours alone; `top` is 16-aligned (a frame is
+    // a multiple of 16 bytes).
+    let rsp = unsafe { initial_stack(top) };
+    Ok(Thread::new(name, class, affinity, Some(stack), rsp, Some(Box::new(f)), user))
+}
+
+/// Starts a thread made by [`create`] on the least loaded CPU its affinity
+/// allows.
+pub fn start(t: Arc<Thread>) -> Result<(), KernelError> {
+    let online = crate::smp::online_count();
     let loads = loads(online);
     let target =
         pick_cpu(&loads[..online as usize], cpu_index() as usize, |c| usable(c as u32) && t.allowed_on(c as u32))
             .ok_or(KernelError::BadAddress)?;
     t.cpu.store(target as u32, Ordering::Relaxed);
     log::trace!("sched: thread {} '{}' spawned for cpu{target}", t.id, t.name);
-    let handle = JoinHandle { thread: t.clone() };
     enqueue(t);
-    Ok(handle)
+    Ok(())
 }
 
 /// Puts a RUNNABLE thread on the run queue of a CPU it may run on and
@@ -476,6 +511,27 @@ pub fn schedule(_irq: &InterruptsOff) {
         rearm_timer();
         return;
     }
+    switch(c, prev_ptr, next_ptr, idle_ptr, Slice::Fresh);
+}
+
+/// The time slice of a thread being switched to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slice {
+    /// A slice of its own class's length.
+    Fresh,
+    /// What is left of the previous thread's: a handoff passes the CPU on
+    /// without resetting the clock, so that two threads handing the CPU to
+    /// each other cannot keep the run queue waiting for ever.
+    Donated,
+}
+
+/// Switches this CPU from `prev` (its running thread) to `next`, which
+/// carries the reference `current` will own and is on no run queue; returns
+/// when `prev` runs again. Interrupts are off.
+fn switch(c: &CpuSched, prev_ptr: *mut Thread, next_ptr: *mut Thread, idle_ptr: *mut Thread, slice: Slice) {
+    let me = cpu_index();
+    // SAFETY: `current` holds a reference while the thread runs here.
+    let prev = unsafe { &*prev_ptr };
     // SAFETY: next_ptr carries the reference `current` will own.
     let next = unsafe { &*next_ptr };
     // It may still be switching out on another CPU.
@@ -486,7 +542,9 @@ pub fn schedule(_irq: &InterruptsOff) {
     next.on_cpu.store(true, Ordering::Relaxed);
     next.state.store(state::RUNNING, Ordering::Release);
     next.cpu.store(me, Ordering::Relaxed);
-    c.slice_end.store(rdtsc() + ns_to_tsc(next.class.slice_ns()), Ordering::Relaxed);
+    if slice == Slice::Fresh {
+        c.slice_end.store(rdtsc() + ns_to_tsc(next.class.slice_ns()), Ordering::Relaxed);
+    }
     let is_idle = next_ptr == idle_ptr;
     c.current_class.store(if is_idle { CLASS_IDLE } else { class_code(next.class) }, Ordering::Relaxed);
     let now = rdtsc();
@@ -494,11 +552,110 @@ pub fn schedule(_irq: &InterruptsOff) {
     c.current.store(next_ptr, Ordering::Relaxed);
     c.prev.store(prev_ptr, Ordering::Relaxed);
     c.switches.fetch_add(1, Ordering::Relaxed);
+    if prev.user().is_some() || next.user().is_some() {
+        crate::proc::switch_hook(prev, next);
+    }
     // SAFETY: prev is this CPU's running thread; next's saved stack
     // pointer is valid because it is off every CPU (on_cpu was clear).
     unsafe { switch_context(prev.rsp.get(), *next.rsp.get()) };
     finish_switch();
     rearm_timer();
+}
+
+/// Hands this CPU straight to `next`, a BLOCKED thread the caller has just
+/// given work (an IPC message or reply), without a trip through the run
+/// queue; the running thread must have marked itself BLOCKED ([`block`]).
+/// `next` gets what is left of the running thread's time slice.
+///
+/// Falls back to an ordinary wakeup and [`schedule`] when `next` may not
+/// run on this CPU, or when someone else woke it first.
+pub fn handoff(irq: &InterruptsOff, next: Arc<Thread>) {
+    let me = cpu_index();
+    let c = of(me);
+    if !next.allowed_on(me) || c.preempt_count.load(Ordering::Relaxed) != 0 {
+        wake(next);
+        schedule(irq);
+        return;
+    }
+    // Claimed from BLOCKED: no waker can enqueue it now.
+    if next.state.compare_exchange(state::BLOCKED, state::RUNNABLE, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        schedule(irq);
+        return;
+    }
+    c.need_resched.store(false, Ordering::Relaxed);
+    c.ticks_since_pass.store(0, Ordering::Relaxed);
+    let prev_ptr = c.current.load(Ordering::Relaxed);
+    // SAFETY: `current` holds a reference while the thread runs here.
+    let prev = unsafe { &*prev_ptr };
+    if prev.state() == state::RUNNING {
+        // Not blocked after all (a caller's mistake): it stays runnable.
+        prev.state.store(state::RUNNABLE, Ordering::Release);
+        // SAFETY: as above; the queue gets its own reference.
+        let again = unsafe {
+            Arc::increment_strong_count(prev_ptr);
+            Arc::from_raw(prev_ptr)
+        };
+        let mut rq = c.rq.lock();
+        rq.push(prev.class, again);
+        c.load.fetch_add(1, Ordering::Relaxed);
+    }
+    // The load is unchanged: `next` takes the place `prev` held.
+    switch(c, prev_ptr, Arc::into_raw(next).cast_mut(), c.idle.load(Ordering::Relaxed), Slice::Donated);
+}
+
+/// Marks the running thread BLOCKED: the first half of going to sleep on
+/// some queue, done under that queue's lock (wait.rs's protocol), followed
+/// by [`schedule`] or [`handoff`] once the lock is dropped.
+pub fn block() {
+    with_current(|t| t.state.store(state::BLOCKED, Ordering::Release));
+}
+
+/// Blocks the running thread until `ready()` holds. The thread marks itself
+/// BLOCKED *before* its last look at the condition (with a full barrier in
+/// between), so a waker that makes the condition true and then calls
+/// [`wake`] either finds it BLOCKED or is seen by that look.
+pub fn wait_for(ready: impl Fn() -> bool) {
+    loop {
+        let irq = InterruptsOff::new();
+        if ready() {
+            return;
+        }
+        let done = with_current(|t| {
+            t.state.swap(state::BLOCKED, Ordering::SeqCst);
+            if !ready() {
+                return false;
+            }
+            // Back to running, unless a waker has queued us meanwhile: then
+            // the scheduler must take us off its queue.
+            t.state.compare_exchange(state::BLOCKED, state::RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        });
+        if done {
+            return;
+        }
+        schedule(&irq);
+    }
+}
+
+/// Gets a thread's attention: wakes it if it is blocked (its wait loop
+/// then looks at why, e.g. its process is ending), and interrupts the CPU
+/// it runs on if that is another one, so that it passes through the
+/// kernel's return-to-user checks soon.
+pub fn interrupt(t: &Arc<Thread>) {
+    wake(t.clone());
+    let cpu = t.cpu.load(Ordering::Relaxed);
+    if t.state() == state::RUNNING && cpu != cpu_index() && !of(cpu).ipi_pending.swap(true, Ordering::AcqRel) {
+        ipi::send(cpu, Ipi::Reschedule);
+    }
+}
+
+/// Runs `f` on the running thread, without touching its reference count.
+pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
+    let p = cpu().current.load(Ordering::Relaxed);
+    assert!(!p.is_null(), "sched: no current thread on cpu{}", cpu_index());
+    // SAFETY: the CPU holds a reference to its running thread for as long
+    // as it runs, and `f` runs on that thread (if it blocks and moves to
+    // another CPU, that CPU holds one).
+    f(unsafe { &*p })
 }
 
 /// Arms this CPU's timer for its next event: the running thread's slice
@@ -517,21 +674,41 @@ pub fn rearm_timer() {
 
 /// Sleeps for at least `ns` nanoseconds.
 pub fn sleep_ns(ns: u64) {
-    let deadline = rdtsc() + ns_to_tsc(ns);
+    sleep_ns_unless(ns, || false);
+}
+
+/// Sleeps for at least `ns` nanoseconds, or until `cancelled()` holds once
+/// the thread is woken for another reason ([`interrupt`]). Returns false if
+/// cancelled.
+pub fn sleep_ns_unless(ns: u64, cancelled: impl Fn() -> bool) -> bool {
+    let deadline = rdtsc().saturating_add(ns_to_tsc(ns));
     while rdtsc() < deadline {
+        if cancelled() {
+            return false;
+        }
         let irq = InterruptsOff::new();
         let me = current();
+        let home = of(cpu_index());
+        let heap = &home.sleepers;
         {
             // Blocked and on the heap under the heap's lock: the timer
             // interrupt that pops it wakes it (wait.rs's protocol).
-            let mut sleepers = cpu().sleepers.lock();
+            let mut sleepers = heap.lock();
             me.state.store(state::BLOCKED, Ordering::Release);
-            sleepers.push(Sleeper { deadline, thread: me });
-            cpu().next_wakeup.store(sleepers.peek().map_or(u64::MAX, |s| s.deadline), Ordering::Relaxed);
+            sleepers.push(Sleeper { deadline, thread: me.clone() });
+            home.next_wakeup.store(sleepers.peek().map_or(u64::MAX, |s| s.deadline), Ordering::Relaxed);
         }
         rearm_timer();
         schedule(&irq);
+        if rdtsc() < deadline {
+            // Woken early (interrupt): the heap must not keep the thread,
+            // and its stack, until the deadline.
+            let mut sleepers = heap.lock();
+            sleepers.retain(|s| !Arc::ptr_eq(&s.thread, &me));
+            home.next_wakeup.store(sleepers.peek().map_or(u64::MAX, |s| s.deadline), Ordering::Relaxed);
+        }
     }
+    true
 }
 
 /// Runs on the incoming thread right after a switch: releases the thread

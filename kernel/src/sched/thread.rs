@@ -42,11 +42,14 @@ pub struct Thread {
     /// the on_cpu handshake orders the two.
     pub(super) rsp: UnsafeCell<u64>,
     /// None for a CPU's boot context (its stack is never freed).
-    _stack: Option<KernelStack>,
+    stack: Option<KernelStack>,
     pub(super) entry: IrqSpinlock<Option<Entry>>,
     /// Time spent on a CPU, in TSC ticks, up to its last switch away.
     pub(super) runtime: AtomicU64,
     pub(super) exited: WaitQueue,
+    /// A user thread's process, FPU state and IPC state; None for kernel
+    /// threads.
+    user: Option<crate::proc::UserThread>,
     /// Last field, so it drops after the stack: a thread counts as gone
     /// only once its memory is back.
     _live: LiveToken,
@@ -90,6 +93,7 @@ impl Thread {
         stack: Option<KernelStack>,
         rsp: u64,
         entry: Option<Entry>,
+        user: Option<crate::proc::UserThread>,
     ) -> Arc<Thread> {
         Arc::new(Thread {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -100,10 +104,11 @@ impl Thread {
             cpu: AtomicU32::new(0),
             affinity: AtomicU32::new(affinity),
             rsp: UnsafeCell::new(rsp),
-            _stack: stack,
+            stack,
             entry: IrqSpinlock::new(entry),
             runtime: AtomicU64::new(0),
             exited: WaitQueue::new(),
+            user,
             _live: LiveToken::new(),
         })
     }
@@ -119,6 +124,24 @@ impl Thread {
     pub fn allowed_on(&self, cpu: u32) -> bool {
         let a = self.affinity();
         a == ANY_CPU || a == cpu
+    }
+
+    /// The user-mode side of a user thread (None: a kernel thread).
+    pub fn user(&self) -> Option<&crate::proc::UserThread> {
+        self.user.as_ref()
+    }
+
+    /// One past the highest byte of the thread's kernel stack (0 for a
+    /// CPU's boot context, which never runs user code).
+    pub fn stack_top(&self) -> u64 {
+        self.stack.as_ref().map_or(0, KernelStack::top)
+    }
+
+    /// Waits until the thread has exited, or until `cancelled()` holds;
+    /// true if it exited.
+    pub fn wait_exited(&self, cancelled: impl Fn() -> bool) -> bool {
+        self.exited.wait_until(|| self.state() == state::EXITED || cancelled());
+        self.state() == state::EXITED
     }
 }
 

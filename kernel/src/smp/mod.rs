@@ -397,11 +397,12 @@ extern "C" fn ap_entry(index: u64) -> ! {
     cpu::enable_paging_features();
     gdt::init_cpu();
     idt::load(true);
+    cpu::enable_user_features();
+    crate::arch::syscall::init_cpu();
     apic::init_ap();
     crate::sched::init_ap();
     let me = percpu::current();
     me.call_generation.store(call::generation(), Ordering::Relaxed);
-    me.tlb_generation.store(crate::arch::tlb::generation(), Ordering::Relaxed);
     if ap_fault() == ApFault::Stuck && FAULTY_AP.load(Ordering::Relaxed) == index {
         // Simulated hang: wait until the BSP has given up on us.
         while me.boot_gate.load(Ordering::Acquire) == GATE_OPEN {

@@ -22,6 +22,10 @@ pub struct Features {
     pub global_pages: bool,
     /// TSC frequency reported by CPUID leaf 15H/16H, if any.
     pub tsc_hz_cpuid: Option<u64>,
+    /// CPUID.07H:EBX[7]: supervisor-mode execution prevention.
+    pub smep: bool,
+    /// CPUID.07H:EBX[20]: supervisor-mode access prevention.
+    pub smap: bool,
 }
 
 static FEATURES: Once<Features> = Once::new();
@@ -39,6 +43,7 @@ fn detect() -> Features {
         vendor[..n].copy_from_slice(&s[..n]);
     }
     let info = cpuid.get_feature_info();
+    let extended = cpuid.get_extended_feature_info();
     let ext = cpuid.get_extended_processor_and_feature_identifiers();
     let tsc_hz_cpuid = cpuid.get_tsc_info().and_then(|t| t.tsc_frequency()).or_else(|| {
         cpuid
@@ -55,13 +60,15 @@ fn detect() -> Features {
         gib_pages: ext.as_ref().is_some_and(|e| e.has_1gib_pages()),
         invariant_tsc: cpuid.get_advanced_power_mgmt_info().is_some_and(|p| p.has_invariant_tsc()),
         tsc_hz_cpuid,
+        smep: extended.as_ref().is_some_and(|e| e.has_smep()),
+        smap: extended.as_ref().is_some_and(|e| e.has_smap()),
     }
 }
 
 pub fn log_features() {
     let f = features();
     log::info!(
-        "cpu: {} x2apic={} tsc-deadline={} nx={} 1g-pages={} invariant-tsc={} global-pages={} cpuid-tsc-hz={:?}",
+        "cpu: {} x2apic={} tsc-deadline={} nx={} 1g-pages={} invariant-tsc={} global-pages={} smep={} smap={} cpuid-tsc-hz={:?}",
         core::str::from_utf8(&f.vendor).unwrap_or("?"),
         f.x2apic,
         f.tsc_deadline,
@@ -69,6 +76,8 @@ pub fn log_features() {
         f.gib_pages,
         f.invariant_tsc,
         f.global_pages,
+        f.smep,
+        f.smap,
         f.tsc_hz_cpuid
     );
 }
@@ -88,6 +97,37 @@ pub fn enable_paging_features() {
         // SAFETY: global pages only keep kernel TLB entries across CR3 writes.
         unsafe { Cr4::update(|c| c.insert(Cr4Flags::PAGE_GLOBAL)) };
     }
+}
+
+/// Prepares this CPU for user mode:
+/// - SSE for user code (CR4.OSFXSR and OSXMMEXCPT: the OS saves the state
+///   with FXSAVE and takes SIMD exceptions as #XM; CR0.EM clear and MP set,
+///   so x87 and SSE instructions run instead of trapping);
+/// - SMEP (the kernel never executes user pages) and SMAP (it touches user
+///   pages only inside its copy routine, with RFLAGS.AC set) where the CPU
+///   has them.
+pub fn enable_user_features() {
+    let f = features();
+    // SAFETY: the kernel itself uses no x87/SSE instructions; these bits
+    // only let user code use them, with the state saved on every switch.
+    unsafe {
+        Cr0::update(|c| {
+            c.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+            c.insert(Cr0Flags::MONITOR_COPROCESSOR);
+        });
+        Cr4::update(|c| c.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
+    }
+    let mut protect = Cr4Flags::empty();
+    if f.smep {
+        protect |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
+    }
+    if f.smap {
+        protect |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
+        super::user::SMAP_ON.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+    // SAFETY: the kernel runs no code from user pages, and reads user pages
+    // only in arch::user's copy routine, which sets RFLAGS.AC around it.
+    unsafe { Cr4::update(|c| c.insert(protect)) };
 }
 
 /// Reads the time-stamp counter, ordered after earlier loads (`lfence`).

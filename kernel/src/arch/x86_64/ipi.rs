@@ -1,7 +1,8 @@
 //! Inter-processor interrupts: named vectors, sending, and their handlers.
 //!
 //! - `RESCHEDULE`: the target should run its scheduler (sched/mod.rs).
-//! - `TLB_SHOOTDOWN`: drop a kernel page from this CPU's TLB (tlb.rs).
+//! - `TLB_SHOOTDOWN`: drop pages from this CPU's TLB, or leave an address
+//!   space that is about to be freed (tlb.rs).
 //! - `STOP`: halt for good; sent by the panic path to every other CPU,
 //!   followed by an NMI to any CPU that did not stop (its interrupts may be
 //!   off).
@@ -12,7 +13,7 @@
 use super::apic::{self, Icr};
 use super::idt::vector;
 use crate::percpu;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ipi {
@@ -46,11 +47,45 @@ impl CpuSet {
     pub fn insert(&mut self, cpu: u32) {
         self.0[cpu as usize / 64] |= 1 << (cpu % 64);
     }
+    pub fn remove(&mut self, cpu: u32) {
+        self.0[cpu as usize / 64] &= !(1 << (cpu % 64));
+    }
     pub fn contains(&self, cpu: u32) -> bool {
         self.0[cpu as usize / 64] & (1 << (cpu % 64)) != 0
     }
+    pub fn len(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..percpu::MAX_CPUS as u32).filter(|&c| self.contains(c))
+        self.0.iter().enumerate().flat_map(|(i, &word)| {
+            (0..64u32).filter(move |bit| word & (1 << bit) != 0).map(move |bit| i as u32 * 64 + bit)
+        })
+    }
+}
+
+/// A [`CpuSet`] that CPUs update concurrently: each CPU sets and clears
+/// its own bit, others take snapshots.
+#[derive(Debug, Default)]
+pub struct AtomicCpuSet([AtomicU64; percpu::MAX_CPUS / 64]);
+
+impl AtomicCpuSet {
+    pub const fn new() -> Self {
+        AtomicCpuSet([const { AtomicU64::new(0) }; percpu::MAX_CPUS / 64])
+    }
+    /// Adds `cpu`; a full barrier (a locked instruction), so that what the
+    /// caller does next is not seen before the bit by a snapshot taker.
+    pub fn insert(&self, cpu: u32) {
+        self.0[cpu as usize / 64].fetch_or(1 << (cpu % 64), Ordering::SeqCst);
+    }
+    pub fn remove(&self, cpu: u32) {
+        self.0[cpu as usize / 64].fetch_and(!(1 << (cpu % 64)), Ordering::SeqCst);
+    }
+    pub fn snapshot(&self) -> CpuSet {
+        let mut set = CpuSet::new();
+        for (word, atomic) in set.0.iter_mut().zip(&self.0) {
+            *word = atomic.load(Ordering::SeqCst);
+        }
+        set
     }
 }
 

@@ -1,5 +1,6 @@
-//! What only x86-64 knows: boot entry, descriptor tables, traps, the local
-//! APIC, the PIT, the serial port and power control.
+//! What only x86-64 knows: boot entry, descriptor tables, traps, system-call
+//! entry, user-mode state, the local APIC, the PIT, the serial port and
+//! power control.
 pub mod apic;
 pub mod boot;
 pub mod cpu;
@@ -11,5 +12,7 @@ pub mod pit;
 pub mod power;
 pub mod serial;
 pub mod switch;
+pub mod syscall;
 pub mod tlb;
 pub mod trap;
+pub mod user;

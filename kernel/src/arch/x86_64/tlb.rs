@@ -1,38 +1,57 @@
-//! TLB shootdown: after a kernel mapping is removed, every other CPU drops
-//! what its TLB may have cached of it before the caller reuses the memory.
+//! TLB shootdown: after a mapping is removed, the CPUs that may have cached
+//! it drop it before the caller reuses the memory.
 //!
-//! One request at a time (a global generation number and address, and a
-//! count of CPUs still to acknowledge). The initiator sends a TLB_SHOOTDOWN
-//! IPI to every other CPU and waits for the count to reach zero. A CPU that
-//! cannot take the IPI because its interrupts are off is always spinning on
-//! something (a lock, another shootdown, a thread still switching out); all
-//! of those spin loops call [`service`], so no pair of CPUs can each wait
-//! for the other.
-use super::ipi::{self, Ipi};
+//! One request at a time, held in globals (the address, the page count, or
+//! an address space to leave) while a CPU owns the request slot (`BUSY`).
+//! The initiator writes the request, stores its generation number in the
+//! `tlb_request` word of each *target* CPU, interrupts them with a
+//! TLB_SHOOTDOWN IPI and waits until all have acknowledged (`PENDING`).
+//! A CPU acknowledges in [`service`] by moving its `tlb_generation` up to
+//! its `tlb_request`; a CPU that was not asked never acts, so requests can
+//! target a subset: a kernel mapping concerns every online CPU, a user
+//! mapping only the CPUs whose TLB may hold its address space (its active
+//! set, mem::aspace).
+//!
+//! A CPU that cannot take the IPI because its interrupts are off is always
+//! spinning on something (a lock, another shootdown, a thread still
+//! switching out); all of those spin loops call [`service`], so no pair of
+//! CPUs can each wait for the other.
+use super::ipi::{self, CpuSet, Ipi};
+use crate::mem::aspace::AddressSpace;
 use crate::percpu;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 static BUSY: AtomicBool = AtomicBool::new(false);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static ADDRESS: AtomicU64 = AtomicU64::new(0);
 static PAGES: AtomicU64 = AtomicU64::new(0);
+/// Non-null: the request asks its targets to stop using this address
+/// space (it is about to be freed) instead of flushing pages.
+static LEAVE: AtomicPtr<AddressSpace> = AtomicPtr::new(core::ptr::null_mut());
 /// Above this many pages a full flush is cheaper than page by page.
 const FULL_FLUSH_PAGES: u64 = 32;
 static PENDING: AtomicU32 = AtomicU32::new(0);
 /// Shootdowns initiated, for statistics.
 static COUNT: AtomicU64 = AtomicU64::new(0);
 
-/// Acknowledges the current request on this CPU if it has not yet: flushes
-/// the address and counts itself done. Cheap when there is nothing to do.
+/// Carries out the request addressed to this CPU, if it has not yet, and
+/// acknowledges it. Cheap when there is nothing to do.
 #[inline]
 pub fn service() {
-    let generation = GENERATION.load(Ordering::Acquire);
     let me = percpu::current();
-    if me.tlb_generation.load(Ordering::Relaxed) == generation {
+    let request = me.tlb_request.load(Ordering::Acquire);
+    if me.tlb_generation.load(Ordering::Relaxed) == request {
         return;
     }
-    me.tlb_generation.store(generation, Ordering::Relaxed);
-    flush_range(ADDRESS.load(Ordering::Acquire), PAGES.load(Ordering::Acquire));
+    me.tlb_generation.store(request, Ordering::Relaxed);
+    // The request's fields cannot change before we acknowledge it: the
+    // initiator holds the slot until every target has.
+    let leave = LEAVE.load(Ordering::Acquire);
+    if leave.is_null() {
+        flush_range(ADDRESS.load(Ordering::Acquire), PAGES.load(Ordering::Acquire));
+    } else {
+        crate::mem::aspace::leave_if_loaded(leave);
+    }
     PENDING.fetch_sub(1, Ordering::AcqRel);
 }
 
@@ -67,7 +86,10 @@ pub fn flush_range(start: u64, pages: u64) {
 /// migrate between its local flush and the request, and the CPU it moved
 /// to would count itself flushed without having flushed.
 pub fn shootdown(addr: u64, pages: u64) {
-    x86_64::instructions::interrupts::without_interrupts(|| shootdown_locked(addr, pages));
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        flush_range(addr, pages);
+        request(&online_others(), addr, pages, core::ptr::null_mut());
+    });
 }
 
 /// Flushes every CPU's whole TLB (global entries included) with one
@@ -76,10 +98,50 @@ pub fn shootdown_all() {
     shootdown(0, u64::MAX);
 }
 
-fn shootdown_locked(addr: u64, pages: u64) {
-    flush_range(addr, pages);
-    let others = crate::smp::online_count().saturating_sub(1);
-    if others == 0 {
+/// Drops `pages` user pages from `addr` from the TLBs of the CPUs in
+/// `targets` (the active set of their address space); this CPU flushes its
+/// own if it is one of them.
+pub fn shootdown_user(addr: u64, pages: u64, targets: &CpuSet) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut others = *targets;
+        let me = percpu::cpu_index();
+        if others.contains(me) {
+            flush_range(addr, pages);
+            others.remove(me);
+        }
+        request(&others, addr, pages, core::ptr::null_mut());
+    });
+}
+
+/// Makes every CPU in `targets` stop using `aspace` (load the kernel's
+/// page tables if it has it loaded), and waits until they have: nothing
+/// may walk an address space's tables once they are freed. The caller
+/// leaves it itself first.
+pub fn leave_everywhere(aspace: *const AddressSpace, targets: &CpuSet) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut others = *targets;
+        others.remove(percpu::cpu_index());
+        request(&others, 0, 0, aspace.cast_mut());
+    });
+}
+
+/// Every online CPU but this one.
+fn online_others() -> CpuSet {
+    let me = percpu::cpu_index();
+    let mut set = CpuSet::new();
+    for cpu in (0..crate::smp::online_count()).filter(|&c| c != me) {
+        if percpu::get(cpu).online.load(Ordering::Acquire) {
+            set.insert(cpu);
+        }
+    }
+    set
+}
+
+/// Sends one request to `targets` (this CPU not among them) and waits for
+/// every acknowledgement. Interrupts must be off.
+fn request(targets: &CpuSet, addr: u64, pages: u64, leave: *mut AddressSpace) {
+    let count = targets.len();
+    if count == 0 {
         return;
     }
     while BUSY.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -88,22 +150,23 @@ fn shootdown_locked(addr: u64, pages: u64) {
     }
     ADDRESS.store(addr, Ordering::Release);
     PAGES.store(pages, Ordering::Release);
-    PENDING.store(others, Ordering::Release);
+    LEAVE.store(leave, Ordering::Release);
+    PENDING.store(count, Ordering::Release);
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
-    // This CPU flushed already and must not count itself.
-    percpu::current().tlb_generation.store(generation, Ordering::Relaxed);
+    for cpu in targets.iter() {
+        percpu::get(cpu).tlb_request.store(generation, Ordering::Release);
+    }
     COUNT.fetch_add(1, Ordering::Relaxed);
-    ipi::send_all_others(Ipi::TlbShootdown);
+    if count + 1 == crate::smp::online_count() {
+        // Everyone else: one ICR write instead of one per CPU.
+        ipi::send_all_others(Ipi::TlbShootdown);
+    } else {
+        ipi::send_set(targets, Ipi::TlbShootdown);
+    }
     while PENDING.load(Ordering::Acquire) != 0 {
         core::hint::spin_loop();
     }
     BUSY.store(false, Ordering::Release);
-}
-
-/// The current request's generation: a CPU coming online starts from it,
-/// so it never acknowledges a request it was not counted in.
-pub fn generation() -> u64 {
-    GENERATION.load(Ordering::Acquire)
 }
 
 /// Shootdowns initiated since boot.

@@ -46,7 +46,14 @@ pub struct TrapFrame {
 }
 
 core::arch::global_asm!(include_str!(concat!(env!("OUT_DIR"), "/trap_stubs.S")));
-core::arch::global_asm!(include_str!("trap.S"), dispatch = sym trap_dispatch);
+core::arch::global_asm!(include_str!("trap.S"), dispatch = sym trap_dispatch, smap = sym super::user::SMAP_ON);
+
+impl TrapFrame {
+    /// The trap came from user mode (ring 3).
+    pub fn is_from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
 
 /// Short name and description of each exception vector.
 pub fn exception_name(v: u8) -> (&'static str, &'static str) {
@@ -219,6 +226,7 @@ fn try_fixup(frame: &mut TrapFrame, cr2: u64) -> bool {
 
 /// Called by trap.S for every vector.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    // The low byte: trap.S keeps a flag in bit 63.
     let v = frame.vector as u8;
     match v {
         vector::BREAKPOINT => {
@@ -227,6 +235,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         vector::NMI => {
             super::ipi::nmi();
             log::warn!("trap: NMI on cpu{} at rip={:#x}", cpu_index(), frame.rip);
+        }
+        // A user program's fault ends its process, not the kernel. (A
+        // machine check is the hardware's, wherever it lands.)
+        0..vector::EXCEPTIONS if frame.is_from_user() && v != vector::MACHINE_CHECK => {
+            crate::proc::user_fault(frame, exception_name(v), Cr2::read_raw())
         }
         0..vector::EXCEPTIONS => {
             let cr2 = Cr2::read_raw();
@@ -247,6 +260,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             log::warn!("trap: unexpected interrupt vector {v:#x} on cpu{}", cpu_index());
             apic::end_of_interrupt();
         }
+    }
+    if frame.is_from_user() {
+        crate::proc::before_user_return();
     }
 }
 

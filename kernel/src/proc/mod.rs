@@ -1,0 +1,216 @@
+//! Processes: an address space, a handle table and user threads.
+//!
+//! **Life.** A process is made from a boot module (loader.rs) and starts
+//! with one thread. It ends when its last thread ends: by `thread_exit`, or
+//! because the process is *killed* — by `exit` (any thread), by a fault in
+//! any thread, or by a non-canonical return address. Killing sets the exit
+//! code (the first one wins) and the `dying` flag, and gets the attention
+//! of every thread ([`crate::sched::interrupt`]): a blocked thread wakes
+//! and finds its wait cancelled, a running one is interrupted; each then
+//! ends itself on its way back to user mode ([`before_user_return`]). The
+//! last thread out tears the process down (`finish`): its address space,
+//! then its handles, then it wakes whoever waits for it. The `Process`
+//! itself lives on, with its exit code, while a parent has a handle to it.
+//!
+//! **Lock order.** A process's thread list, then a run queue; handle
+//! tables and address-space locks are leaves.
+pub mod handle;
+mod loader;
+mod thread;
+
+pub use loader::start_init;
+pub use loader::user_entry_frame;
+pub use thread::{before_user_return, end_current_thread, kill_for_bad_return, switch_hook, user_fault, UserThread};
+
+use crate::mem::aspace::AddressSpace;
+use crate::sched::thread::Thread;
+use crate::sched::wait::WaitQueue;
+use crate::sync::IrqSpinlock;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use ferrite_abi::{Error, MAX_THREADS};
+use handle::{HandleTable, Object};
+
+static NEXT_PID: AtomicU64 = AtomicU64::new(1);
+/// Processes that exist (made and not yet freed), for the leak checks.
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+pub fn live_processes() -> u64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+pub struct Process {
+    pub id: u64,
+    /// The boot module it runs.
+    pub name: String,
+    pub aspace: AddressSpace,
+    pub handles: IrqSpinlock<HandleTable>,
+    /// Its live threads (those that started and have not ended).
+    threads: IrqSpinlock<Vec<Arc<Thread>>>,
+    /// Killed: every thread ends at its next return to user mode.
+    dying: AtomicBool,
+    /// The exit code once set (by `exit`, a fault, or the last thread).
+    code: IrqSpinlock<Option<u64>>,
+    /// Set, after the teardown, when the last thread has gone.
+    exited: AtomicBool,
+    exit_waiters: WaitQueue,
+}
+
+impl Process {
+    fn new(name: &str) -> Result<Arc<Process>, Error> {
+        let aspace = AddressSpace::new().map_err(|_| Error::NoMemory)?;
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        Ok(Arc::new(Process {
+            id: NEXT_PID.fetch_add(1, Ordering::Relaxed),
+            name: String::from(name),
+            aspace,
+            handles: IrqSpinlock::new(HandleTable::new()),
+            threads: IrqSpinlock::new(Vec::new()),
+            dying: AtomicBool::new(false),
+            code: IrqSpinlock::new(None),
+            exited: AtomicBool::new(false),
+            exit_waiters: WaitQueue::new(),
+        }))
+    }
+
+    pub fn dying(&self) -> bool {
+        self.dying.load(Ordering::Acquire)
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+
+    /// The exit code, once the process has ended.
+    pub fn exit_code(&self) -> Option<u64> {
+        if self.has_exited() {
+            *self.code.lock()
+        } else {
+            None
+        }
+    }
+
+    /// Starts a user thread of this process at `frame` (user mode state),
+    /// unless the process is dying or already has [`MAX_THREADS`] threads.
+    pub fn start_thread(self: &Arc<Self>, frame: crate::arch::trap::TrapFrame) -> Result<Arc<Thread>, Error> {
+        let t = self.prepare_thread(frame)?;
+        self.launch_thread(&t)?;
+        Ok(t)
+    }
+
+    /// Makes a thread of this process that will enter user mode at
+    /// `frame`, without starting it ([`Process::launch_thread`]).
+    pub fn prepare_thread(self: &Arc<Self>, frame: crate::arch::trap::TrapFrame) -> Result<Arc<Thread>, Error> {
+        thread::create(self.clone(), frame)
+    }
+
+    /// Starts a thread made by [`Process::prepare_thread`], unless the
+    /// process is dying or already has [`MAX_THREADS`] threads.
+    pub fn launch_thread(&self, t: &Arc<Thread>) -> Result<(), Error> {
+        {
+            let mut threads = self.threads.lock();
+            if self.dying() {
+                return Err(Error::PeerGone);
+            }
+            if threads.len() as u64 >= MAX_THREADS {
+                return Err(Error::NoMemory);
+            }
+            // Listed before it can run, so that a kill finds it.
+            threads.try_reserve(1).map_err(|_| Error::NoMemory)?;
+            threads.push(t.clone());
+        }
+        if let Err(e) = crate::sched::start(t.clone()) {
+            self.threads.lock().retain(|x| !Arc::ptr_eq(x, t));
+            log::error!("user: cannot place a thread of '{}' (pid {}): {e}", self.name, self.id);
+            return Err(Error::NoMemory);
+        }
+        Ok(())
+    }
+
+    /// Kills the process with exit code `code` (unless an earlier kill or
+    /// `exit` set one): every thread ends at its next chance. Returns at
+    /// once; the caller, if it is one of the threads, ends itself.
+    pub fn kill(&self, code: u64) {
+        self.code.lock().get_or_insert(code);
+        self.dying.store(true, Ordering::Release);
+        let threads = self.threads.lock().clone();
+        for t in &threads {
+            crate::sched::interrupt(t);
+        }
+    }
+
+    /// Waits until the process has ended or `cancelled()` holds; returns
+    /// its exit code, or None if cancelled.
+    pub fn wait(&self, cancelled: impl Fn() -> bool) -> Option<u64> {
+        self.exit_waiters.wait_until(|| self.has_exited() || cancelled());
+        self.exit_code()
+    }
+
+    /// A thread of the process is ending with `code`; returns true if it
+    /// was the last one.
+    fn thread_ended(&self, t: &Thread, code: u64) -> bool {
+        let mut threads = self.threads.lock();
+        threads.retain(|x| !core::ptr::eq(&**x, t));
+        if threads.is_empty() {
+            // Nothing can start a thread any more: only threads do that.
+            self.dying.store(true, Ordering::Release);
+            self.code.lock().get_or_insert(code);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The last thread is leaving: free everything, then tell the waiters.
+    fn finish(&self) {
+        self.aspace.teardown();
+        // Dropped outside the lock: a handle may hold the last reference to
+        // another process, whose drop takes locks of its own.
+        let objects = self.handles.lock().take_all();
+        drop(objects);
+        self.exited.store(true, Ordering::Release);
+        self.exit_waiters.wake_all();
+        log::debug!(
+            "user: process '{}' (pid {}) ended with code {:#x}",
+            self.name,
+            self.id,
+            self.code.lock().unwrap_or(0)
+        );
+    }
+
+    /// Adds `object` to the handle table.
+    pub fn add_handle(&self, object: Object) -> Result<u64, Error> {
+        self.handles.lock().insert(object)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts the boot module `name` with `args` and these initial handles;
+/// returns the new process. The caller gets a handle to it, or not (init).
+pub fn spawn(name: &str, args: &str, handles: Vec<Object>) -> Result<Arc<Process>, Error> {
+    let (process, frame) = loader::load(name, args, handles)?;
+    process.start_thread(frame)?;
+    Ok(process)
+}
+
+/// Like [`spawn`], but the process's handle is put into `parent`'s table
+/// before the child runs (so that a full table refuses the spawn instead of
+/// leaving a child no one can wait for).
+pub fn spawn_child(parent: &Process, name: &str, args: &str, handles: Vec<Object>) -> Result<u64, Error> {
+    let (process, frame) = loader::load(name, args, handles)?;
+    let handle = parent.add_handle(Object::Process(process.clone()))?;
+    if let Err(e) = process.start_thread(frame) {
+        // Dropped outside the lock (see `finish`).
+        let removed = parent.handles.lock().remove(handle);
+        drop(removed);
+        return Err(e);
+    }
+    Ok(handle)
+}

@@ -1,0 +1,174 @@
+//! User threads: a scheduler thread with a user-mode side.
+//!
+//! A user thread is a kernel thread whose first act is to leave for user
+//! mode through a frame at the top of its kernel stack; from then on it
+//! enters the kernel only by `syscall`, an interrupt or an exception, each
+//! landing at the top of that same stack (the per-CPU `kernel_rsp` and the
+//! TSS's RSP0 point there whenever it runs: [`switch_hook`]). It leaves the
+//! kernel for good in [`end_current_thread`], the only way a user thread
+//! ends.
+use super::Process;
+use crate::arch::gdt;
+use crate::arch::idt::vector;
+use crate::arch::syscall::user_frame_at;
+use crate::arch::trap::{PageFaultError, TrapFrame};
+use crate::arch::user::{self as arch_user, FpuState};
+use crate::ipc::IpcState;
+use crate::percpu;
+use crate::sched::thread::{Thread, ANY_CPU};
+use crate::sched::{self, InterruptsOff};
+use alloc::sync::Arc;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use ferrite_abi::{Error, EXIT_FAULT};
+use ferrite_kcore::sched::Class;
+
+pub struct UserThread {
+    pub process: Arc<Process>,
+    /// Saved FPU/SSE registers; touched only by the CPU switching the
+    /// thread in or out (the scheduler's on_cpu protocol orders them).
+    fpu: UnsafeCell<FpuState>,
+    /// The CPU whose registers last held this thread's FPU state.
+    fpu_cpu: AtomicU32,
+    /// The code it ended with (`thread_exit`, or its process's).
+    pub exit_code: AtomicU64,
+    pub ipc: IpcState,
+}
+
+// SAFETY: `fpu` is reached only by the CPU that switches the thread, one
+// at a time (see the field); everything else is atomic or locked.
+unsafe impl Sync for UserThread {}
+
+/// Makes (without starting) a thread of `process` that enters user mode
+/// at `frame`.
+pub(super) fn create(process: Arc<Process>, frame: TrapFrame) -> Result<Arc<Thread>, Error> {
+    let user = UserThread {
+        process,
+        fpu: UnsafeCell::new(FpuState::initial()),
+        fpu_cpu: AtomicU32::new(u32::MAX),
+        exit_code: AtomicU64::new(0),
+        ipc: IpcState::new(),
+    };
+    let t = sched::create("user", Class::Normal, ANY_CPU, Some(user), enter).map_err(|_| Error::NoMemory)?;
+    // The frame goes where user frames live, at the top of the kernel
+    // stack, now: `enter` never returns, so nothing it owned (a closure
+    // holding the frame, say) would ever be freed.
+    // SAFETY: the thread has not started, so its stack is ours; sched::create
+    // leaves the frame slot at the top free.
+    unsafe { user_frame_at(t.stack_top()).write(frame) };
+    Ok(t)
+}
+
+/// The new thread's first code: to user mode through the frame `create`
+/// put at the top of its stack, unless its process died before it could
+/// start.
+fn enter() {
+    before_user_return();
+    let at = user_frame_at(sched::with_current(|t| t.stack_top()));
+    // SAFETY: `at` holds a user-mode frame built by the loader or
+    // thread_spawn (create put it there), above everything this thread has
+    // pushed.
+    unsafe { arch_user::enter(at) }
+}
+
+/// The scheduler is switching this CPU from `prev` to `next` (at least one
+/// of them a user thread), with interrupts off: save `prev`'s FPU state,
+/// and give `next` its address space, its kernel entry stack and its FPU
+/// state (unless this CPU's registers hold it already).
+pub fn switch_hook(prev: &Thread, next: &Thread) {
+    let cpu = percpu::current();
+    if let Some(u) = prev.user() {
+        // SAFETY: prev is switching out on this CPU: no one else touches its
+        // FPU area now.
+        unsafe { arch_user::fpu_save(u.fpu.get()) };
+        cpu.fpu_owner.store(prev.id, Ordering::Relaxed);
+    }
+    if let Some(u) = next.user() {
+        u.process.aspace.activate();
+        let top = next.stack_top();
+        cpu.kernel_rsp.store(top, Ordering::Relaxed);
+        gdt::set_user_entry_stack(top);
+        let me = cpu.index();
+        if cpu.fpu_owner.load(Ordering::Relaxed) != next.id || u.fpu_cpu.load(Ordering::Relaxed) != me {
+            // SAFETY: next is off every other CPU (on_cpu); its area holds a
+            // state saved by fxsave or the initial one.
+            unsafe { arch_user::fpu_restore(u.fpu.get()) };
+            cpu.fpu_owner.store(next.id, Ordering::Relaxed);
+            u.fpu_cpu.store(me, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A fault in user mode: the process dies, with one log line naming it,
+/// the fault and the address.
+pub fn user_fault(frame: &TrapFrame, (mnemonic, name): (&str, &str), cr2: u64) -> ! {
+    let process = sched::with_current(|t| t.user().map(|u| u.process.clone()));
+    let Some(process) = process else {
+        panic!("trap: {mnemonic} from user mode on a kernel thread at rip={:#x}", frame.rip);
+    };
+    let v = frame.vector as u8;
+    if v == vector::PAGE_FAULT {
+        let bits = PageFaultError::from_bits_retain(frame.error_code);
+        log::error!(
+            "user: process '{}' (pid {}) killed: {mnemonic} {name} at address {cr2:#x} ({bits}), rip {:#x}",
+            process.name,
+            process.id,
+            frame.rip
+        );
+    } else {
+        log::error!(
+            "user: process '{}' (pid {}) killed: {mnemonic} {name} at rip {:#x} (error code {:#x})",
+            process.name,
+            process.id,
+            frame.rip,
+            frame.error_code
+        );
+    }
+    process.kill(EXIT_FAULT);
+    drop(process);
+    end_current_thread(EXIT_FAULT)
+}
+
+/// The last look before a user thread returns to user mode: a thread of a
+/// dying process ends here instead.
+pub fn before_user_return() {
+    if sched::with_current(|t| t.user().is_some_and(|u| u.process.dying())) {
+        end_current_thread(0);
+    }
+}
+
+/// Kills the running thread's process because of a bad return address
+/// (the syscall exit refuses to `sysret` to one).
+pub fn kill_for_bad_return(rip: u64) -> ! {
+    let process = sched::with_current(|t| t.user().map(|u| u.process.clone()));
+    if let Some(process) = process {
+        log::error!(
+            "user: process '{}' (pid {}) killed: return address {rip:#x} outside user space",
+            process.name,
+            process.id
+        );
+        process.kill(EXIT_FAULT);
+    }
+    end_current_thread(EXIT_FAULT)
+}
+
+/// Ends the running user thread with `code`; the last thread of a process
+/// tears it down. Everything runs with interrupts off: once the address
+/// space is gone, this thread must never be switched back in.
+pub fn end_current_thread(code: u64) -> ! {
+    let _irq = InterruptsOff::new();
+    let me = sched::current();
+    let Some(user) = me.user() else {
+        panic!("proc: end_current_thread on the kernel thread '{}'", me.name);
+    };
+    user.exit_code.store(code, Ordering::Release);
+    crate::ipc::abandon_reply(&me);
+    let process = user.process.clone();
+    let last = process.thread_ended(&me, code);
+    drop(me);
+    if last {
+        process.finish();
+    }
+    drop(process);
+    sched::exit_current()
+}

@@ -1,0 +1,137 @@
+//! Threads, processes and memory: `thread_spawn`, `thread_join`,
+//! `set_affinity`, `map`, `unmap`, `spawn` and `wait`.
+use super::{current_process, uaccess};
+use crate::proc::handle::Object;
+use crate::proc::{self, user_entry_frame};
+use crate::sched::{self, thread::ANY_CPU};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use ferrite_abi::{map, Error, MAP_MAX, SPAWN_CMD_MAX, SPAWN_HANDLES_MAX, USER_END, USER_START};
+
+/// `thread_spawn(entry, stack_top, arg) -> handle`.
+pub fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> {
+    let user = USER_START..USER_END;
+    if !user.contains(&entry) || !user.contains(&stack_top) {
+        return Err(Error::BadAddress);
+    }
+    let process = current_process();
+    let thread = process.prepare_thread(user_entry_frame(entry, stack_top, arg, 0, 0))?;
+    // The handle first: a thread that no one could join must not start.
+    let handle = process.add_handle(Object::Thread(thread.clone()))?;
+    if let Err(e) = process.launch_thread(&thread) {
+        let removed = process.handles.lock().remove(handle);
+        drop(removed);
+        return Err(e);
+    }
+    Ok(handle)
+}
+
+/// Removes `handle` from `process`'s table if it still names `object`
+/// (another thread may have closed it, and reused the number, meanwhile).
+fn close_if_same(process: &proc::Process, handle: u64, same: impl Fn(&Object) -> bool) {
+    let removed = {
+        let mut handles = process.handles.lock();
+        match handles.get(handle) {
+            Ok(object) if same(object) => handles.remove(handle).ok(),
+            _ => None,
+        }
+    };
+    drop(removed);
+}
+
+/// `thread_join(handle) -> code`.
+pub fn thread_join(handle: u64) -> Result<u64, Error> {
+    let process = current_process();
+    let thread = match process.handles.lock().get(handle)? {
+        Object::Thread(t) => t.clone(),
+        _ => return Err(Error::BadHandle),
+    };
+    if sched::with_current(|me| core::ptr::eq(me, &*thread)) {
+        return Err(Error::BadArgument);
+    }
+    if !thread.wait_exited(|| process.dying()) {
+        return Err(Error::PeerGone);
+    }
+    let code = thread.user().map_or(0, |u| u.exit_code.load(core::sync::atomic::Ordering::Acquire));
+    close_if_same(&process, handle, |o| matches!(o, Object::Thread(t) if Arc::ptr_eq(t, &thread)));
+    Ok(code)
+}
+
+/// `set_affinity(cpu)`: returns once the thread runs there.
+pub fn set_affinity(cpu: u64) -> Result<u64, Error> {
+    let target = if cpu == ferrite_abi::ANY_CPU {
+        ANY_CPU
+    } else {
+        let online = crate::smp::online_count();
+        match u32::try_from(cpu) {
+            Ok(c) if c < online && crate::percpu::get(c).online.load(core::sync::atomic::Ordering::Acquire) => c,
+            _ => return Err(Error::BadArgument),
+        }
+    };
+    let me = sched::current();
+    sched::set_affinity(&me, target);
+    drop(me);
+    while target != ANY_CPU && crate::percpu::cpu_index() != target {
+        sched::yield_now();
+    }
+    Ok(0)
+}
+
+/// `map(len, flags) -> addr`.
+pub fn map(len: u64, flags: u64) -> Result<u64, Error> {
+    if flags & !map::WRITE != 0 {
+        return Err(Error::BadArgument);
+    }
+    if len == 0 || len > MAP_MAX {
+        return Err(Error::BadLength);
+    }
+    current_process().aspace.map_anon(len, flags & map::WRITE != 0).map_err(|_| Error::NoMemory)
+}
+
+/// `unmap(addr, len)`.
+pub fn unmap(addr: u64, len: u64) -> Result<u64, Error> {
+    if len == 0 {
+        return Err(Error::BadLength);
+    }
+    uaccess::check_range(addr, len)?;
+    current_process().aspace.unmap_anon(addr, len).map_err(|_| Error::BadAddress)?;
+    Ok(0)
+}
+
+/// `spawn(cmd_ptr, cmd_len, handles_ptr, handles_len) -> process handle`.
+pub fn spawn(cmd_ptr: u64, cmd_len: u64, handles_ptr: u64, handles_len: u64) -> Result<u64, Error> {
+    if cmd_len > SPAWN_CMD_MAX || handles_len > SPAWN_HANDLES_MAX {
+        return Err(Error::BadLength);
+    }
+    let command = uaccess::copy_in(cmd_ptr, cmd_len)?;
+    let numbers = uaccess::copy_words(handles_ptr, handles_len)?;
+    let command = core::str::from_utf8(&command).map_err(|_| Error::BadArgument)?;
+    let (name, args) = match command.trim_start().split_once(char::is_whitespace) {
+        Some((name, args)) => (name, args.trim()),
+        None => (command.trim(), ""),
+    };
+    if name.is_empty() {
+        return Err(Error::NotFound);
+    }
+    let process = current_process();
+    let handles = {
+        let table = process.handles.lock();
+        numbers
+            .iter()
+            .map(|&h| table.get(h).cloned().and_then(|o| if o.transferable() { Ok(o) } else { Err(Error::BadHandle) }))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    proc::spawn_child(&process, name, args, handles)
+}
+
+/// `wait(process handle) -> code`.
+pub fn wait(handle: u64) -> Result<u64, Error> {
+    let process = current_process();
+    let child = match process.handles.lock().get(handle)? {
+        Object::Process(p) => p.clone(),
+        _ => return Err(Error::BadHandle),
+    };
+    let code = child.wait(|| process.dying()).ok_or(Error::PeerGone)?;
+    close_if_same(&process, handle, |o| matches!(o, Object::Process(p) if Arc::ptr_eq(p, &child)));
+    Ok(code)
+}
