@@ -12,6 +12,7 @@ mod mem;
 mod sched;
 pub mod smp;
 mod stress;
+mod user;
 
 pub type TestResult = Result<(), String>;
 
@@ -21,7 +22,7 @@ pub struct Test {
 }
 
 /// Every suite's tests.
-const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS, stress::TESTS];
+const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS, stress::TESTS, user::TESTS];
 
 /// Fails the test with a formatted reason unless `cond` holds.
 #[macro_export]

@@ -1,0 +1,265 @@
+//! The user-mode suite (`test=user`): each case runs the boot module
+//! `utest` (userland/src/bin/utest) as its own process and checks how it
+//! ends — exit code 0, or for the fault cases [`EXIT_FAULT`], the code of a
+//! process the kernel killed. The program checks the system calls from the
+//! inside; the kernel checks from the outside what a program cannot see:
+//! that every process, thread, frame and heap byte comes back after churn,
+//! fuzzing and killing, and that a fault ends only its own process.
+use super::{Test, TestResult};
+use crate::ensure;
+use crate::mem::{frames, heap, stack};
+use crate::proc::{self, Process};
+use crate::sched::thread::live_threads;
+use crate::time::uptime_ns;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use ferrite_abi::{Error, EXIT_FAULT};
+
+/// How long one case may run before it is declared hung (TCG with 8
+/// virtual CPUs on a 2-core host is slow).
+const CASE_LIMIT_NS: u64 = 120_000_000_000;
+
+/// Cases that must exit 0.
+macro_rules! passing_cases {
+    ($($name:ident),* $(,)?) => {
+        $(fn $name() -> TestResult { run_case(stringify!($name), 0) })*
+    };
+}
+
+/// Cases that must be killed by a fault.
+macro_rules! fault_cases {
+    ($($name:ident),* $(,)?) => {
+        $(fn $name() -> TestResult { run_case(stringify!($name), EXIT_FAULT) })*
+    };
+}
+
+passing_cases!(
+    write,
+    bad_syscall,
+    time,
+    cpu,
+    affinity,
+    threads,
+    thread_limit,
+    handle_limit,
+    map,
+    spawn,
+    handles,
+    isolation,
+    ipc_same_cpu,
+    ipc_cross_cpu,
+    ipc_many_clients,
+    ipc_send_recv,
+    ipc_process,
+    ipc_peer_gone,
+    notify,
+    fpu,
+);
+
+fault_cases!(
+    fault_null,
+    fault_write_text,
+    fault_exec_data,
+    fault_ud,
+    fault_gp,
+    fault_de,
+    fault_stack,
+    fault_kernel_read,
+    fault_noncanonical,
+);
+
+pub const TESTS: &[Test] = &[
+    Test { name: "user::protection", run: protection },
+    Test { name: "user::bad_modules", run: bad_modules },
+    Test { name: "user::write", run: write },
+    Test { name: "user::bad_syscall", run: bad_syscall },
+    Test { name: "user::time", run: time },
+    Test { name: "user::cpu", run: cpu },
+    Test { name: "user::affinity", run: affinity },
+    Test { name: "user::threads", run: threads },
+    Test { name: "user::thread_limit", run: thread_limit },
+    Test { name: "user::handle_limit", run: handle_limit },
+    Test { name: "user::map", run: map },
+    Test { name: "user::map_exhaust", run: map_exhaust },
+    Test { name: "user::spawn", run: spawn },
+    Test { name: "user::handles", run: handles },
+    Test { name: "user::isolation", run: isolation },
+    Test { name: "user::ipc_same_cpu", run: ipc_same_cpu },
+    Test { name: "user::ipc_cross_cpu", run: ipc_cross_cpu },
+    Test { name: "user::ipc_many_clients", run: ipc_many_clients },
+    Test { name: "user::ipc_send_recv", run: ipc_send_recv },
+    Test { name: "user::ipc_process", run: ipc_process },
+    Test { name: "user::ipc_peer_gone", run: ipc_peer_gone },
+    Test { name: "user::notify", run: notify },
+    Test { name: "user::fpu", run: fpu },
+    Test { name: "user::fault_null", run: fault_null },
+    Test { name: "user::fault_write_text", run: fault_write_text },
+    Test { name: "user::fault_exec_data", run: fault_exec_data },
+    Test { name: "user::fault_ud", run: fault_ud },
+    Test { name: "user::fault_gp", run: fault_gp },
+    Test { name: "user::fault_de", run: fault_de },
+    Test { name: "user::fault_stack", run: fault_stack },
+    Test { name: "user::fault_kernel_read", run: fault_kernel_read },
+    Test { name: "user::fault_noncanonical", run: fault_noncanonical },
+    Test { name: "user::faults_spare_others", run: faults_spare_others },
+    Test { name: "user::kill_threads", run: kill_threads },
+    Test { name: "user::churn", run: churn },
+    Test { name: "user::fuzz", run: fuzz },
+];
+
+/// Starts `utest <command>`.
+fn start(command: &str) -> Result<Arc<Process>, String> {
+    proc::spawn("utest", command, Vec::new()).map_err(|e| format!("cannot start 'utest {command}': {e:?}"))
+}
+
+/// Waits (deadline-bound) for `process` to end; returns its exit code.
+fn finish(process: &Process, what: &str) -> Result<u64, String> {
+    let deadline = uptime_ns() + CASE_LIMIT_NS;
+    loop {
+        if let Some(code) = process.exit_code() {
+            return Ok(code);
+        }
+        if uptime_ns() > deadline {
+            crate::sched::dump_state();
+            process.kill(EXIT_FAULT);
+            return Err(format!(
+                "'utest {what}' (pid {}) did not end within {} s",
+                process.id,
+                CASE_LIMIT_NS / 1_000_000_000
+            ));
+        }
+        crate::sched::sleep_ns(2_000_000);
+    }
+}
+
+fn expect_code(what: &str, code: u64, expected: u64) -> TestResult {
+    let name = |c: u64| match c {
+        0 => String::from("0 (passed)"),
+        EXIT_FAULT => String::from("EXIT_FAULT (killed by a fault)"),
+        c => format!("{c}"),
+    };
+    ensure!(code == expected, "'utest {what}' ended with {}, expected {}", name(code), name(expected));
+    Ok(())
+}
+
+/// Runs `utest <command>` to its end and checks its exit code.
+fn run_case(command: &str, expected: u64) -> TestResult {
+    let process = start(command)?;
+    let code = finish(&process, command)?;
+    expect_code(command, code, expected)
+}
+
+/// What user-mode churn must give back: counted with nothing of the case
+/// left running, and with cached kernel stacks (reusable memory, not a
+/// leak) returned.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+struct Resources {
+    processes: u64,
+    threads: u64,
+    free_frames: u64,
+    heap_used: usize,
+}
+
+fn settle(expect_threads: u64) -> Resources {
+    // Exited threads are freed by whichever CPU switches away from them.
+    let deadline = uptime_ns() + 2_000_000_000;
+    while live_threads() > expect_threads && uptime_ns() < deadline {
+        crate::sched::sleep_ns(1_000_000);
+    }
+    stack::trim();
+    Resources {
+        processes: proc::live_processes(),
+        threads: live_threads(),
+        free_frames: frames::free_count(),
+        heap_used: heap::usage().0,
+    }
+}
+
+/// Runs `utest <command>` twice (the first run grows the kernel heap and
+/// page tables to what the case needs) and checks that the second gives
+/// back everything it took.
+fn run_leak_checked(command: &str, expected: u64) -> TestResult {
+    // The idle threads and this test's own (main) thread.
+    let kernel_threads = u64::from(crate::smp::online_count()) + 1;
+    run_case(command, expected)?;
+    let before = settle(kernel_threads);
+    run_case(command, expected)?;
+    let after = settle(kernel_threads);
+    ensure!(after == before, "'utest {command}' leaked: {before:?} before, {after:?} after");
+    Ok(())
+}
+
+fn map_exhaust() -> TestResult {
+    run_leak_checked("map_exhaust", 0)
+}
+
+fn churn() -> TestResult {
+    run_leak_checked("churn", 0)
+}
+
+fn kill_threads() -> TestResult {
+    run_leak_checked("kill_threads", EXIT_FAULT)
+}
+
+fn fuzz() -> TestResult {
+    run_leak_checked(&format!("fuzz seed={}", super::seed()), 0)
+}
+
+/// SMEP and SMAP are on where the CPU has them, and user memory is NX.
+fn protection() -> TestResult {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    let f = crate::arch::cpu::features();
+    let cr4 = Cr4::read();
+    ensure!(
+        cr4.contains(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION) == f.smep,
+        "SMEP {:?} but CPUID says {}",
+        cr4,
+        f.smep
+    );
+    ensure!(
+        cr4.contains(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION) == f.smap,
+        "SMAP {:?} but CPUID says {}",
+        cr4,
+        f.smap
+    );
+    ensure!(cr4.contains(Cr4Flags::OSFXSR), "CR4.OSFXSR is off: user SSE code would fault");
+    Ok(())
+}
+
+/// Modules that are not programs are refused with a log line, and the
+/// kernel carries on.
+fn bad_modules() -> TestResult {
+    for (name, expected) in
+        [("notelf", Error::BadProgram), ("truncated", Error::BadProgram), ("nosuch", Error::NotFound)]
+    {
+        match proc::spawn(name, "", Vec::new()) {
+            Err(e) => ensure!(e == expected, "spawning '{name}' gave {e:?}, expected {expected:?}"),
+            Ok(p) => return Err(format!("'{name}' started as pid {}", p.id)),
+        }
+    }
+    Ok(())
+}
+
+/// Processes that fault die alone: one that works for a while runs beside
+/// every kind of fault and still passes.
+fn faults_spare_others() -> TestResult {
+    let worker = start("ipc_many_clients")?;
+    let faults = [
+        "fault_null",
+        "fault_write_text",
+        "fault_exec_data",
+        "fault_ud",
+        "fault_gp",
+        "fault_de",
+        "fault_stack",
+        "fault_kernel_read",
+        "fault_noncanonical",
+    ];
+    let victims = faults.iter().map(|case| start(case).map(|p| (*case, p))).collect::<Result<Vec<_>, _>>()?;
+    for (case, process) in &victims {
+        expect_code(case, finish(process, case)?, EXIT_FAULT)?;
+    }
+    expect_code("ipc_many_clients", finish(&worker, "ipc_many_clients")?, 0)
+}

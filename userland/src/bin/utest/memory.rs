@@ -1,0 +1,241 @@
+//! `map` and `unmap`: alignment, zeroing, permissions, the argument checks,
+//! partial unmaps, and running the kernel out of memory.
+//!
+//! Memory from `map` is touched through raw pointers with volatile accesses:
+//! the point is what the hardware and the kernel do with each access, which
+//! the compiler must not merge or drop.
+
+use alloc::format;
+use alloc::string::String;
+
+use ferrite_abi::{map as flags, Error, MAP_MAX};
+use ferrite_user::sys;
+
+use crate::harness::{addr, Ctx, Outcome};
+use crate::raw;
+use crate::syscalls::PAGE;
+
+/// The page size as a length.
+const PAGE_LEN: usize = PAGE as usize;
+
+/// A flag bit `map` does not know.
+const UNKNOWN_FLAG: u64 = 0x80;
+
+/// Reads byte `offset` of a mapping.
+///
+/// # Safety
+///
+/// `base + offset` must lie in readable memory from `map` that nothing
+/// else writes to at the same time.
+unsafe fn peek(base: *mut u8, offset: usize) -> u8 {
+    // SAFETY: the caller's promise.
+    unsafe { base.add(offset).read_volatile() }
+}
+
+/// Writes byte `offset` of a mapping.
+///
+/// # Safety
+///
+/// `base + offset` must lie in writable memory from `map` that nothing
+/// else uses at the same time.
+unsafe fn poke(base: *mut u8, offset: usize, value: u8) {
+    // SAFETY: the caller's promise.
+    unsafe { base.add(offset).write_volatile(value) }
+}
+
+/// A byte that differs per page and per test, to tell pages apart.
+fn marker(page: usize, salt: u8) -> u8 {
+    (page as u8).wrapping_mul(31).wrapping_add(salt) | 1
+}
+
+/// One writable page: aligned, zeroed, and keeps what is written.
+fn one_page() -> Result<(), String> {
+    let page = sys::map(PAGE_LEN, flags::WRITE).ctx("map one page")?;
+    check_eq!(page.addr() % PAGE_LEN, 0, "alignment of map's address {page:p}");
+    for offset in 0..PAGE_LEN {
+        // SAFETY: the page is ours, readable, and used by nothing else.
+        let byte = unsafe { peek(page, offset) };
+        check_eq!(byte, 0, "byte {offset} of a fresh page");
+    }
+    for offset in 0..PAGE_LEN {
+        // SAFETY: as above, and writable.
+        unsafe { poke(page, offset, offset as u8 ^ 0x5a) };
+    }
+    for offset in 0..PAGE_LEN {
+        // SAFETY: as above.
+        let byte = unsafe { peek(page, offset) };
+        check_eq!(byte, offset as u8 ^ 0x5a, "byte {offset} read back");
+    }
+    // SAFETY: the page came from `map` and is not used any more.
+    unsafe { sys::unmap(page, PAGE_LEN) }.ctx("unmap one page")?;
+    Ok(())
+}
+
+/// A length one byte over three pages maps four, all writable.
+fn rounding() -> Result<(), String> {
+    let len = 3 * PAGE_LEN + 1;
+    let pages = sys::map(len, flags::WRITE).ctx("map 3 pages + 1 byte")?;
+    for page in 0..4 {
+        for offset in [page * PAGE_LEN, page * PAGE_LEN + PAGE_LEN - 1] {
+            // SAFETY: four pages were mapped writable; `offset` is in them.
+            unsafe { poke(pages, offset, marker(page, 1)) };
+        }
+    }
+    for page in 0..4 {
+        for offset in [page * PAGE_LEN, page * PAGE_LEN + PAGE_LEN - 1] {
+            // SAFETY: as above.
+            let byte = unsafe { peek(pages, offset) };
+            check_eq!(byte, marker(page, 1), "byte {offset} of a 3-page + 1 mapping");
+        }
+    }
+    // SAFETY: the pages came from `map` (the same length rounds the same
+    // way) and are not used any more.
+    unsafe { sys::unmap(pages, len) }.ctx("unmap 3 pages + 1 byte")?;
+    Ok(())
+}
+
+/// What `map` and `unmap` must refuse.
+fn refusals() -> Result<(), String> {
+    check_eq!(sys::map(0, flags::WRITE), Err(Error::BadLength), "map(0)");
+    check_eq!(sys::map(MAP_MAX as usize + 1, flags::WRITE), Err(Error::BadLength), "map(MAP_MAX + 1)");
+    check_eq!(sys::map(PAGE_LEN, UNKNOWN_FLAG), Err(Error::BadArgument), "map with flags {UNKNOWN_FLAG:#x}");
+
+    let page = sys::map(PAGE_LEN, flags::WRITE).ctx("map one page")?;
+    // SAFETY: the page is ours; poke it so that losing it would show.
+    unsafe { poke(page, 0, marker(0, 2)) };
+    // SAFETY: this unmap and the three below must each be refused with
+    // nothing unmapped. If the kernel wrongly obeyed, the page, our
+    // code or our stack would vanish and the process would fault: the
+    // runner sees that as a failure, and Rust never sees freed memory.
+    let misaligned = unsafe { sys::unmap(page.wrapping_add(1), PAGE_LEN) };
+    check_eq!(misaligned, Err(Error::BadAddress), "unmap of a misaligned address");
+    // SAFETY: see above.
+    let zero = unsafe { sys::unmap(page, 0) };
+    check_eq!(zero, Err(Error::BadLength), "unmap with length 0");
+    let code = (refusals as fn() -> Result<(), String> as usize) & !(PAGE_LEN - 1);
+    // SAFETY: see above.
+    let unmap_code = unsafe { sys::unmap(code as *mut u8, PAGE_LEN) };
+    check_eq!(unmap_code, Err(Error::BadAddress), "unmap of our code at {code:#x}");
+    let local = 0u64;
+    let stack = addr(&local) as usize & !(PAGE_LEN - 1);
+    // SAFETY: see above.
+    let unmap_stack = unsafe { sys::unmap(stack as *mut u8, PAGE_LEN) };
+    check_eq!(unmap_stack, Err(Error::BadAddress), "unmap of our stack at {stack:#x}");
+    // SAFETY: the page is still ours (every unmap above was refused).
+    let kept = unsafe { peek(page, 0) };
+    check_eq!(kept, marker(0, 2), "the page after refused unmaps");
+    // SAFETY: the page came from `map` and is not used any more.
+    unsafe { sys::unmap(page, PAGE_LEN) }.ctx("unmap one page")?;
+    Ok(())
+}
+
+/// Unmapping part of a mapping keeps the rest, and an unmap that covers a
+/// hole is refused whole.
+fn partial() -> Result<(), String> {
+    let pages = sys::map(3 * PAGE_LEN, flags::WRITE).ctx("map 3 pages")?;
+    for page in 0..3 {
+        // SAFETY: three pages mapped writable, used by nothing else.
+        unsafe { poke(pages, page * PAGE_LEN, marker(page, 3)) };
+    }
+    let middle = pages.wrapping_add(PAGE_LEN);
+    // SAFETY: the middle page came from `map`; nothing uses it.
+    unsafe { sys::unmap(middle, PAGE_LEN) }.ctx("unmap the middle page")?;
+    // Nothing is allocated from here to the refused unmap, so nothing can
+    // have been mapped into the hole.
+    // SAFETY: must be refused, since the second page is no longer mapped.
+    // If the kernel wrongly unmapped the first page, the read below
+    // faults (a failure for the runner); Rust holds no reference to it.
+    let over_hole = unsafe { sys::unmap(pages, 2 * PAGE_LEN) };
+    check_eq!(over_hole, Err(Error::BadAddress), "unmap of a mapped page and a hole");
+    for page in [0, 2] {
+        // SAFETY: pages 0 and 2 are still mapped.
+        let byte = unsafe { peek(pages, page * PAGE_LEN) };
+        check_eq!(byte, marker(page, 3), "page {page} after unmapping the middle one");
+    }
+    for page in [0, 2] {
+        // SAFETY: each page came from `map` and is not used any more.
+        unsafe { sys::unmap(pages.wrapping_add(page * PAGE_LEN), PAGE_LEN) }.ctx("unmap an outer page")?;
+    }
+    Ok(())
+}
+
+/// A read-only mapping reads as zeros, and the kernel may read it.
+fn read_only() -> Result<(), String> {
+    let page = sys::map(PAGE_LEN, 0).ctx("map read-only")?;
+    for offset in 0..PAGE_LEN {
+        // SAFETY: the page is ours and readable.
+        let byte = unsafe { peek(page, offset) };
+        check_eq!(byte, 0, "byte {offset} of a read-only page");
+    }
+    // The page holds only zeros, so this prints one NUL byte to the
+    // console: harmless, and the only way to make `write` read it.
+    check_eq!(raw::write(page.addr() as u64, 1), Ok(1), "write from a read-only page");
+    // SAFETY: the page came from `map` and is not used any more.
+    unsafe { sys::unmap(page, PAGE_LEN) }.ctx("unmap read-only")?;
+    Ok(())
+}
+
+/// `map` and `unmap`.
+pub fn map(_args: &str) -> Outcome {
+    one_page()?;
+    rounding()?;
+    refusals()?;
+    partial()?;
+    read_only()?;
+    Ok(String::new())
+}
+
+/// The size of each mapping in `map_exhaust`.
+const CHUNK: usize = 64 << 20;
+/// Bytes in a MiB, for the report.
+const MIB: usize = 1 << 20;
+/// Room for 64 GiB of chunks; a machine with more memory than that ends
+/// the case with a failure rather than a stack overflow.
+const MAX_CHUNKS: usize = 1024;
+
+/// Maps chunks into `chunks` until the kernel refuses or `limit` chunks are
+/// mapped; returns how many it got and the error that stopped it. It
+/// formats nothing: while memory is exhausted the heap may not grow.
+fn map_chunks(chunks: &mut [*mut u8; MAX_CHUNKS], limit: usize) -> (usize, Option<Error>) {
+    let mut count = 0;
+    while count < limit {
+        match sys::map(CHUNK, flags::WRITE) {
+            Ok(chunk) => {
+                // SAFETY: the chunk is ours and writable; touching it makes
+                // sure a lazy kernel really backs it.
+                unsafe { poke(chunk, 0, 1) };
+                chunks[count] = chunk;
+                count += 1;
+            }
+            Err(e) => return (count, Some(e)),
+        }
+    }
+    (count, None)
+}
+
+/// Unmaps the first `count` chunks.
+fn unmap_chunks(chunks: &[*mut u8; MAX_CHUNKS], count: usize) -> Result<(), String> {
+    for (i, &chunk) in chunks[..count].iter().enumerate() {
+        // SAFETY: the chunk came from `map` and is not used any more.
+        let unmapped = unsafe { sys::unmap(chunk, CHUNK) };
+        check_eq!(unmapped, Ok(()), "unmap of chunk {i}");
+    }
+    Ok(())
+}
+
+/// Maps until the kernel runs out of memory, gives it all back, and does it
+/// again: the second time must get as far (give or take a chunk for the
+/// kernel's own page tables and heap). The kernel compares its free-frame
+/// count before and after. The chunk list lives on the stack so that the
+/// heap never needs memory while there is none.
+pub fn map_exhaust(_args: &str) -> Outcome {
+    let mut chunks = [core::ptr::null_mut(); MAX_CHUNKS];
+    let (first, stop) = map_chunks(&mut chunks, MAX_CHUNKS);
+    unmap_chunks(&chunks, first)?;
+    check_eq!(stop, Some(Error::NoMemory), "what stopped mapping after {first} chunks");
+    check!(first > 0, "not even one chunk of {} MiB could be mapped", CHUNK / MIB);
+    let (second, stop) = map_chunks(&mut chunks, first);
+    unmap_chunks(&chunks, second)?;
+    check!(second + 1 >= first, "mapped {second} chunks the second time ({stop:?}), {first} the first");
+    Ok(format!("{} MiB, then {} MiB", first * CHUNK / MIB, second * CHUNK / MIB))
+}

@@ -1,0 +1,42 @@
+//! System calls with raw numbers for arguments, to hand the kernel the bad
+//! pointers and lengths that the typed wrappers of `ferrite_user::sys`
+//! cannot express.
+//!
+//! `write` and `spawn` only ever *read* user memory, and the ABI promises
+//! that the kernel checks a range before it touches it. So calling them
+//! with any address is sound from Rust's point of view: reading memory
+//! breaks no borrow, and an address the kernel may not read is an error
+//! code, not a fault. That is why these wrappers are safe functions.
+
+use ferrite_abi::{nr, result, Error};
+use ferrite_user::sys::Handle;
+use ferrite_user::syscall::{syscall2, syscall4};
+
+use crate::harness::addr;
+
+/// `write(ptr, len)` with any pointer and length.
+pub fn write(ptr: u64, len: u64) -> Result<u64, Error> {
+    // SAFETY: `write` only reads user memory, through the kernel's checked
+    // copy (see the module documentation); it changes nothing of ours.
+    result(unsafe { syscall2(nr::WRITE, ptr, len) })
+}
+
+/// `spawn(cmd_ptr, cmd_len, handles_ptr, handles_len)` with any pointers
+/// and lengths.
+pub fn spawn(cmd_ptr: u64, cmd_len: u64, handles_ptr: u64, handles_len: u64) -> Result<Handle, Error> {
+    // SAFETY: `spawn` only reads the command and the handle list (see the
+    // module documentation); a child it starts has its own memory.
+    result(unsafe { syscall4(nr::SPAWN, cmd_ptr, cmd_len, handles_ptr, handles_len) })
+}
+
+/// Something for an empty handle list to point at.
+static NO_HANDLES: [Handle; 1] = [0];
+
+/// `spawn(command, handles)` that never passes a dangling pointer: an empty
+/// slice's pointer is not a user address (Rust makes it the alignment,
+/// 0x8), and the ABI's pointer rule ("null is BadAddress even with len 0")
+/// may apply to it. So an empty list points at [`NO_HANDLES`] instead.
+pub fn spawn_cmd(command: &str, handles: &[Handle]) -> Result<Handle, Error> {
+    let handles_ptr = if handles.is_empty() { addr(&NO_HANDLES) } else { addr(handles) };
+    spawn(addr(command), command.len() as u64, handles_ptr, handles.len() as u64)
+}
