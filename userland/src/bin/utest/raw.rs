@@ -29,14 +29,9 @@ pub fn spawn(cmd_ptr: u64, cmd_len: u64, handles_ptr: u64, handles_len: u64) -> 
     result(unsafe { syscall4(nr::SPAWN, cmd_ptr, cmd_len, handles_ptr, handles_len) })
 }
 
-/// Something for an empty handle list to point at.
-static NO_HANDLES: [Handle; 1] = [0];
-
-/// `spawn(command, handles)` that never passes a dangling pointer: an empty
-/// slice's pointer is not a user address (Rust makes it the alignment,
-/// 0x8), and the ABI's pointer rule ("null is BadAddress even with len 0")
-/// may apply to it. So an empty list points at [`NO_HANDLES`] instead.
+/// `spawn(command, handles)` with the slices as they are: an empty handle
+/// list's pointer dangles (it is the alignment, 0x8), which the kernel must
+/// not look at (the ABI's "Pointers").
 pub fn spawn_cmd(command: &str, handles: &[Handle]) -> Result<Handle, Error> {
-    let handles_ptr = if handles.is_empty() { addr(&NO_HANDLES) } else { addr(handles) };
-    spawn(addr(command), command.len() as u64, handles_ptr, handles.len() as u64)
+    spawn(addr(command), command.len() as u64, addr(handles), handles.len() as u64)
 }
