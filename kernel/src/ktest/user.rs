@@ -72,6 +72,7 @@ fault_cases!(
 
 pub const TESTS: &[Test] = &[
     Test { name: "user::protection", run: protection },
+    Test { name: "user::shootdown_targets", run: shootdown_targets },
     Test { name: "user::bad_modules", run: bad_modules },
     Test { name: "user::write", run: write },
     Test { name: "user::bad_syscall", run: bad_syscall },
@@ -262,4 +263,48 @@ fn faults_spare_others() -> TestResult {
         expect_code(case, finish(process, case)?, EXIT_FAULT)?;
     }
     expect_code("ipc_many_clients", finish(&worker, "ipc_many_clients")?, 0)
+}
+
+/// Unmapping a user page interrupts exactly the CPUs that may cache the
+/// address space: here one other CPU that loaded it and still has it loaded
+/// (a kernel thread leaves the user tables in place), and no one else; and
+/// the teardown makes that CPU leave it.
+fn shootdown_targets() -> TestResult {
+    use crate::mem::aspace::AddressSpace;
+    use crate::mem::PAGE_SIZE;
+    use crate::percpu;
+    use core::sync::atomic::Ordering;
+    let online = crate::smp::online_count();
+    let aspace = Arc::new(AddressSpace::new().map_err(|e| format!("address space: {e}"))?);
+    let first = aspace.map_anon(PAGE_SIZE, true).map_err(|e| format!("map: {e}"))?;
+    let second = aspace.map_anon(PAGE_SIZE, true).map_err(|e| format!("map: {e}"))?;
+    let me = percpu::cpu_index();
+    let other = (me + 1) % online;
+    if other != me {
+        let shared = aspace.clone();
+        let loader =
+            crate::sched::spawn("loader", ferrite_kcore::sched::Class::Normal, other, move || shared.activate())
+                .map_err(|e| format!("spawn: {e}"))?;
+        loader.join();
+        // Its stack may go back to the cache (and cause a shootdown of its
+        // own) only once it is freed: wait for that first.
+        settle(u64::from(online) + 1);
+    }
+    let acks = || (0..online).map(|c| percpu::get(c).tlb_generation.load(Ordering::Acquire)).collect::<Vec<_>>();
+    let (before, count) = (acks(), crate::arch::tlb::count());
+    aspace.unmap_anon(first, PAGE_SIZE).map_err(|e| format!("unmap: {e}"))?;
+    let after = acks();
+    for cpu in 0..online {
+        let asked = u64::from(cpu == other && other != me);
+        let served = after[cpu as usize] - before[cpu as usize];
+        ensure!(served == asked, "cpu{cpu} acknowledged {served} shootdowns, expected {asked}");
+    }
+    let sent = crate::arch::tlb::count() - count;
+    ensure!(sent == u64::from(other != me), "{sent} shootdown requests for one unmap");
+    aspace.unmap_anon(second, PAGE_SIZE).map_err(|e| format!("unmap: {e}"))?;
+    let loaded = |cpu: u32| percpu::get(cpu).loaded_aspace.load(Ordering::Acquire).cast_const();
+    ensure!(other == me || loaded(other) == Arc::as_ptr(&aspace), "cpu{other} did not keep the address space loaded");
+    aspace.teardown();
+    ensure!(loaded(other) != Arc::as_ptr(&aspace), "cpu{other} still has the address space loaded after its teardown");
+    Ok(())
 }
