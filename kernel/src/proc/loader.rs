@@ -45,7 +45,7 @@ pub fn user_entry_frame(rip: u64, rsp: u64, rdi: u64, rsi: u64, rdx: u64) -> Tra
         rcx: 0,
         rbx: 0,
         rax: 0,
-        // Marked like a syscall frame: the exit path swaps GS to the user's.
+        // It leaves like a system call returns (arch::user::enter).
         vector: SYSCALL_FRAME,
         error_code: 0,
         rip,

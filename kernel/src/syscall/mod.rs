@@ -21,8 +21,8 @@ use crate::sched;
 use alloc::sync::Arc;
 use ferrite_abi::{nr, Error, USER_END, USER_START, WRITE_MAX};
 
-/// Called by the syscall entry with interrupts on.
-pub extern "C" fn dispatch(frame: &mut TrapFrame) {
+/// Called by the trap path for a system call, with interrupts on.
+pub fn dispatch(frame: &mut TrapFrame) {
     let result = handle(frame);
     frame.rax = match result {
         Ok(value) => value,

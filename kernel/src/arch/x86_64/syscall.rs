@@ -7,29 +7,31 @@
 //! changes nothing else: RSP is still the user's stack and GS the user's
 //! base. The entry swaps GS to the per-CPU block, parks the user RSP there,
 //! switches to the running thread's kernel stack (its top, published per
-//! CPU on every switch to a user thread), and builds exactly the
+//! CPU on every switch to a user thread), builds exactly the
 //! [`TrapFrame`] an interrupt from user mode would have pushed at that same
-//! spot. So every kernel path that looks at a user thread's registers
-//! (faults, thread start, exit) sees one layout, whichever way it entered.
-//! Interrupts come back on for the handler: system calls are preemptible.
+//! spot, and joins trap.S's common path. So every kernel path that looks at
+//! a user thread's registers (faults, thread start, exit) sees one layout,
+//! whichever way it entered. trap.rs hands the frame to `syscall::dispatch`
+//! with interrupts on: system calls are preemptible.
 //!
-//! The exit restores the frame and returns with `sysretq`, which loads RIP
-//! from RCX and RFLAGS from R11. `sysretq` to a non-canonical RIP raises #GP
+//! trap.S's exit restores the frame and returns with `sysretq`, which loads
+//! RIP from RCX and RFLAGS from R11. `sysretq` to a non-canonical RIP raises #GP
 //! in ring 0 with the user's RSP already loaded on Intel CPUs; the
 //! dispatcher never returns with a RIP outside user space (see
 //! `syscall::dispatch`), and user space ends a page below the
 //! non-canonical hole, so `syscall` itself can never produce one.
 use super::gdt::{KERNEL_CODE, KERNEL_DATA, USER_CODE, USER_DATA};
-use super::trap::TrapFrame;
+use super::trap::{TrapFrame, FRAME_SWAPPED_GS, FRAME_SYSCALL};
 use crate::percpu;
 use x86_64::registers::model_specific::{Efer, EferFlags, KernelGsBase, LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 use x86_64::VirtAddr;
 
-/// The vector slot of a frame built by the syscall entry: no interrupt
-/// vector (they stop at 255), with trap.S's SWAPPED_GS bit set because the
-/// entry swapped GS.
-pub const SYSCALL_FRAME: u64 = (1 << 63) | 0x100;
+/// The vector slot of a frame built by the syscall entry: trap.rs's
+/// FRAME_SYSCALL bit (dispatch as a system call, return with `sysretq`) and
+/// FRAME_SWAPPED_GS bit (the entry swapped GS). Its low byte, 0, is no
+/// vector's: trap.rs looks at the FRAME_SYSCALL bit first.
+pub const SYSCALL_FRAME: u64 = (1 << FRAME_SWAPPED_GS) | (1 << FRAME_SYSCALL);
 
 core::arch::global_asm!(
     r#"
@@ -47,52 +49,13 @@ syscall_entry:
     push 0                          /* error code */
     mov rcx, {frame_mark}
     push rcx                        /* vector slot */
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    mov rdi, rsp
-    sti
-    call {dispatch}
-    cli
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    mov rcx, [rsp + 16]             /* RIP, checked to lie in user space */
-    mov r11, [rsp + 32]             /* RFLAGS */
-    mov rsp, [rsp + 40]             /* the user's stack */
-    swapgs
-    sysretq
+    jmp trap_save
 "#,
     user_rsp = const percpu::USER_RSP,
     kernel_rsp = const percpu::KERNEL_RSP,
     user_ss = const USER_DATA.0,
     user_cs = const USER_CODE.0,
     frame_mark = const SYSCALL_FRAME,
-    dispatch = sym crate::syscall::dispatch,
 );
 
 unsafe extern "C" {

@@ -9,12 +9,20 @@
  * GS: in the kernel, the GS base is this CPU's per-CPU block; in user mode
  * it is the user's, and the kernel's waits in IA32_KERNEL_GS_BASE. Entry
  * from user mode swaps them (swapgs), and the exit path swaps back exactly
- * when the entry did: entry records it in bit 63 of the vector slot
- * (SWAPPED_GS), which no vector number uses.
+ * when the entry did: entry records it in a high bit of the vector slot
+ * (trap.rs's FRAME_SWAPPED_GS), which no vector number uses.
+ *
+ * System calls take the same path: the syscall entry (arch::syscall) builds
+ * the frame an interrupt from user mode would have, marks it with another
+ * high bit of the vector slot (FRAME_SYSCALL), and joins at trap_save. One frame layout, one
+ * save and one restore for every way into the kernel; only the last step
+ * differs: a SYSCALL frame leaves with sysretq, the rest with iretq.
  *
  * The kernel is built without SSE, so no FPU state is touched here.
  */
-.set SWAPPED_GS_BIT, 63
+.set FRAME_RIP, 16                  /* from rsp after the pops: vector, error, rip */
+.set FRAME_RFLAGS, 32
+.set FRAME_RSP, 40
 .set FRAME_CS, 24                   /* from rsp at entry: vector, error, rip, cs */
 .set IA32_GS_BASE, 0xc0000101
 
@@ -25,7 +33,8 @@ trap_common:
     test byte ptr [rsp + FRAME_CS], 3
     jz trap_save
     swapgs
-    bts qword ptr [rsp], SWAPPED_GS_BIT
+    bts qword ptr [rsp], {swapped_gs}
+.global trap_save
 trap_save:
     push rax
     push rbx
@@ -73,11 +82,25 @@ trap_return:
     pop rcx
     pop rbx
     pop rax
-    btr qword ptr [rsp], SWAPPED_GS_BIT
+    btr qword ptr [rsp], {syscall}
+    jc syscall_exit
+    btr qword ptr [rsp], {swapped_gs}
     jnc 2f
     swapgs
 2:  add rsp, 16                     /* vector and error code */
     iretq
+
+/* sysretq loads RIP from rcx and RFLAGS from r11 (the ABI lets a system
+ * call clobber both); the dispatcher checked that RIP lies in user space.
+ * Interrupts are off from here to user mode, so nothing runs on the user
+ * stack or with the user GS in ring 0 but an NMI or machine check, which
+ * trap_paranoid handles. */
+syscall_exit:
+    mov rcx, [rsp + FRAME_RIP]
+    mov r11, [rsp + FRAME_RFLAGS]
+    mov rsp, [rsp + FRAME_RSP]
+    swapgs
+    sysretq
 
 /*
  * NMI, double fault and machine check (the IST vectors) can arrive between
@@ -101,7 +124,7 @@ trap_paranoid:
     pop rax
     js trap_save                    /* the kernel's base already */
     swapgs
-    bts qword ptr [rsp], SWAPPED_GS_BIT
+    bts qword ptr [rsp], {swapped_gs}
     jmp trap_save
 
 /*

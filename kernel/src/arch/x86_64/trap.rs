@@ -46,7 +46,20 @@ pub struct TrapFrame {
 }
 
 core::arch::global_asm!(include_str!(concat!(env!("OUT_DIR"), "/trap_stubs.S")));
-core::arch::global_asm!(include_str!("trap.S"), dispatch = sym trap_dispatch, smap = sym super::user::SMAP_ON);
+/// Bits of a frame's vector slot above the vector number (trap.S):
+/// the entry swapped GS, so the exit must swap it back;
+pub const FRAME_SWAPPED_GS: u32 = 63;
+/// the frame is a system call's (arch::syscall): dispatch it as one, and
+/// return with `sysretq`.
+pub const FRAME_SYSCALL: u32 = 62;
+
+core::arch::global_asm!(
+    include_str!("trap.S"),
+    dispatch = sym trap_dispatch,
+    smap = sym super::user::SMAP_ON,
+    swapped_gs = const FRAME_SWAPPED_GS,
+    syscall = const FRAME_SYSCALL,
+);
 
 impl TrapFrame {
     /// The trap came from user mode (ring 3).
@@ -224,9 +237,15 @@ fn try_fixup(frame: &mut TrapFrame, cr2: u64) -> bool {
     false
 }
 
-/// Called by trap.S for every vector.
+/// Called by trap.S for every vector and every system call.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    // The low byte: trap.S keeps a flag in bit 63.
+    if frame.vector & (1 << FRAME_SYSCALL) != 0 {
+        x86_64::instructions::interrupts::enable();
+        crate::syscall::dispatch(frame);
+        x86_64::instructions::interrupts::disable();
+        return;
+    }
+    // The low byte: trap.S keeps flags in the high bits.
     let v = frame.vector as u8;
     match v {
         vector::BREAKPOINT => {

@@ -118,9 +118,9 @@ unsafe extern "C" {
 ///
 /// # Safety
 /// `frame` must describe user mode: user selectors, a user RIP and RSP,
-/// RFLAGS with IF set and IOPL 0, and the SWAPPED_GS bit in its vector slot
-/// (the exit swaps GS to the user's). Everything below it on the stack is
-/// abandoned.
+/// RFLAGS with IF set and IOPL 0, and `syscall::SYSCALL_FRAME` in its
+/// vector slot (it leaves like a system call: GS swapped to the user's, then
+/// `sysretq`). Everything below it on the stack is abandoned.
 pub unsafe fn enter(frame: *mut TrapFrame) -> ! {
     // SAFETY: the caller's promise; trap_return restores the frame and
     // iretq leaves ring 0.
