@@ -10,6 +10,8 @@
 #   make user    the user programs (userland/src/bin/), each copied to
 #                build/user/<name>
 #   make debug   like run, but QEMU waits for gdb on localhost:1234
+#   make bench   boot with the `bench` flag: every figure on the console and
+#                in build/bench.txt (same variables as run)
 #   make setup   install missing host packages (apt, as root)
 #   make clean   remove build/ and target/
 #
@@ -45,7 +47,7 @@ ISO := build/ferrite.iso
 USER_TARGET := x86_64-unknown-linux-gnu
 USER_DIR := build/user
 
-.PHONY: all setup kernel user iso run debug test check host-test qemu-test clean
+.PHONY: all setup kernel user iso run debug bench test check host-test qemu-test clean
 
 all: iso
 
@@ -65,6 +67,9 @@ iso: setup kernel user
 
 run: iso
 	ISO=$(ISO) bash scripts/qemu.sh
+
+bench: setup kernel user
+	bash scripts/bench.sh
 
 debug: iso
 	@echo "QEMU is waiting for gdb. In another terminal:"

@@ -147,8 +147,14 @@ pub mod nr {
     /// `pid() -> id`: the calling process's ID (what its IPC partners see
     /// as the badge).
     pub const PID: u64 = 24;
+    /// `null() -> 0`: does nothing; what a system call costs, round trip.
+    pub const NULL: u64 = 25;
+    /// `tsc_hz() -> hz`: the frequency of the time-stamp counter (`rdtsc`,
+    /// which user mode may run), as the kernel measured or was told it; 0
+    /// if unknown.
+    pub const TSC_HZ: u64 = 26;
     /// One past the highest number.
-    pub const COUNT: u64 = 25;
+    pub const COUNT: u64 = 27;
 }
 
 /// What went wrong, returned negated in `rax`.

@@ -11,15 +11,16 @@
 //! 6. Interrupt controllers: legacy PICs masked, local APIC, timer; the
 //!    scheduler adopts this code as its `main` thread.
 //! 7. SMP: every other CPU started through the trampoline (smp/mod.rs).
-//! 8. Tests if asked for (`test=`), else init (the first boot module)
-//!    starts in user mode, this `main` thread ends, and the CPUs run what
-//!    user mode asks for.
+//! 8. Tests if asked for (`test=`), or the benchmarks (`bench`), else init
+//!    (the first boot module) starts in user mode, this `main` thread ends,
+//!    and the CPUs run what user mode asks for.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
 mod arch;
+mod bench;
 mod boot_info;
 mod cmdline;
 mod console;
@@ -40,10 +41,11 @@ mod time;
 use arch::{apic, cpu, gdt, idt, pic, power, serial};
 
 /// The first Rust code to run, on the boot stack, called from boot.S with
-/// the physical address of the multiboot2 information.
+/// the physical address of the multiboot2 information and the TSC at the
+/// kernel's first instructions.
 #[unsafe(no_mangle)]
-pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
-    time::mark_boot();
+pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
+    time::mark_boot(entry_tsc);
     // The boot CPU is logical CPU 0; its APIC ID is read once the APIC is up.
     percpu::install(0, 0);
     serial::init();
@@ -78,6 +80,10 @@ pub extern "C" fn kernel_main(mbi_phys: u32) -> ! {
     if let Some(selector) = options.test {
         let passed = ktest::run(selector);
         power::power_off(passed);
+    }
+    if options.bench {
+        let measured = bench::run();
+        power::power_off(measured);
     }
     proc::start_init();
     log::info!("boot: done in {} us; idling on the timer", time::uptime_us());

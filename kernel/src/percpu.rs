@@ -26,6 +26,8 @@ pub struct PerCpu {
     pub online: AtomicBool,
     /// Local APIC timer interrupts taken.
     pub timer_ticks: AtomicU64,
+    /// PING IPIs this CPU has taken (the benchmark's round trip).
+    pub pings: AtomicU64,
     /// IPIs this CPU sent and received.
     pub ipis_sent: AtomicU64,
     pub ipis_received: AtomicU64,
@@ -71,6 +73,7 @@ impl PerCpu {
             apic_id: AtomicU32::new(0),
             online: AtomicBool::new(false),
             timer_ticks: AtomicU64::new(0),
+            pings: AtomicU64::new(0),
             ipis_sent: AtomicU64::new(0),
             ipis_received: AtomicU64::new(0),
             call_generation: AtomicU64::new(0),

@@ -5,9 +5,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 
-/// Records the kernel's first moment; called first thing in kernel_main.
-pub fn mark_boot() {
-    BOOT_TSC.store(rdtsc(), Ordering::Relaxed);
+/// Records the kernel's first moment (the TSC that boot.S read at its entry);
+/// called first thing in kernel_main.
+pub fn mark_boot(entry_tsc: u64) {
+    BOOT_TSC.store(entry_tsc, Ordering::Relaxed);
+}
+
+/// The TSC at the kernel's first instructions.
+pub fn boot_tsc() -> u64 {
+    BOOT_TSC.load(Ordering::Relaxed)
 }
 
 pub fn set_tsc_hz(hz: u64) {

@@ -224,3 +224,16 @@ pub fn pid() -> Result<u64, Error> {
     // SAFETY: touches no memory.
     result(unsafe { syscall0(nr::PID) })
 }
+
+/// Does nothing: the cost of a system call, round trip.
+pub fn null() -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall0(nr::NULL) })
+}
+
+/// The time-stamp counter's frequency in Hz, or 0 if the kernel does not
+/// know it.
+pub fn tsc_hz() -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall0(nr::TSC_HZ) })
+}

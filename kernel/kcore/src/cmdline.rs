@@ -13,6 +13,7 @@
 //! | `nosmp`           | bare flag: use the boot CPU only, whatever `smp=` says |
 //! | `apfault=<kind>`  | make one AP fail to start on purpose, for the harness  |
 //! | `seed=<n>`        | seed of the stress tests' random choices (decimal)     |
+//! | `bench`           | bare flag: run the benchmarks, print them, power off   |
 //!
 //! Design choices:
 //!
@@ -28,8 +29,9 @@
 //!   closed set of values) and `smp` (a number) are checked here. What the
 //!   CPU limit means for the machine at hand (more CPUs asked for than
 //!   exist, say) is the kernel's business: see [`Options::cpu_limit`].
-//! - Every option takes a value except `nosmp`, a bare flag; giving it a
-//!   value (`nosmp=1`) is a [`Problem::BadValue`] and leaves it unset.
+//! - Every option takes a value except `nosmp` and `bench`, bare flags;
+//!   giving one a value (`nosmp=1`) is a [`Problem::BadValue`] and leaves it
+//!   unset.
 //! - Repeated options: the last valid value wins, and the repetition is
 //!   reported once per option, as it is usually a mistake in a GRUB entry
 //!   edited by hand. A repeated `nosmp` is harmless and not reported.
@@ -107,6 +109,8 @@ pub struct Options<'a> {
     pub smp: Option<u32>,
     /// Run on the boot CPU only (`nosmp`), whatever `smp=` says.
     pub nosmp: bool,
+    /// Run the benchmark suite instead of init (`bench`).
+    pub bench: bool,
 }
 
 impl Options<'_> {
@@ -154,7 +158,7 @@ impl fmt::Display for Problem<'_> {
                         f.write_str(")")
                     }
                     Some(Key::Smp) => f.write_str(" (expected a number of CPUs, at least 1)"),
-                    Some(Key::Nosmp) => f.write_str(" (it is a flag and takes no value)"),
+                    Some(Key::Nosmp | Key::Bench) => f.write_str(" (it is a flag and takes no value)"),
                     _ => Ok(()),
                 }
             }
@@ -189,10 +193,11 @@ enum Key {
     Nosmp,
     Apfault,
     Seed,
+    Bench,
 }
 
 impl Key {
-    const COUNT: usize = 7;
+    const COUNT: usize = 8;
 
     fn parse(name: &str) -> Option<Self> {
         match name {
@@ -203,6 +208,7 @@ impl Key {
             "nosmp" => Some(Self::Nosmp),
             "apfault" => Some(Self::Apfault),
             "seed" => Some(Self::Seed),
+            "bench" => Some(Self::Bench),
             _ => None,
         }
     }
@@ -246,12 +252,16 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
             report(Problem::Unknown(word));
             continue;
         };
-        if key == Key::Nosmp {
-            // The one bare flag: any value, even an empty one, is a mistake
-            // worth reporting rather than guessing at (`nosmp=0`?).
+        if let Some(flag) = match key {
+            Key::Nosmp => Some(&mut options.nosmp),
+            Key::Bench => Some(&mut options.bench),
+            _ => None,
+        } {
+            // A bare flag: any value, even an empty one, is a mistake worth
+            // reporting rather than guessing at (`nosmp=0`?).
             match value {
                 Some(value) => report(Problem::BadValue { key: name, value }),
-                None => options.nosmp = true,
+                None => *flag = true,
             }
             continue;
         }
@@ -288,7 +298,7 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
                 }
             },
             // Handled above, before the value check.
-            Key::Nosmp => continue,
+            Key::Nosmp | Key::Bench => continue,
         }
         let count = &mut times_set[key as usize];
         *count = count.saturating_add(1);

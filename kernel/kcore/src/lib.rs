@@ -9,12 +9,12 @@
 //!
 //! The rules that keep that true:
 //!
-//! - `no_std`, and no `alloc` outside [`sched`] and [`elf`]: the kernel
-//!   calls into this crate before it has a heap (the frame allocator is what
-//!   the heap is later built from), so every structure works over
-//!   caller-provided storage. The scheduler and the ELF loader are the
-//!   exceptions because the kernel only schedules and loads programs once
-//!   the heap exists.
+//! - `no_std`, and no `alloc` outside [`sched`], [`elf`] and [`bench`]: the
+//!   kernel calls into this crate before it has a heap (the frame allocator
+//!   is what the heap is later built from), so every structure works over
+//!   caller-provided storage. The scheduler, the ELF loader and the
+//!   benchmarks are the exceptions because the kernel only schedules, loads
+//!   programs and measures once the heap exists.
 //! - `#![forbid(unsafe_code)]`: anything that needs `unsafe` is by definition
 //!   talking to the machine and lives in the kernel crate.
 //! - No dependencies, so the host tests build fast and nothing pulls in
@@ -22,8 +22,8 @@
 //!
 //! Current modules: the physical [`frame`] allocator, the kernel
 //! [`cmdline`] parser, the [`acpi`] table finder and MADT parser, the
-//! [`sched`] run queue and scheduling policy, and the [`elf`] load planner
-//! for user programs.
+//! [`sched`] run queue and scheduling policy, the [`elf`] load planner
+//! for user programs, and the [`bench`] arithmetic of the benchmarks.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +31,7 @@
 extern crate alloc;
 
 pub mod acpi;
+pub mod bench;
 pub mod cmdline;
 pub mod elf;
 pub mod frame;

@@ -20,7 +20,10 @@ mod thread;
 
 pub use loader::start_init;
 pub use loader::user_entry_frame;
-pub use thread::{before_user_return, end_current_thread, kill_for_bad_return, switch_hook, user_fault, UserThread};
+pub use thread::{
+    before_user_return, boot_to_first_user_ticks, end_current_thread, kill_for_bad_return, switch_hook, user_fault,
+    UserThread,
+};
 
 use crate::mem::aspace::AddressSpace;
 use crate::sched::thread::Thread;

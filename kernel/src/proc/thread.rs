@@ -59,11 +59,23 @@ pub(super) fn create(process: Arc<Process>, frame: TrapFrame) -> Result<Arc<Thre
     Ok(t)
 }
 
+/// TSC when the first user thread since boot left for user mode: "boot to
+/// init" ends there (0: none yet).
+static FIRST_USER_ENTRY: AtomicU64 = AtomicU64::new(0);
+
+/// TSC ticks from the kernel's first instruction until the first user
+/// thread's first instruction, once there has been one.
+pub fn boot_to_first_user_ticks() -> Option<u64> {
+    let at = FIRST_USER_ENTRY.load(Ordering::Acquire);
+    (at != 0).then(|| at.saturating_sub(crate::time::boot_tsc()))
+}
+
 /// The new thread's first code: to user mode through the frame `create`
 /// put at the top of its stack, unless its process died before it could
 /// start.
 fn enter() {
     before_user_return();
+    let _ = FIRST_USER_ENTRY.compare_exchange(0, crate::arch::cpu::timer_end(), Ordering::AcqRel, Ordering::Relaxed);
     let at = user_frame_at(sched::with_current(|t| t.stack_top()));
     // SAFETY: `at` holds a user-mode frame built by the loader or
     // thread_spawn (create put it there), above everything this thread has

@@ -11,9 +11,13 @@
 //!    table, the stack table, entry point, GDT, a CR3 below 4 GiB) in the
 //!    reserved page below 1 MiB; page tables that map that page
 //!    identically and share the kernel half.
-//! 3. Start: INIT to every AP, 10 ms, STARTUP to every AP, 200 µs, a
-//!    second STARTUP only to those that have not yet marked themselves
-//!    started (SDM vol. 3, 8.4.4.1), all timed by the calibrated TSC.
+//! 3. Start: INIT to every AP; 10 ms, but only on CPUs older than Intel
+//!    family 6 or AMD family 0Fh and outside hypervisors (modern ones need
+//!    no wait, as Linux also knows); STARTUP to every AP; then, as the SDM
+//!    (vol. 3, 8.4.4.1) asks, a second STARTUP to those that have not marked
+//!    themselves started within 200 µs. That wait ends as soon as all have:
+//!    no fixed delay stands between a modern machine and its APs. All
+//!    delays are timed by the calibrated TSC.
 //! 4. Each AP finds its own row by APIC ID (or parks: not in the table, or
 //!    beyond the limit), climbs to long mode, and in [`ap_entry`] switches
 //!    to the kernel's page tables, installs its per-CPU block, loads its
@@ -61,6 +65,9 @@ const GATE_ONLINE: u32 = 1;
 const GATE_ABANDONED: u32 = 2;
 
 static ONLINE: AtomicU32 = AtomicU32::new(1);
+/// TSC ticks from the first STARTUP IPI until the last AP came online (0:
+/// no AP started, or not all of them did).
+static BRINGUP_TICKS: AtomicU64 = AtomicU64::new(0);
 static PRESENT: AtomicU32 = AtomicU32::new(1);
 /// A simulated start-up failure of the last AP (`apfault=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +104,12 @@ static PARAMS: AtomicU64 = AtomicU64::new(0);
 /// CPUs running Ferrite now.
 pub fn online_count() -> u32 {
     ONLINE.load(Ordering::Acquire)
+}
+
+/// How long AP bring-up took, from the first STARTUP IPI until every AP
+/// had checked in, in TSC ticks; None if there was no AP or one failed.
+pub fn bringup_ticks() -> Option<u64> {
+    Some(BRINGUP_TICKS.load(Ordering::Relaxed)).filter(|&t| t != 0)
 }
 
 /// Usable CPUs the firmware listed.
@@ -307,20 +320,31 @@ fn start_aps(ids: &[u32], page: u64, params: &mut Params) {
     for id in aps() {
         send_init(id);
     }
-    crate::time::spin_ns(INIT_DELAY_NS);
+    if !cpu::features().modern_init {
+        crate::time::spin_ns(INIT_DELAY_NS);
+    }
+    let first_startup = cpu::timer_start();
     for id in aps() {
         apic::send(Icr::startup(id, page as u32));
     }
-    crate::time::spin_ns(STARTUP_DELAY_NS);
+    let not_started = |i: usize| params.cpus[i].state.load(Ordering::Acquire) == state::NOT_STARTED;
+    let waiting = || (1..n).filter(|&i| !silent(&ids[i])).any(not_started);
+    let second_due = first_startup + ns_to_ticks(STARTUP_DELAY_NS);
+    while waiting() && cpu::rdtsc() < second_due {
+        core::hint::spin_loop();
+    }
     for (i, &id) in ids.iter().enumerate().skip(1).filter(|(_, id)| !silent(id)) {
-        if params.cpus[i].state.load(Ordering::Acquire) == state::NOT_STARTED {
+        if not_started(i) {
             apic::send(Icr::startup(id, page as u32));
         }
     }
 
-    let deadline = cpu::rdtsc() + BRINGUP_TIMEOUT_NS * (crate::time::tsc_hz() / 1_000_000) / 1000;
+    let deadline = cpu::rdtsc() + ns_to_ticks(BRINGUP_TIMEOUT_NS);
     while (online_count() as usize) < n && cpu::rdtsc() < deadline {
         core::hint::spin_loop();
+    }
+    if online_count() as usize == n {
+        BRINGUP_TICKS.store(cpu::timer_end() - first_startup, Ordering::Relaxed);
     }
 
     let mut missing = 0;
@@ -350,6 +374,10 @@ fn start_aps(ids: &[u32], page: u64, params: &mut Params) {
     }
     // The stack table must outlive any AP that is still on its way.
     core::mem::forget(stack_tops);
+}
+
+fn ns_to_ticks(ns: u64) -> u64 {
+    ns * (crate::time::tsc_hz() / 1_000_000) / 1000
 }
 
 /// INIT (and, in xAPIC mode, the de-assert that older CPUs need).

@@ -60,7 +60,7 @@ fn log_level_parse_and_order() {
 
 #[test]
 fn all_options_together() {
-    let options = parse_clean("log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck");
+    let options = parse_clean("log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck bench");
     assert_eq!(
         options,
         Options {
@@ -70,7 +70,8 @@ fn all_options_together() {
             apfault: Some("stuck"),
             seed: None,
             smp: Some(2),
-            nosmp: true
+            nosmp: true,
+            bench: true,
         }
     );
 }
@@ -351,4 +352,16 @@ fn seed_is_a_decimal_u64() {
         problems,
         [Problem::BadValue { key: "seed", value: "0x10" }, Problem::BadValue { key: "seed", value: "-1" }]
     );
+}
+
+#[test]
+fn bench_flag() {
+    let mut problems = Vec::new();
+    let options = parse("bench", |p| problems.push(p.to_string()));
+    assert!(options.bench);
+    assert!(problems.is_empty());
+    let options = parse("bench=1", |p| problems.push(p.to_string()));
+    assert!(!options.bench);
+    assert_eq!(problems, ["bad value '1' for 'bench' (it is a flag and takes no value)"]);
+    assert!(!parse("", |_| {}).bench);
 }

@@ -98,6 +98,13 @@ _start:
     test edx, {cpuid_long_mode}
     jz .Lno_long_mode
 
+    /* The kernel's first moment, for time since boot (every CPU with long
+     * mode has a TSC): kept in ebx:ebp, which nothing below touches, and
+     * passed to kernel_main. */
+    rdtsc
+    mov ebx, edx
+    mov ebp, eax
+
     /* boot_pd: 2048 large pages covering 0..4 GiB. */
     xor ecx, ecx
 1:  mov eax, ecx
@@ -240,7 +247,11 @@ long_mode_low:
 .section .text.kernel_entry, "ax"
 long_mode_high:
     mov rsp, offset __boot_stack_top
-    xor ebp, ebp
     mov edi, esi                    /* the boot information's physical address */
+    mov eax, ebx                    /* the TSC at entry, from ebx:ebp */
+    shl rax, 32
+    mov esi, ebp
+    or rsi, rax
+    xor ebp, ebp
     call {kernel_main}
     ud2

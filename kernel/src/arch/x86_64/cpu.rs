@@ -26,6 +26,13 @@ pub struct Features {
     pub smep: bool,
     /// CPUID.07H:EBX[20]: supervisor-mode access prevention.
     pub smap: bool,
+    /// CPUID.8000_0001H:EDX[27]: `rdtscp`.
+    pub rdtscp: bool,
+    /// The CPU starts its APs without the 10 ms wait after INIT that the
+    /// MP specification asks of 1990s CPUs: Intel family 6 and later, AMD
+    /// family 0Fh and later, or any CPU under a hypervisor (Linux's
+    /// `smp_quirk_init_udelay` draws the same line).
+    pub modern_init: bool,
 }
 
 static FEATURES: Once<Features> = Once::new();
@@ -62,6 +69,13 @@ fn detect() -> Features {
         tsc_hz_cpuid,
         smep: extended.as_ref().is_some_and(|e| e.has_smep()),
         smap: extended.as_ref().is_some_and(|e| e.has_smap()),
+        rdtscp: ext.as_ref().is_some_and(|e| e.has_rdtscp()),
+        modern_init: info.as_ref().is_some_and(|i| {
+            let family = i.family_id();
+            i.has_hypervisor()
+                || (&vendor == b"GenuineIntel" && family >= 6)
+                || (&vendor == b"AuthenticAMD" && family >= 0xf)
+        }),
     }
 }
 
@@ -128,6 +142,31 @@ pub fn enable_user_features() {
     // SAFETY: the kernel runs no code from user pages, and reads user pages
     // only in arch::user's copy routine, which sets RFLAGS.AC around it.
     unsafe { Cr4::update(|c| c.insert(protect)) };
+}
+
+/// Reads the TSC at the start of a timed stretch: `lfence` first, so no
+/// earlier instruction is still running when it is read (SDM vol. 2,
+/// RDTSC).
+#[inline]
+pub fn timer_start() -> u64 {
+    rdtsc()
+}
+
+/// Reads the TSC at the end of a timed stretch: `rdtscp` waits for every
+/// earlier instruction, and the `lfence` after it keeps later ones from
+/// starting before the read. Without `rdtscp`, `lfence; rdtsc`.
+#[inline]
+pub fn timer_end() -> u64 {
+    if !features().rdtscp {
+        return rdtsc();
+    }
+    let (low, high): (u32, u32);
+    // SAFETY: rdtscp and lfence have no memory effects (rcx gets the TSC
+    // auxiliary value, which is discarded).
+    unsafe {
+        core::arch::asm!("rdtscp", "lfence", out("eax") low, out("edx") high, out("ecx") _, options(nomem, nostack, preserves_flags));
+    }
+    (u64::from(high) << 32) | u64::from(low)
 }
 
 /// Reads the time-stamp counter, ordered after earlier loads (`lfence`).

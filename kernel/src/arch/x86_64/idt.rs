@@ -34,6 +34,8 @@ pub mod vector {
     pub const STOP: u8 = 0xf2;
     pub const CALL: u8 = 0xf3;
     pub const TEST: u8 = 0xf4;
+    /// The benchmark's IPI round trip (bench.rs).
+    pub const PING: u8 = 0xf5;
     /// The local APIC's spurious-interrupt vector (low nibble all ones, as
     /// older APICs require).
     pub const SPURIOUS: u8 = 0xff;

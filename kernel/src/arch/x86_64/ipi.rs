@@ -8,6 +8,8 @@
 //!   off).
 //! - `CALL`: wakes a CPU to run a cross-CPU call (smp::call).
 //! - `TEST`: the smp test suite's mailbox IPI.
+//! - `PING`: counts itself on the receiving CPU (`PerCpu::pings`): the
+//!   benchmark of an IPI's round trip.
 //!
 //! Every handler sends EOI to its own local APIC.
 use super::apic::{self, Icr};
@@ -22,6 +24,7 @@ pub enum Ipi {
     Stop,
     Call,
     Test,
+    Ping,
 }
 
 impl Ipi {
@@ -32,6 +35,7 @@ impl Ipi {
             Ipi::Stop => vector::STOP,
             Ipi::Call => vector::CALL,
             Ipi::Test => vector::TEST,
+            Ipi::Ping => vector::PING,
         }
     }
 }
@@ -166,6 +170,10 @@ pub(super) fn interrupt(v: u8) -> bool {
         vector::STOP => {
             apic::end_of_interrupt();
             stop_this_cpu();
+        }
+        vector::PING => {
+            percpu::current().pings.fetch_add(1, Ordering::Release);
+            true
         }
         vector::TEST => {
             crate::ktest::smp::test_ipi_received();

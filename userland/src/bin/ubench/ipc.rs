@@ -1,0 +1,64 @@
+//! IPC round trips between two processes: `ipc_same_cpu` (both pinned to
+//! CPU 0) and `ipc_cross_cpu` (the server pinned to CPU 1). The client
+//! `call`s; the server, `ubench server <cpu>`, answers with `reply_recv`,
+//! the one-system-call server loop of L4 and seL4.
+use ferrite_kcore::bench::{measure, Plan, Unit};
+use ferrite_user::sys::{self, Handle, Message};
+
+use crate::clock::Tsc;
+use crate::{report_measured, report_not_applicable, Check, Failure};
+
+/// Word 0 of the message that ends a server.
+const STOP: u64 = u64::MAX;
+
+/// Both IPC figures.
+pub fn round_trips(hz: u64, cpus: u64) -> Result<(), Failure> {
+    round_trip("ipc_same_cpu", hz, 0)?;
+    if cpus < 2 {
+        report_not_applicable("ipc_cross_cpu", Unit::Nanoseconds, "needs 2 CPUs");
+        return Ok(());
+    }
+    round_trip("ipc_cross_cpu", hz, 1)
+}
+
+/// Calls from CPU 0 to a server process pinned to `server_cpu`.
+fn round_trip(name: &str, hz: u64, server_cpu: u64) -> Result<(), Failure> {
+    let endpoint = sys::endpoint_create().check("endpoint_create")?;
+    let command = alloc::format!("ubench server {server_cpu}");
+    let server = sys::spawn(&command, &[endpoint]).check("spawn the server")?;
+    let plan = Plan { warmup: 500, samples: 201, batch: 50 };
+    let mut failed = None;
+    let mut sequence = 0u64;
+    let measured = measure(&plan, &Tsc, || {
+        sequence += 1;
+        match sys::call(endpoint, [sequence, 1, 2, 3]) {
+            Ok(reply) if reply[0] == sequence => {}
+            Ok(reply) => failed = Some(alloc::format!("reply {reply:?} to call {sequence}")),
+            Err(e) => failed = Some(alloc::format!("call: {e:?}")),
+        }
+    });
+    sys::send(endpoint, [STOP, 0, 0, 0]).check("send STOP")?;
+    let code = sys::wait(server).check("wait for the server")?;
+    sys::handle_close(endpoint).check("handle_close")?;
+    if let Some(why) = failed {
+        return Err(Failure::new(format_args!("{name}: {why}")));
+    }
+    if code != 0 {
+        return Err(Failure::new(format_args!("{name}: the server ended with {code}")));
+    }
+    let how = alloc::format!("call from cpu0 to a server process on cpu{server_cpu}, reply_recv");
+    report_measured(name, hz, &plan, &measured, 1, format_args!("{how}"));
+    Ok(())
+}
+
+/// `ubench server <cpu>`: answers every call on handle 0 with its message,
+/// until a STOP arrives.
+pub fn serve(cpu: u64) -> Result<(), Failure> {
+    const ENDPOINT: Handle = 0;
+    sys::set_affinity(cpu).check("set_affinity")?;
+    let (_, mut msg): (u64, Message) = sys::recv(ENDPOINT).check("recv")?;
+    while msg[0] != STOP {
+        (_, msg) = sys::reply_recv(ENDPOINT, msg).check("reply_recv")?;
+    }
+    Ok(())
+}
