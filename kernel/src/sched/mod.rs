@@ -127,6 +127,12 @@ struct CpuSched {
     migrate_prev: AtomicBool,
     need_resched: AtomicBool,
     ipi_pending: AtomicBool,
+    /// The idle thread is polling `need_resched` (with interrupts on)
+    /// before it halts: a waker sets the flag and sends no IPI.
+    polling: AtomicBool,
+    /// How long the idle thread polls before it halts, adapted to how
+    /// soon work comes (see idle_main).
+    poll_ns: AtomicU64,
     preempt_count: AtomicU32,
     ready: AtomicBool,
     /// TSC time at which the running thread's slice ends.
@@ -139,6 +145,8 @@ struct CpuSched {
     ticks_since_pass: AtomicU64,
     /// Sleeping threads, earliest deadline first.
     sleepers: IrqSpinlock<BinaryHeap<Sleeper>>,
+    /// The TSC deadline this CPU's timer is armed for (u64::MAX: none).
+    armed: AtomicU64,
     /// The first sleeper's deadline (u64::MAX: none), kept in step with
     /// `sleepers` under its lock, so that arming the timer on every switch
     /// reads one word instead of taking the lock.
@@ -160,6 +168,8 @@ impl CpuSched {
             migrate_prev: AtomicBool::new(false),
             need_resched: AtomicBool::new(false),
             ipi_pending: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            poll_ns: AtomicU64::new(IDLE_POLL_START_NS),
             preempt_count: AtomicU32::new(0),
             ready: AtomicBool::new(false),
             slice_end: AtomicU64::new(0),
@@ -167,6 +177,7 @@ impl CpuSched {
             ticks_since_pass: AtomicU64::new(0),
             sleepers: IrqSpinlock::new(BinaryHeap::new()),
             next_wakeup: AtomicU64::new(u64::MAX),
+            armed: AtomicU64::new(u64::MAX),
             switches: AtomicU64::new(0),
             steals: AtomicU64::new(0),
             idle_ns: AtomicU64::new(0),
@@ -393,8 +404,9 @@ fn enqueue(t: Arc<Thread>) {
     }
     let running = c.current_class.load(Ordering::Relaxed);
     if running == CLASS_IDLE || class_code(class) < running {
-        c.need_resched.store(true, Ordering::Release);
-        if target != cpu_index() && !c.ipi_pending.swap(true, Ordering::AcqRel) {
+        // SeqCst, against the idle thread's `polling` (see idle_main).
+        c.need_resched.store(true, Ordering::SeqCst);
+        if target != cpu_index() && !c.polling.load(Ordering::SeqCst) && !c.ipi_pending.swap(true, Ordering::AcqRel) {
             ipi::send(target, Ipi::Reschedule);
         }
     }
@@ -661,6 +673,12 @@ pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
 /// Arms this CPU's timer for its next event: the running thread's slice
 /// end (none for the idle thread) or the first sleeper's deadline,
 /// whichever is first. Interrupts must be off.
+///
+/// A timer already armed no later than needed is left alone: when it fires,
+/// the interrupt re-arms for whatever is due then. So a CPU switching
+/// between threads (a fresh slice end each time, always later) does not
+/// reprogram its timer on every switch; it takes at most one early
+/// interrupt per slice instead.
 pub fn rearm_timer() {
     let c = cpu();
     let sleeper = Some(c.next_wakeup.load(Ordering::Relaxed)).filter(|&d| d != u64::MAX);
@@ -669,7 +687,19 @@ pub fn rearm_timer() {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    let want = next.unwrap_or(u64::MAX);
+    if c.armed.load(Ordering::Relaxed) <= want {
+        return;
+    }
+    c.armed.store(want, Ordering::Relaxed);
     crate::arch::apic::arm(next);
+}
+
+/// Re-arms this CPU's timer from scratch, for code that borrowed the timer
+/// and left it disarmed. Interrupts must be off.
+pub fn reset_timer() {
+    cpu().armed.store(u64::MAX, Ordering::Relaxed);
+    rearm_timer();
 }
 
 /// Sleeps for at least `ns` nanoseconds.
@@ -750,6 +780,8 @@ pub fn timer_interrupt() {
     if !c.ready.load(Ordering::Relaxed) {
         return;
     }
+    // A one-shot timer that fired is disarmed.
+    c.armed.store(u64::MAX, Ordering::Relaxed);
     let ticks = c.ticks_since_pass.fetch_add(1, Ordering::Relaxed) + 1;
     if ticks == WATCHDOG_TICKS && c.load.load(Ordering::Relaxed) >= 2 {
         WATCHDOG_CPU.store(cpu_index(), Ordering::Relaxed);
@@ -873,9 +905,29 @@ fn try_steal(me: u32) -> bool {
     true
 }
 
-/// The idle thread: cross-CPU calls, stealing, then `hlt` until an
-/// interrupt. The check for work and `sti; hlt` happen with interrupts off
-/// in between, so a wakeup IPI cannot slip past.
+/// How long an idle CPU polls for work before it halts: between these
+/// bounds, adapted per CPU. Work that comes while it polls (the other end of
+/// an IPC round trip, a thread woken right after it blocked) starts without
+/// an IPI and without waking a halted CPU, which costs microseconds on
+/// hardware and tens of them under emulation. Guests of hypervisors poll
+/// the same way (Linux's cpuidle-haltpoll, up to 200 µs by default).
+///
+/// The window adapts as haltpoll's does: a halt that work ended within
+/// [`IDLE_POLL_MAX_NS`] means polling a little longer would have caught it
+/// (double the window); a poll that ran out and then slept longer than
+/// that means nothing was coming (halve it). A fixed window is bistable: a
+/// ping-pong whose wakeups once take longer than the window (a halted
+/// partner) keeps finding its partner halted.
+const IDLE_POLL_MIN_NS: u64 = 10_000;
+const IDLE_POLL_START_NS: u64 = 50_000;
+const IDLE_POLL_MAX_NS: u64 = 400_000;
+
+/// The idle thread: cross-CPU calls, stealing, a short poll, then `hlt`
+/// until an interrupt. The last check for work and `sti; hlt` happen with
+/// interrupts off in between, so a wakeup IPI cannot slip past; while it
+/// polls, a waker that sees `polling` sends no IPI, and the idle thread
+/// looks at `need_resched` once more after it stops polling (both sides
+/// SeqCst), so no wakeup is lost either way.
 fn idle_main() -> ! {
     let me = cpu_index();
     let c = of(me);
@@ -888,13 +940,42 @@ fn idle_main() -> ! {
             schedule(&irq);
             continue;
         }
+        if poll_for_work(c) {
+            schedule(&irq);
+            continue;
+        }
         let start = crate::arch::cpu::rdtsc();
         interrupts::enable_and_hlt();
         interrupts::disable();
         let slept = crate::time::tsc_to_ns(crate::arch::cpu::rdtsc() - start);
         c.idle_ns.fetch_add(slept, Ordering::Relaxed);
+        let poll = c.poll_ns.load(Ordering::Relaxed);
+        let adapted = if slept < IDLE_POLL_MAX_NS && c.need_resched.load(Ordering::Relaxed) {
+            (poll * 2).min(IDLE_POLL_MAX_NS)
+        } else if slept >= IDLE_POLL_MAX_NS {
+            (poll / 2).max(IDLE_POLL_MIN_NS)
+        } else {
+            poll
+        };
+        c.poll_ns.store(adapted, Ordering::Relaxed);
         drop(irq);
     }
+}
+
+/// Polls `need_resched` for this CPU's poll window, interrupts on; true if
+/// work came. Called by the idle thread with interrupts off, and returns
+/// with them off.
+fn poll_for_work(c: &CpuSched) -> bool {
+    let deadline = rdtsc() + ns_to_tsc(c.poll_ns.load(Ordering::Relaxed));
+    c.polling.store(true, Ordering::SeqCst);
+    interrupts::enable();
+    while !c.need_resched.load(Ordering::SeqCst) && rdtsc() < deadline {
+        core::hint::spin_loop();
+    }
+    interrupts::disable();
+    c.polling.store(false, Ordering::SeqCst);
+    // A waker that saw `polling` sent no IPI: its need_resched is visible now.
+    c.need_resched.load(Ordering::SeqCst) || !c.rq.lock().is_empty()
 }
 
 /// Per-CPU statistics: `sched: cpuN switches=… ipis_sent=… ipis_received=…
