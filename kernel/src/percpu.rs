@@ -59,6 +59,11 @@ pub struct PerCpu {
     /// The user thread whose FPU/SSE state this CPU's registers hold (its
     /// ID; 0: none), so that switching back to it restores nothing.
     pub fpu_owner: AtomicU64,
+    /// A user thread runs here (of `loaded_aspace`); false while a kernel
+    /// thread runs with it loaded lazily (mem::aspace).
+    pub user_running: AtomicBool,
+    /// The generation of `loaded_aspace` that this CPU's TLB reflects.
+    pub tlb_generation_seen: AtomicU64,
 }
 
 /// Offsets of the fields syscall.S reaches through GS.
@@ -88,6 +93,8 @@ impl PerCpu {
             tss: AtomicU64::new(0),
             loaded_aspace: AtomicPtr::new(core::ptr::null_mut()),
             fpu_owner: AtomicU64::new(0),
+            user_running: AtomicBool::new(false),
+            tlb_generation_seen: AtomicU64::new(0),
         }
     }
 

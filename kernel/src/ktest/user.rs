@@ -265,46 +265,93 @@ fn faults_spare_others() -> TestResult {
     expect_code("ipc_many_clients", finish(&worker, "ipc_many_clients")?, 0)
 }
 
-/// Unmapping a user page interrupts exactly the CPUs that may cache the
-/// address space: here one other CPU that loaded it and still has it loaded
-/// (a kernel thread leaves the user tables in place), and no one else; and
-/// the teardown makes that CPU leave it.
+/// Unmapping a user page interrupts exactly the CPUs that run the address
+/// space: one whose CPU runs a thread of it acknowledges the shootdown, no
+/// other CPU is asked; when a kernel thread displaces that thread (the CPU
+/// keeps the tables, lazily) it is not asked either, but it catches up
+/// with the unmap before the thread runs again; the teardown makes it
+/// leave the address space.
 fn shootdown_targets() -> TestResult {
-    use crate::mem::aspace::AddressSpace;
     use crate::mem::PAGE_SIZE;
     use crate::percpu;
-    use core::sync::atomic::Ordering;
+    use core::sync::atomic::{AtomicBool, Ordering};
     let online = crate::smp::online_count();
-    let aspace = Arc::new(AddressSpace::new().map_err(|e| format!("address space: {e}"))?);
-    let first = aspace.map_anon(PAGE_SIZE, true).map_err(|e| format!("map: {e}"))?;
-    let second = aspace.map_anon(PAGE_SIZE, true).map_err(|e| format!("map: {e}"))?;
     let me = percpu::cpu_index();
     let other = (me + 1) % online;
-    if other != me {
-        let shared = aspace.clone();
-        let loader =
-            crate::sched::spawn("loader", ferrite_kcore::sched::Class::Normal, other, move || shared.activate())
-                .map_err(|e| format!("spawn: {e}"))?;
-        loader.join();
-        // Its stack may go back to the cache (and cause a shootdown of its
-        // own) only once it is freed: wait for that first.
-        settle(u64::from(online) + 1);
-    }
-    let acks = || (0..online).map(|c| percpu::get(c).tlb_generation.load(Ordering::Acquire)).collect::<Vec<_>>();
-    let (before, count) = (acks(), crate::arch::tlb::count());
-    aspace.unmap_anon(first, PAGE_SIZE).map_err(|e| format!("unmap: {e}"))?;
-    let after = acks();
-    for cpu in 0..online {
-        let asked = u64::from(cpu == other && other != me);
-        let served = after[cpu as usize] - before[cpu as usize];
-        ensure!(served == asked, "cpu{cpu} acknowledged {served} shootdowns, expected {asked}");
-    }
-    let sent = crate::arch::tlb::count() - count;
-    ensure!(sent == u64::from(other != me), "{sent} shootdown requests for one unmap");
-    aspace.unmap_anon(second, PAGE_SIZE).map_err(|e| format!("unmap: {e}"))?;
-    let loaded = |cpu: u32| percpu::get(cpu).loaded_aspace.load(Ordering::Acquire).cast_const();
-    ensure!(other == me || loaded(other) == Arc::as_ptr(&aspace), "cpu{other} did not keep the address space loaded");
-    aspace.teardown();
-    ensure!(loaded(other) != Arc::as_ptr(&aspace), "cpu{other} still has the address space loaded after its teardown");
+    let process = start(&format!("spin {other}"))?;
+    let aspace = &process.aspace;
+    let cpu = percpu::get(other);
+    let runs_it =
+        || core::ptr::eq(cpu.loaded_aspace.load(Ordering::Acquire), aspace) && cpu.user_running.load(Ordering::Acquire);
+    let result = (|| {
+        // (With one CPU, this test's thread and the spinner take turns on
+        // it, and the spinner is never seen running from here.)
+        ensure!(other == me || wait_for(runs_it), "the spinner never ran on cpu{other}");
+        let acks = || (0..online).map(|c| percpu::get(c).tlb_generation.load(Ordering::Acquire)).collect::<Vec<_>>();
+        let unmap_one = || -> Result<(Vec<u64>, Vec<u64>, u64), String> {
+            let page = aspace.map_anon(PAGE_SIZE, true).map_err(|e| format!("map: {e}"))?;
+            let (before, count) = (acks(), crate::arch::tlb::count());
+            aspace.unmap_anon(page, PAGE_SIZE).map_err(|e| format!("unmap: {e}"))?;
+            Ok((before, acks(), crate::arch::tlb::count() - count))
+        };
+        // Running: asked, alone (unless it is this very CPU: one CPU).
+        let (before, after, sent) = unmap_one()?;
+        for c in 0..online {
+            let asked = u64::from(c == other && other != me);
+            let served = after[c as usize] - before[c as usize];
+            ensure!(
+                served == asked,
+                "cpu{c} acknowledged {served} shootdowns of a running address space, expected {asked}"
+            );
+        }
+        ensure!(sent == u64::from(other != me), "{sent} shootdown requests for one unmap");
+        if other == me {
+            return Ok(());
+        }
+        // Lazy: a high-class kernel thread takes the CPU from the spinner.
+        let hold = Arc::new(AtomicBool::new(true));
+        let held = hold.clone();
+        let lazy = crate::sched::spawn("lazy", ferrite_kcore::sched::Class::High, other, move || {
+            while held.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
+        })
+        .map_err(|e| format!("spawn: {e}"))?;
+        ensure!(
+            wait_for(|| !cpu.user_running.load(Ordering::Acquire)),
+            "the kernel thread never displaced the spinner"
+        );
+        let (before, after, sent) = unmap_one()?;
+        ensure!(before == after && sent == 0, "a lazy CPU was asked to shoot down ({sent} requests)");
+        ensure!(
+            cpu.tlb_generation_seen.load(Ordering::Acquire) != aspace.generation(),
+            "cpu{other} claims to have seen an unmap it was not told of"
+        );
+        hold.store(false, Ordering::Release);
+        lazy.join();
+        let caught_up = || runs_it() && cpu.tlb_generation_seen.load(Ordering::Acquire) == aspace.generation();
+        ensure!(wait_for(caught_up), "cpu{other} went back to the spinner without catching up with the unmap");
+        Ok(())
+    })();
+    process.kill(0);
+    let code = finish(&process, "spin")?;
+    result?;
+    expect_code("spin", code, 0)?;
+    ensure!(
+        !core::ptr::eq(cpu.loaded_aspace.load(Ordering::Acquire), aspace),
+        "cpu{other} kept a torn-down address space"
+    );
     Ok(())
+}
+
+/// Polls `ready` for up to two seconds.
+fn wait_for(ready: impl Fn() -> bool) -> bool {
+    let deadline = uptime_ns() + 2_000_000_000;
+    while !ready() {
+        if uptime_ns() > deadline {
+            return false;
+        }
+        crate::sched::sleep_ns(100_000);
+    }
+    true
 }

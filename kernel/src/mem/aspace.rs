@@ -19,12 +19,25 @@
 //!
 //! **Which CPUs may cache it.** A CPU that loads an address space adds
 //! itself to its `active` set before it writes CR3, and removes itself when
-//! it loads another one. A CPU that switches to a kernel thread keeps the
-//! user address space loaded (the kernel half is the same everywhere), so
-//! switching back costs nothing; it stays in the active set meanwhile.
-//! Unmapping a page shoots down only the active set (arch::tlb), after the
-//! page-table entry is cleared: a CPU that joins the set later loads CR3
-//! after the change and cannot cache the old entry.
+//! it loads another one. A CPU that switches to a kernel thread (its idle
+//! thread, say) keeps the user address space loaded, *lazily* (the kernel
+//! half is the same everywhere), so switching back costs nothing; it stays
+//! in the active set meanwhile.
+//!
+//! **Unmapping** clears the page-table entries, bumps the address space's
+//! `generation`, and shoots the pages down (arch::tlb) on the CPUs of the
+//! active set that run a thread of it *now* (`PerCpu::user_running`). A
+//! lazy CPU gets no IPI: it runs only kernel code, which never touches user
+//! pages, and before it runs a thread of this address space again it
+//! compares the generation with the one its TLB reflects
+//! (`PerCpu::tlb_generation_seen`) and flushes if they differ (Linux skips
+//! lazy CPUs the same way). The two sides pair up: the unmapper bumps the
+//! generation, then reads `user_running`; a CPU going back to user mode
+//! sets `user_running`, then reads the generation (all SeqCst), so one of
+//! them sees the other. A CPU that joins the active set later loads CR3
+//! after the change and cannot cache the old entries at all. Freeing page
+//! tables is different: a lazy CPU's page walker could still read them, so
+//! teardown asks every CPU in the set (below).
 //!
 //! **Teardown.** When its process ends, an address space is left by this
 //! CPU, then by every CPU in its active set (a shootdown request that
@@ -37,7 +50,7 @@ use crate::percpu;
 use crate::sync::IrqSpinlock;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, UnmapError};
 use x86_64::structures::paging::{
@@ -73,6 +86,8 @@ pub struct AddressSpace {
     inner: IrqSpinlock<Inner>,
     /// CPUs that may have this address space loaded (see the module doc).
     active: AtomicCpuSet,
+    /// Bumped by every unmap, for the CPUs that skipped its shootdown.
+    generation: AtomicU64,
 }
 
 struct Inner {
@@ -134,6 +149,7 @@ impl AddressSpace {
             root,
             inner: IrqSpinlock::new(Inner { alive: true, anon: BTreeMap::new() }),
             active: AtomicCpuSet::new(),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -289,36 +305,66 @@ impl AddressSpace {
                 .collect()
         });
         // The entries are clear; a CPU that loads this address space from
-        // now on cannot cache them, and the active set names the rest.
-        core::sync::atomic::fence(Ordering::SeqCst);
-        crate::arch::tlb::shootdown_user(addr, pages, &self.active.snapshot());
+        // now on cannot cache them, a lazy one will see the generation, and
+        // the CPUs running it now get the shootdown.
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut targets = self.active.snapshot();
+        for cpu in targets.clone().iter() {
+            if !percpu::get(cpu).user_running.load(Ordering::SeqCst) {
+                targets.remove(cpu);
+            }
+        }
+        crate::arch::tlb::shootdown_user(addr, pages, &targets);
+        let me = percpu::current();
+        if targets.contains(me.index()) {
+            // Flushed here just now (earlier unmaps reached this running CPU
+            // by IPI, or will when its interrupts come back on).
+            me.tlb_generation_seen.fetch_max(generation, Ordering::Relaxed);
+        }
         freed.into_iter().for_each(frames::free);
     }
 
-    /// Loads this address space on this CPU, unless it is loaded already.
+    /// Makes this CPU ready to run a thread of this address space: loads it
+    /// unless it is loaded already, and catches up with the unmaps whose
+    /// shootdown skipped this CPU while it was lazy (see the module doc).
     /// Called by the scheduler, with interrupts off, before a thread of it
-    /// runs.
+    /// runs; marks the CPU `user_running`.
     pub fn activate(&self) {
         let cpu = percpu::current();
         let me = cpu.index();
         let this = self as *const AddressSpace as *mut AddressSpace;
         let loaded = cpu.loaded_aspace.load(Ordering::Relaxed);
-        if loaded == this {
-            return;
+        if loaded != this {
+            // In the set before CR3 changes (see the module doc), and the
+            // generation read before the flush the CR3 write is.
+            self.active.insert(me);
+            let generation = self.generation.load(Ordering::SeqCst);
+            // SAFETY: the tables map the kernel half like the kernel's own,
+            // and stay alive while this CPU is in the active set (teardown
+            // makes every CPU leave first).
+            unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(self.root)), Cr3Flags::empty()) };
+            cpu.loaded_aspace.store(this, Ordering::Relaxed);
+            cpu.tlb_generation_seen.store(generation, Ordering::Relaxed);
+            if !loaded.is_null() {
+                // SAFETY: an address space stays alive while a CPU has it
+                // loaded (teardown waits for every CPU to leave it, and we
+                // have not acknowledged any such request since loading it).
+                unsafe { (*loaded).active.remove(me) };
+            }
         }
-        // In the set before CR3 changes (see the module doc).
-        self.active.insert(me);
-        // SAFETY: the tables map the kernel half like the kernel's own, and
-        // stay alive while this CPU is in the active set (teardown makes
-        // every CPU leave first).
-        unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(self.root)), Cr3Flags::empty()) };
-        cpu.loaded_aspace.store(this, Ordering::Relaxed);
-        if !loaded.is_null() {
-            // SAFETY: an address space stays alive while a CPU has it loaded
-            // (teardown waits for every CPU to leave it, and we have not
-            // acknowledged any such request since loading it).
-            unsafe { (*loaded).active.remove(me) };
+        cpu.user_running.store(true, Ordering::SeqCst);
+        let generation = self.generation.load(Ordering::SeqCst);
+        if cpu.tlb_generation_seen.load(Ordering::Relaxed) != generation {
+            // Reloading CR3 drops every non-global entry: user pages only.
+            // SAFETY: the tables loaded already.
+            unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(self.root)), Cr3Flags::empty()) };
+            cpu.tlb_generation_seen.store(generation, Ordering::Relaxed);
         }
+    }
+
+    /// The unmaps this address space has had (see the module doc).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Ends the address space: every CPU leaves it, then every user frame
@@ -354,6 +400,7 @@ pub fn leave_if_loaded(aspace: *const AddressSpace) {
     // SAFETY: the kernel's tables map everything the kernel uses.
     unsafe { Cr3::write(super::paging::kernel_root(), Cr3Flags::empty()) };
     cpu.loaded_aspace.store(core::ptr::null_mut(), Ordering::Relaxed);
+    cpu.user_running.store(false, Ordering::Relaxed);
     // SAFETY: it is alive until this CPU acknowledges (see teardown).
     unsafe { (*aspace).active.remove(cpu.index()) };
 }

@@ -95,6 +95,10 @@ pub fn switch_hook(prev: &Thread, next: &Thread) {
         unsafe { arch_user::fpu_save(u.fpu.get()) };
         cpu.fpu_owner.store(prev.id, Ordering::Relaxed);
     }
+    if next.user().is_none() {
+        // Lazy: the user address space stays loaded (mem::aspace).
+        cpu.user_running.store(false, Ordering::Release);
+    }
     if let Some(u) = next.user() {
         u.process.aspace.activate();
         let top = next.stack_top();

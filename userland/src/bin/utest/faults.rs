@@ -7,6 +7,7 @@
 //! undefined behaviour and the compiler may assume it never happens; to the
 //! CPU it is a well-defined fault, which is what these cases are about.
 
+use alloc::format;
 use alloc::string::String;
 use core::arch::asm;
 use core::hint::black_box;
@@ -153,6 +154,17 @@ pub fn fault_noncanonical(_args: &str) -> Outcome {
     // SAFETY: a read meant to fault; it changes nothing.
     let seen = unsafe { peek(black_box(NON_CANONICAL)) };
     fail!("read {seen:#x} at {NON_CANONICAL:#x} without a fault")
+}
+
+/// `spin <cpu>`: runs on `cpu` in user mode, never entering the kernel,
+/// until the kernel ends the process (its TLB-shootdown test watches the
+/// CPU while it does).
+pub fn spin(args: &str) -> Outcome {
+    let cpu: u64 = args.trim().parse().map_err(|_| format!("spin: bad CPU '{args}'"))?;
+    sys::set_affinity(cpu).map_err(|e| format!("set_affinity({cpu}): {e:?}"))?;
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 /// Threads of `kill_threads` that block (the spinner does not count).

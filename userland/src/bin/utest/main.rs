@@ -95,6 +95,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("fault_stack", faults::fault_stack),
     ("fault_kernel_read", faults::fault_kernel_read),
     ("fault_noncanonical", faults::fault_noncanonical),
+    ("spin", faults::spin),
     // The peers other cases spawn.
     ("child_server", children::child_server),
     ("child_receive_and_die", children::child_receive_and_die),
