@@ -40,6 +40,8 @@ pub struct PerCpu {
     pub tlb_generation: AtomicU64,
     /// Last TLB-shootdown request addressed to this CPU (tlb.rs).
     pub tlb_request: AtomicU64,
+    /// TLB-shootdown requests this CPU has carried out (tlb.rs).
+    pub tlb_served: AtomicU64,
     /// The last fault a fixup absorbed on this CPU (trap.rs).
     pub last_fault_vector: AtomicU64,
     pub last_fault_error: AtomicU64,
@@ -85,6 +87,7 @@ impl PerCpu {
             boot_gate: AtomicU32::new(0),
             tlb_generation: AtomicU64::new(0),
             tlb_request: AtomicU64::new(0),
+            tlb_served: AtomicU64::new(0),
             last_fault_vector: AtomicU64::new(0),
             last_fault_error: AtomicU64::new(0),
             last_fault_address: AtomicU64::new(0),

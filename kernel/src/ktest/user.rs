@@ -287,7 +287,11 @@ fn shootdown_targets() -> TestResult {
         // (With one CPU, this test's thread and the spinner take turns on
         // it, and the spinner is never seen running from here.)
         ensure!(other == me || wait_for(runs_it), "the spinner never ran on cpu{other}");
-        let acks = || (0..online).map(|c| percpu::get(c).tlb_generation.load(Ordering::Acquire)).collect::<Vec<_>>();
+        // No earlier test's exiting threads may shoot down (their stacks
+        // going back to the cache) while this one counts: let them go, and
+        // empty the cache now. Idle threads, this one and the spinner stay.
+        settle(u64::from(online) + 2);
+        let acks = || (0..online).map(|c| percpu::get(c).tlb_served.load(Ordering::Acquire)).collect::<Vec<_>>();
         let unmap_one = || -> Result<(Vec<u64>, Vec<u64>, u64), String> {
             let page = aspace.map_anon(PAGE_SIZE, true).map_err(|e| format!("map: {e}"))?;
             let (before, count) = (acks(), crate::arch::tlb::count());

@@ -52,6 +52,7 @@ pub fn service() {
     } else {
         crate::mem::aspace::leave_if_loaded(leave);
     }
+    me.tlb_served.fetch_add(1, Ordering::Relaxed);
     PENDING.fetch_sub(1, Ordering::AcqRel);
 }
 
