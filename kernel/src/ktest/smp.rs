@@ -17,6 +17,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "smp::ipi_vectors_to_set", run: ipi_vectors_to_set },
     Test { name: "smp::unlisted_cpu_parks", run: unlisted_cpu_parks },
     Test { name: "smp::tlb_shootdown_reaches_every_cpu", run: tlb_shootdown_reaches_every_cpu },
+    Test { name: "smp::call_reaches_polling_cpus", run: call_reaches_polling_cpus },
 ];
 
 const WORDS: usize = MAX_CPUS / 64;
@@ -234,5 +235,24 @@ fn tlb_shootdown_reaches_every_cpu() -> TestResult {
     ensure!(misses.load(Ordering::Relaxed) == 0, "CPUs could not read the mapped page");
     ensure!(shootdowns == u64::from(n > 1), "{shootdowns} shootdowns for one unmap on {n} CPUs");
     ensure!(stale.load(Ordering::Relaxed) == 0, "{} CPUs still read the unmapped page", stale.load(Ordering::Relaxed));
+    Ok(())
+}
+
+/// A cross-CPU call reaches CPUs that have just gone idle, and so poll for
+/// work with interrupts on before they halt (sched::idle_main): back-to-back
+/// calls find the others polling after the previous one, the call's IPI is
+/// taken while they poll, and each must run the call rather than halt with
+/// it pending. (They did halt, until the poll learned to look for calls: a
+/// call then waited for an unrelated interrupt, a minute under test, and
+/// failed the run.)
+fn call_reaches_polling_cpus() -> TestResult {
+    let online = u64::from(smp::online_count());
+    for _ in 0..1000 {
+        let ran = AtomicU64::new(0);
+        run_on_all(&|_| {
+            ran.fetch_add(1, Ordering::Relaxed);
+        });
+        ensure!(ran.load(Ordering::Relaxed) == online, "a CPU skipped the call");
+    }
     Ok(())
 }

@@ -941,7 +941,11 @@ fn idle_main() -> ! {
             continue;
         }
         if poll_for_work(c) {
-            schedule(&irq);
+            if c.need_resched.load(Ordering::Relaxed) {
+                // (Clears it even if another CPU stole the thread meanwhile.)
+                schedule(&irq);
+            }
+            // Round again: the checks above take whatever else came.
             continue;
         }
         let start = crate::arch::cpu::rdtsc();
@@ -962,20 +966,23 @@ fn idle_main() -> ! {
     }
 }
 
-/// Polls `need_resched` for this CPU's poll window, interrupts on; true if
+/// Polls for this CPU's poll window, interrupts on, until work comes:
+/// `need_resched` (a thread woken here), or a cross-CPU call (whose IPI an
+/// interrupt took while polling, so no `hlt` may wait for it). True if
 /// work came. Called by the idle thread with interrupts off, and returns
 /// with them off.
 fn poll_for_work(c: &CpuSched) -> bool {
     let deadline = rdtsc() + ns_to_tsc(c.poll_ns.load(Ordering::Relaxed));
+    let work = || c.need_resched.load(Ordering::SeqCst) || crate::smp::call::is_pending();
     c.polling.store(true, Ordering::SeqCst);
     interrupts::enable();
-    while !c.need_resched.load(Ordering::SeqCst) && rdtsc() < deadline {
+    while !work() && rdtsc() < deadline {
         core::hint::spin_loop();
     }
     interrupts::disable();
     c.polling.store(false, Ordering::SeqCst);
     // A waker that saw `polling` sent no IPI: its need_resched is visible now.
-    c.need_resched.load(Ordering::SeqCst) || !c.rq.lock().is_empty()
+    work() || !c.rq.lock().is_empty()
 }
 
 /// Per-CPU statistics: `sched: cpuN switches=… ipis_sent=… ipis_received=…
