@@ -12,6 +12,8 @@
 #   make debug   like run, but QEMU waits for gdb on localhost:1234
 #   make bench   boot with the `bench` flag: every figure on the console and
 #                in build/bench.txt (same variables as run)
+#   make bench-linux  the same figures from Debian 12's Linux (6.1) in the same
+#                QEMU machine, bench/linux/bench.c as /init; build/bench-linux.txt
 #   make setup   install missing host packages (apt, as root)
 #   make clean   remove build/ and target/
 #
@@ -47,7 +49,7 @@ ISO := build/ferrite.iso
 USER_TARGET := x86_64-unknown-linux-gnu
 USER_DIR := build/user
 
-.PHONY: all setup kernel user iso run debug bench test check host-test qemu-test clean
+.PHONY: all setup kernel user iso run debug bench bench-linux test check host-test qemu-test clean
 
 all: iso
 
@@ -70,6 +72,11 @@ run: iso
 
 bench: setup kernel user
 	bash scripts/bench.sh
+
+# Downloads (apt-get download, once) and unpacks Debian's kernel into
+# build/linux/; installs only missing host tools (apt, as root). See bench/linux/.
+bench-linux:
+	bash scripts/bench-linux.sh
 
 debug: iso
 	@echo "QEMU is waiting for gdb. In another terminal:"
