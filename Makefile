@@ -14,6 +14,8 @@
 #                in build/bench.txt (same variables as run)
 #   make bench-linux  the same figures from Debian 12's Linux (6.1) in the same
 #                QEMU machine, bench/linux/bench.c as /init; build/bench-linux.txt
+#   make bench-compare  both, alternately, 3 times each; a table of medians
+#                and Ferrite/Linux ratios
 #   make setup   install missing host packages (apt, as root)
 #   make clean   remove build/ and target/
 #
@@ -49,7 +51,7 @@ ISO := build/ferrite.iso
 USER_TARGET := x86_64-unknown-linux-gnu
 USER_DIR := build/user
 
-.PHONY: all setup kernel user iso run debug bench bench-linux test check host-test qemu-test clean
+.PHONY: all setup kernel user iso run debug bench bench-linux bench-compare test check host-test qemu-test clean
 
 all: iso
 
@@ -77,6 +79,9 @@ bench: setup kernel user
 # build/linux/; installs only missing host tools (apt, as root). See bench/linux/.
 bench-linux:
 	bash scripts/bench-linux.sh
+
+bench-compare:
+	bash scripts/bench-compare.sh
 
 debug: iso
 	@echo "QEMU is waiting for gdb. In another terminal:"
