@@ -232,7 +232,7 @@ if [ -z "$done_line" ]; then
 fi
 # Every figure of Ferrite's suite, and as many lines as /init printed.
 fail=0
-for name in null_syscall context_switch thread_spawn_join ipc_same_cpu ipc_cross_cpu wakeup_cross_cpu \
+for name in null_syscall context_switch thread_spawn_join ipc_same_cpu ipc_same_cpu_threads ipc_cross_cpu wakeup_cross_cpu \
 	tlb_shootdown yield_throughput_1cpu boot_to_init ap_bringup ipi_roundtrip; do
 	grep -q "^bench $name " "$out" || { say "figure $name missing"; fail=1; }
 done

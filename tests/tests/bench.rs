@@ -11,6 +11,7 @@ use ferrite_tests::{Boot, Outcome, Status};
 const FIGURES: &[(&str, &str, bool)] = &[
     ("null_syscall", "ns", false),
     ("ipc_same_cpu", "ns", false),
+    ("ipc_same_cpu_threads", "ns", false),
     ("ipc_cross_cpu", "ns", true),
     ("context_switch", "ns", false),
     ("thread_spawn_join", "ns", false),
