@@ -84,7 +84,8 @@ pub mod nr {
     pub const CPU_COUNT: u64 = 6;
     /// `thread_spawn(entry, stack_top, arg) -> thread handle`: a new thread
     /// of this process starts at `entry` with `rsp = stack_top` and
-    /// `rdi = arg`. `entry` and `stack_top` must be user addresses
+    /// `rdi = arg`, with the caller's affinity (see `set_affinity`).
+    /// `entry` and `stack_top` must be user addresses
     /// ([`super::Error::BadAddress`]); at most [`super::MAX_THREADS`]
     /// threads live in a process at once ([`super::Error::NoMemory`]).
     pub const THREAD_SPAWN: u64 = 7;

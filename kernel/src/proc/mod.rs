@@ -98,15 +98,20 @@ impl Process {
     /// Starts a user thread of this process at `frame` (user mode state),
     /// unless the process is dying or already has [`MAX_THREADS`] threads.
     pub fn start_thread(self: &Arc<Self>, frame: crate::arch::trap::TrapFrame) -> Result<Arc<Thread>, Error> {
-        let t = self.prepare_thread(frame)?;
+        let t = self.prepare_thread(frame, crate::sched::thread::ANY_CPU)?;
         self.launch_thread(&t)?;
         Ok(t)
     }
 
     /// Makes a thread of this process that will enter user mode at
-    /// `frame`, without starting it ([`Process::launch_thread`]).
-    pub fn prepare_thread(self: &Arc<Self>, frame: crate::arch::trap::TrapFrame) -> Result<Arc<Thread>, Error> {
-        thread::create(self.clone(), frame)
+    /// `frame`, with `affinity`, without starting it
+    /// ([`Process::launch_thread`]).
+    pub fn prepare_thread(
+        self: &Arc<Self>,
+        frame: crate::arch::trap::TrapFrame,
+        affinity: u32,
+    ) -> Result<Arc<Thread>, Error> {
+        thread::create(self.clone(), frame, affinity)
     }
 
     /// Starts a thread made by [`Process::prepare_thread`], unless the

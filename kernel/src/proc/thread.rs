@@ -15,7 +15,7 @@ use crate::arch::trap::{PageFaultError, TrapFrame};
 use crate::arch::user::{self as arch_user, FpuState};
 use crate::ipc::IpcState;
 use crate::percpu;
-use crate::sched::thread::{Thread, ANY_CPU};
+use crate::sched::thread::Thread;
 use crate::sched::{self, InterruptsOff};
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
@@ -40,8 +40,8 @@ pub struct UserThread {
 unsafe impl Sync for UserThread {}
 
 /// Makes (without starting) a thread of `process` that enters user mode
-/// at `frame`.
-pub(super) fn create(process: Arc<Process>, frame: TrapFrame) -> Result<Arc<Thread>, Error> {
+/// at `frame`, with `affinity`.
+pub(super) fn create(process: Arc<Process>, frame: TrapFrame, affinity: u32) -> Result<Arc<Thread>, Error> {
     let user = UserThread {
         process,
         fpu: UnsafeCell::new(FpuState::initial()),
@@ -49,7 +49,7 @@ pub(super) fn create(process: Arc<Process>, frame: TrapFrame) -> Result<Arc<Thre
         exit_code: AtomicU64::new(0),
         ipc: IpcState::new(),
     };
-    let t = sched::create("user", Class::Normal, ANY_CPU, Some(user), enter).map_err(|_| Error::NoMemory)?;
+    let t = sched::create("user", Class::Normal, affinity, Some(user), enter).map_err(|_| Error::NoMemory)?;
     // The frame goes where user frames live, at the top of the kernel
     // stack, now: `enter` never returns, so nothing it owned (a closure
     // holding the frame, say) would ever be freed.

@@ -15,7 +15,9 @@ pub fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> 
         return Err(Error::BadAddress);
     }
     let process = current_process();
-    let thread = process.prepare_thread(user_entry_frame(entry, stack_top, arg, 0, 0))?;
+    // Like POSIX threads, a new thread starts with its creator's affinity.
+    let affinity = sched::with_current(|t| t.affinity());
+    let thread = process.prepare_thread(user_entry_frame(entry, stack_top, arg, 0, 0), affinity)?;
     // The handle first: a thread that no one could join must not start.
     let handle = process.add_handle(Object::Thread(thread.clone()))?;
     if let Err(e) = process.launch_thread(&thread) {

@@ -27,34 +27,22 @@ pub fn round_trips(hz: u64, cpus: u64) -> Result<(), Failure> {
     round_trip("ipc_cross_cpu", hz, 1)
 }
 
-/// Calls from CPU 0 to a server process pinned to `server_cpu`.
+/// The server at the other end of a figure.
+enum Server {
+    /// `ubench server <cpu>`, a process of its own.
+    Process(u64),
+    /// A thread of this process.
+    Thread,
+}
+
+/// Calls from CPU 0 to a server on `server_cpu`, timed, then the server
+/// stopped and every reply checked.
 fn round_trip(name: &str, hz: u64, server_cpu: u64) -> Result<(), Failure> {
     let endpoint = sys::endpoint_create().check("endpoint_create")?;
     let command = alloc::format!("ubench server {server_cpu}");
-    let server = sys::spawn(&command, &[endpoint]).check("spawn the server")?;
-    let plan = Plan { warmup: 500, samples: 201, batch: 50 };
-    let mut failed = None;
-    let mut sequence = 0u64;
-    let measured = measure(&plan, &Tsc, || {
-        sequence += 1;
-        match sys::call(endpoint, [sequence, 1, 2, 3]) {
-            Ok(reply) if reply[0] == sequence => {}
-            Ok(reply) => failed = Some(alloc::format!("reply {reply:?} to call {sequence}")),
-            Err(e) => failed = Some(alloc::format!("call: {e:?}")),
-        }
-    });
-    sys::send(endpoint, [STOP, 0, 0, 0]).check("send STOP")?;
-    let code = sys::wait(server).check("wait for the server")?;
-    sys::handle_close(endpoint).check("handle_close")?;
-    if let Some(why) = failed {
-        return Err(Failure::new(format_args!("{name}: {why}")));
-    }
-    if code != 0 {
-        return Err(Failure::new(format_args!("{name}: the server ended with {code}")));
-    }
+    let server = Server::Process(sys::spawn(&command, &[endpoint]).check("spawn the server")?);
     let how = alloc::format!("call from cpu0 to a server process on cpu{server_cpu}, reply_recv");
-    report_measured(name, hz, &plan, &measured, 1, format_args!("{how}"));
-    Ok(())
+    time_calls(name, hz, endpoint, server, &how)
 }
 
 /// `ipc_same_cpu_threads`: calls from CPU 0 to a server thread of this
@@ -66,6 +54,17 @@ fn threads_round_trip(hz: u64) -> Result<(), Failure> {
         Err(_) => 1,
     })
     .check("spawn the server thread")?;
+    let how = "call from cpu0 to a server thread of the same process on cpu0, reply_recv";
+    time_calls("ipc_same_cpu_threads", hz, endpoint, Server::Thread, how)?;
+    match server.join().check("join the server thread")? {
+        0 => Ok(()),
+        _ => Err(Failure::new(format_args!("ipc_same_cpu_threads: the server thread failed"))),
+    }
+}
+
+/// Times calls on `endpoint`, checking every reply; then stops the server
+/// (and, for a process, waits for it) and reports the figure.
+fn time_calls(name: &str, hz: u64, endpoint: Handle, server: Server, how: &str) -> Result<(), Failure> {
     let plan = Plan { warmup: 500, samples: 201, batch: 50 };
     let mut failed = None;
     let mut sequence = 0u64;
@@ -78,16 +77,17 @@ fn threads_round_trip(hz: u64) -> Result<(), Failure> {
         }
     });
     sys::send(endpoint, [STOP, 0, 0, 0]).check("send STOP")?;
-    let code = server.join().check("join the server thread")?;
+    if let Server::Process(process) = server {
+        let code = sys::wait(process).check("wait for the server")?;
+        if code != 0 {
+            return Err(Failure::new(format_args!("{name}: the server ended with {code}")));
+        }
+    }
     sys::handle_close(endpoint).check("handle_close")?;
     if let Some(why) = failed {
-        return Err(Failure::new(format_args!("ipc_same_cpu_threads: {why}")));
+        return Err(Failure::new(format_args!("{name}: {why}")));
     }
-    if code != 0 {
-        return Err(Failure::new(format_args!("ipc_same_cpu_threads: the server thread failed")));
-    }
-    let how = "call from cpu0 to a server thread of the same process on cpu0, reply_recv";
-    report_measured("ipc_same_cpu_threads", hz, &plan, &measured, 1, format_args!("{how}"));
+    report_measured(name, hz, &plan, &measured, 1, format_args!("{how}"));
     Ok(())
 }
 

@@ -152,6 +152,9 @@ pub fn affinity(_args: &str) -> Outcome {
             check_eq!(sys::cpu(), Ok(c), "round {round}: cpu() after a yield on CPU {c}");
             sys::sleep_ns(AFFINITY_SLEEP_NS).ctx("sleep")?;
             check_eq!(sys::cpu(), Ok(c), "round {round}: cpu() after a sleep on CPU {c}");
+            // A new thread starts with its creator's affinity.
+            let child = ferrite_user::thread::spawn(|| sys::cpu().unwrap_or(u64::MAX)).ctx("spawn")?;
+            check_eq!(child.join(), Ok(c), "round {round}: a thread spawned on CPU {c} ran on");
         }
     }
     check_eq!(sys::set_affinity(count), Err(Error::BadArgument), "set_affinity(cpu_count)");
