@@ -84,6 +84,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "user::handle_limit", run: handle_limit },
     Test { name: "user::map", run: map },
     Test { name: "user::map_exhaust", run: map_exhaust },
+    Test { name: "user::exhaust_all", run: exhaust_all },
     Test { name: "user::spawn", run: spawn },
     Test { name: "user::handles", run: handles },
     Test { name: "user::isolation", run: isolation },
@@ -194,6 +195,10 @@ fn run_leak_checked(command: &str, expected: u64) -> TestResult {
 
 fn map_exhaust() -> TestResult {
     run_leak_checked("map_exhaust", 0)
+}
+
+fn exhaust_all() -> TestResult {
+    run_leak_checked("exhaust_all", 0)
 }
 
 fn churn() -> TestResult {

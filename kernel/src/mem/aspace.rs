@@ -66,9 +66,6 @@ pub const MAP_END: u64 = 0x0000_7000_0000_0000;
 /// The top of a program's first stack; the page above it stays unmapped,
 /// and so does everything below the stack.
 pub const STACK_TOP: u64 = 0x0000_7fff_fe00_0000;
-/// Frames `map` leaves to the kernel: user memory may not take the last of
-/// them, or the kernel could not even grow its heap to end the process.
-const KERNEL_RESERVE_FRAMES: u64 = 1024;
 
 const _: () = assert!(ferrite_kcore::elf::USER_START == USER_START && ferrite_kcore::elf::USER_END == USER_END);
 const _: () = assert!(MAP_END <= STACK_TOP && STACK_TOP < USER_END);
@@ -98,12 +95,16 @@ struct Inner {
     anon: BTreeMap<u64, u64>,
 }
 
-/// Page-table frames for the mapper (which zeroes them itself).
+/// Page-table frames for the mapper (which zeroes them itself), outside
+/// the kernel's reserve: user mappings asked for them.
 struct TableFrames;
 
 // SAFETY: every frame returned is free, and ours alone from now on.
 unsafe impl FrameAllocator<Size4KiB> for TableFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame> {
+        if !frames::user_may_take(1) {
+            return None;
+        }
         frames::alloc().map(|a| PhysFrame::containing_address(PhysAddr::new(a)))
     }
 }
@@ -134,6 +135,9 @@ fn zeroed_frame() -> Option<u64> {
 impl AddressSpace {
     /// An empty address space: the kernel half, nothing below.
     pub fn new() -> Result<Self, KernelError> {
+        if !frames::user_may_take(1) {
+            return Err(KernelError::NoMemory);
+        }
         let root = zeroed_frame().ok_or(KernelError::NoMemory)?;
         let kernel = phys_to_virt(super::paging::kernel_root().start_address().as_u64()) as *const PageTable;
         // SAFETY: both tables are reached through the direct map; the new
@@ -167,7 +171,7 @@ impl AddressSpace {
     /// Maps `pages` fresh zeroed pages from `addr` (page aligned, in user
     /// space; checked by the callers). Nothing stays mapped on failure.
     pub fn map_zeroed(&self, addr: u64, pages: u64, access: Access) -> Result<(), KernelError> {
-        if frames::free_count() < pages.saturating_add(KERNEL_RESERVE_FRAMES) {
+        if !frames::user_may_take(pages) {
             return Err(KernelError::NoMemory);
         }
         let result = self.with_tables(|inner, tables| {

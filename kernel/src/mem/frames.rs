@@ -157,6 +157,20 @@ pub fn free_count() -> u64 {
     with(|b| b.free_frames())
 }
 
+/// Frames that what user programs ask for (their memory, their threads'
+/// kernel stacks, their page tables) may never take: with them the kernel
+/// can still grow its heap to refuse a request, kill a process and tear it
+/// down, rather than fail an allocation of its own.
+pub const KERNEL_RESERVE: u64 = 1024;
+
+/// Whether `pages` frames may go to something a user program asked for
+/// (see [`KERNEL_RESERVE`]). Advisory under concurrency: two requests may
+/// both pass, each taking from the reserve's margin, never past it by more
+/// than what they asked.
+pub fn user_may_take(pages: u64) -> bool {
+    free_count() >= pages.saturating_add(KERNEL_RESERVE)
+}
+
 /// The page below 1 MiB kept for the AP trampoline, if one was found.
 pub fn trampoline_page() -> Option<u64> {
     match TRAMPOLINE_PAGE.load(Ordering::Relaxed) {

@@ -42,6 +42,10 @@ unsafe impl Sync for UserThread {}
 /// Makes (without starting) a thread of `process` that enters user mode
 /// at `frame`, with `affinity`.
 pub(super) fn create(process: Arc<Process>, frame: TrapFrame, affinity: u32) -> Result<Arc<Thread>, Error> {
+    // Its kernel stack is the kernel's memory, but a user program asked.
+    if !crate::mem::frames::user_may_take(sched::THREAD_STACK_SIZE as u64 / crate::mem::PAGE_SIZE) {
+        return Err(Error::NoMemory);
+    }
     let user = UserThread {
         process,
         fpu: UnsafeCell::new(FpuState::initial()),

@@ -68,6 +68,7 @@ pub static CASES: &[(&str, Case)] = &[
     // Memory.
     ("map", memory::map),
     ("map_exhaust", memory::map_exhaust),
+    ("exhaust_all", memory::exhaust_all),
     // Processes and handles.
     ("spawn", process::spawn),
     ("churn", process::churn),

@@ -187,15 +187,17 @@ pub fn map(_args: &str) -> Outcome {
 }
 
 /// The sizes of the mappings in `map_exhaust`, largest first: big chunks
-/// for speed, then smaller ones to take what the big ones leave, so that
-/// memory runs out on any machine size (a 64 MiB one included).
-const CHUNKS: [usize; 3] = [64 << 20, 4 << 20, 1 << 20];
+/// for speed, then smaller ones to take what the big ones leave, down to a
+/// page, so that memory runs out on any machine size (a 64 MiB one
+/// included) and to the last page the kernel gives programs.
+const CHUNKS: [usize; 5] = [64 << 20, 4 << 20, 1 << 20, 64 << 10, 4 << 10];
 /// Bytes in a MiB, for the report.
 const MIB: usize = 1 << 20;
-/// Room for 64 GiB of the largest chunks (and the few smaller ones that
-/// follow); a machine with more memory than that ends the case with a
-/// failure rather than a stack overflow.
-const MAX_CHUNKS: usize = 1024 + 32;
+/// Room for 64 GiB of the largest chunks and the few smaller ones that
+/// follow (fewer than 16 of each: each size is a sixteenth of the one
+/// before, or less); a machine with more memory than that ends the case
+/// with a failure rather than a stack overflow.
+const MAX_CHUNKS: usize = 1024 + 4 * 16;
 
 /// Mappings made by `map_exhaust`, kept on the stack so that the heap never
 /// needs memory while there is none.
@@ -272,4 +274,71 @@ pub fn map_exhaust(_args: &str) -> Outcome {
         first / MIB
     );
     Ok(format!("{} MiB, then {} MiB", first / MIB, second / MIB))
+}
+
+/// Threads `exhaust_all` starts before it takes the memory.
+const EXHAUST_THREADS: usize = 8;
+
+/// A thread entry for the `thread_spawn` that must be refused when memory
+/// is out; it runs only if the kernel wrongly starts it (and then exits).
+extern "C" fn refused_thread(_arg: u64) -> ! {
+    sys::thread_exit(1)
+}
+
+/// `exhaust_all`: the process takes all the memory the kernel gives to
+/// programs (blocked threads first, then `map` until it refuses), and then
+/// every request that needs memory must fail with NoMemory, not with a
+/// kernel that ran out itself: a thread (its kernel stack), a process, a
+/// mapping. Everything is given back, and then works again; the kernel's
+/// runner checks that its memory came back too.
+pub fn exhaust_all(_args: &str) -> Outcome {
+    use alloc::sync::Arc;
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use ferrite_user::thread;
+    let bell = sys::notification_create().ctx("notification_create")?;
+    let woken = Arc::new(AtomicU64::new(0));
+    // Allocated before memory runs out: the heap cannot grow then.
+    let mut threads = Vec::with_capacity(EXHAUST_THREADS);
+    for _ in 0..EXHAUST_THREADS {
+        let woken = woken.clone();
+        threads.push(
+            thread::spawn(move || {
+                let code = sys::notify_wait(bell).map_or(1, |_| 0);
+                woken.fetch_add(1, Ordering::AcqRel);
+                code
+            })
+            .ctx("spawn")?,
+        );
+    }
+    let stack = sys::map(4 * PAGE_LEN, flags::WRITE).ctx("map a stack")?;
+    let mut chunks = Chunks { list: [(core::ptr::null_mut(), 0); MAX_CHUNKS], count: 0 };
+    let stop = chunks.fill(usize::MAX);
+    let taken = chunks.bytes();
+    let entry = refused_thread as extern "C" fn(u64) -> ! as usize as u64;
+    // SAFETY: the kernel must refuse it (no memory for its kernel stack);
+    // if it wrongly starts it, it exits at once on a stack of its own.
+    let thread = ferrite_abi::result(unsafe {
+        ferrite_user::syscall::syscall3(ferrite_abi::nr::THREAD_SPAWN, entry, stack.addr() as u64 + 4 * PAGE, 0)
+    });
+    let process = raw::spawn_cmd("hello exhausted", &[]);
+    let mapping = sys::map(PAGE_LEN, flags::WRITE).map(|_| ());
+    chunks.release()?;
+    check_eq!(stop, Some(Error::NoMemory), "what stopped map after {} MiB", taken / MIB);
+    check_eq!(thread.map(|_| ()), Err(Error::NoMemory), "thread_spawn with no memory left");
+    check_eq!(process.map(|_| ()), Err(Error::NoMemory), "spawn with no memory left");
+    check_eq!(mapping, Err(Error::NoMemory), "map with no memory left");
+    // A waiter takes the whole word: ring until every one has woken.
+    while woken.load(Ordering::Acquire) < EXHAUST_THREADS as u64 {
+        sys::signal(bell, 1).ctx("signal")?;
+        sys::yield_now().ctx("yield")?;
+    }
+    for t in threads {
+        check_eq!(t.join(), Ok(0), "a blocked thread");
+    }
+    // SAFETY: the stack came from `map` and no thread uses it.
+    unsafe { sys::unmap(stack, 4 * PAGE_LEN) }.ctx("unmap the stack")?;
+    let again = raw::spawn_cmd("hello again", &[]).ctx("spawn after the memory came back")?;
+    check_eq!(sys::wait(again), Ok(0), "hello after the memory came back");
+    Ok(format!("{} MiB taken, {EXHAUST_THREADS} threads; every request refused with NoMemory", taken / MIB))
 }
