@@ -242,7 +242,7 @@ fn tlb_shootdown_reaches_every_cpu() -> TestResult {
 /// work with interrupts on before they halt (sched::idle_main): back-to-back
 /// calls find the others polling after the previous one, the call's IPI is
 /// taken while they poll, and each must run the call rather than halt with
-/// it pending. (They did halt, until the poll learned to look for calls: a
+/// it pending. (They did halt, until a poll ended on any interrupt: a
 /// call then waited for an unrelated interrupt, a minute under test, and
 /// failed the run.)
 fn call_reaches_polling_cpus() -> TestResult {

@@ -966,14 +966,20 @@ fn idle_main() -> ! {
     }
 }
 
-/// Polls for this CPU's poll window, interrupts on, until work comes:
-/// `need_resched` (a thread woken here), or a cross-CPU call (whose IPI an
-/// interrupt took while polling, so no `hlt` may wait for it). True if
-/// work came. Called by the idle thread with interrupts off, and returns
+/// Polls for this CPU's poll window, interrupts on, until work may have
+/// come: `need_resched` (a thread woken here), or any interrupt taken (a
+/// timer or an IPI, a cross-CPU call's say). It keeps the contract of the
+/// `hlt` it stands in for: an interrupt ends the wait, and the idle loop
+/// then looks at everything again (an interrupt consumed while polling
+/// must not leave its work waiting behind a later `hlt`). True if it
+/// ended early. Called by the idle thread with interrupts off, and returns
 /// with them off.
 fn poll_for_work(c: &CpuSched) -> bool {
     let deadline = rdtsc() + ns_to_tsc(c.poll_ns.load(Ordering::Relaxed));
-    let work = || c.need_resched.load(Ordering::SeqCst) || crate::smp::call::is_pending();
+    let me = crate::percpu::current();
+    let interrupts_taken = || me.ipis_received.load(Ordering::Relaxed) + me.timer_ticks.load(Ordering::Relaxed);
+    let before = interrupts_taken();
+    let work = || c.need_resched.load(Ordering::SeqCst) || interrupts_taken() != before;
     c.polling.store(true, Ordering::SeqCst);
     interrupts::enable();
     while !work() && rdtsc() < deadline {

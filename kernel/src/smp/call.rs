@@ -53,11 +53,6 @@ pub fn run_on_all<'a>(f: &'a (dyn Fn(u32) + Sync + 'a)) {
     *FUNC.lock() = None;
 }
 
-/// Whether a call is waiting for this CPU to run it.
-pub fn is_pending() -> bool {
-    percpu::current().call_generation.load(Ordering::Relaxed) != GENERATION.load(Ordering::Acquire)
-}
-
 /// Runs the pending call on this CPU, if there is one it has not run.
 /// Called with interrupts off; runs the function with them on.
 pub fn run_pending() -> bool {
