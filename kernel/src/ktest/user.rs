@@ -28,10 +28,11 @@ macro_rules! passing_cases {
     };
 }
 
-/// Cases that must be killed by a fault.
+/// Cases that must be killed by a fault, and their list.
 macro_rules! fault_cases {
     ($($name:ident),* $(,)?) => {
         $(fn $name() -> TestResult { run_case(stringify!($name), EXIT_FAULT) })*
+        const FAULT_CASES: &[&str] = &[$(stringify!($name)),*];
     };
 }
 
@@ -252,18 +253,7 @@ fn bad_modules() -> TestResult {
 /// every kind of fault and still passes.
 fn faults_spare_others() -> TestResult {
     let worker = start("ipc_many_clients")?;
-    let faults = [
-        "fault_null",
-        "fault_write_text",
-        "fault_exec_data",
-        "fault_ud",
-        "fault_gp",
-        "fault_de",
-        "fault_stack",
-        "fault_kernel_read",
-        "fault_noncanonical",
-    ];
-    let victims = faults.iter().map(|case| start(case).map(|p| (*case, p))).collect::<Result<Vec<_>, _>>()?;
+    let victims = FAULT_CASES.iter().map(|case| start(case).map(|p| (*case, p))).collect::<Result<Vec<_>, _>>()?;
     for (case, process) in &victims {
         expect_code(case, finish(process, case)?, EXIT_FAULT)?;
     }
