@@ -7,13 +7,18 @@
 //!
 //! | register | in | out |
 //! |---|---|---|
-//! | `rax` | system-call number ([`nr`]) | result: `>= 0` success, `< 0` an [`Error`] negated |
-//! | `rdi` | argument 0 (for IPC: the handle) | preserved |
+//! | `rax` | system-call number ([`nr`]) | status: 0 for success, else an [`Error`]'s code |
+//! | `rdi` | argument 0 (for IPC: the handle) | the call's value on success (0 on an error) |
 //! | `rsi`, `rdx`, `r10`, `r8` | arguments 1-4 (for IPC: message words 0-3) | preserved, or for IPC the received message words 0-3 |
 //! | `r9` | argument 5 | preserved |
 //! | `rcx`, `r11` | clobbered (the CPU keeps the return address and RFLAGS there) | |
 //!
 //! Every other register is preserved, the vector registers included.
+//!
+//! The status and the value travel in two registers so that every value
+//! is unambiguous: an exit code of `u64::MAX`, a notification word with
+//! bit 63 set or an address in the upper half of a range can never be
+//! mistaken for an error ([`result`] splits the pair).
 //!
 //! # Program entry
 //!
@@ -158,7 +163,7 @@ pub mod nr {
     pub const COUNT: u64 = 27;
 }
 
-/// What went wrong, returned negated in `rax`.
+/// What went wrong: the status in `rax` (its [`Error::code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i64)]
 pub enum Error {
@@ -196,24 +201,24 @@ impl Error {
         Error::BadProgram,
     ];
 
-    /// The value in `rax`.
-    pub const fn to_raw(self) -> i64 {
-        -(self as i64)
+    /// The status in `rax`: never 0, which is success.
+    pub const fn code(self) -> u64 {
+        self as u64
     }
 
-    /// The error a negative `rax` stands for (None for success or an
-    /// unknown code).
-    pub fn from_raw(raw: i64) -> Option<Error> {
-        Error::ALL.into_iter().find(|e| e.to_raw() == raw)
+    /// The error a status stands for (None for success or an unknown code).
+    pub fn from_code(code: u64) -> Option<Error> {
+        Error::ALL.into_iter().find(|e| e.code() == code)
     }
 }
 
-/// Splits a raw `rax` into success or error.
-pub fn result(raw: i64) -> Result<u64, Error> {
-    if raw >= 0 {
-        Ok(raw as u64)
-    } else {
-        Err(Error::from_raw(raw).unwrap_or(Error::BadArgument))
+/// Splits what a system call returned, the status (`rax`) and the value
+/// (`rdi`), into success or error. A status no [`Error`] has (a kernel
+/// bug) reads as [`Error::BadArgument`].
+pub fn result(status: u64, value: u64) -> Result<u64, Error> {
+    match status {
+        0 => Ok(value),
+        code => Err(Error::from_code(code).unwrap_or(Error::BadArgument)),
     }
 }
 

@@ -6,9 +6,9 @@
 
 use core::ptr;
 
-use ferrite_abi::{nr, result, Error, MSG_WORDS};
+use ferrite_abi::{nr, Error, MSG_WORDS};
 
-use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall_ipc};
+use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall_ipc, Raw};
 
 /// A handle: an index into the process's handle table.
 pub type Handle = u64;
@@ -17,8 +17,13 @@ pub type Handle = u64;
 pub type Message = [u64; MSG_WORDS];
 
 /// For calls whose only success value is 0.
-fn unit(raw: i64) -> Result<(), Error> {
-    result(raw).map(|_| ())
+fn unit(raw: Raw) -> Result<(), Error> {
+    raw.result().map(|_| ())
+}
+
+/// The value or the error.
+fn result(raw: Raw) -> Result<u64, Error> {
+    raw.result()
 }
 
 /// Writes `bytes` (at most [`ferrite_abi::WRITE_MAX`]) to the console in one

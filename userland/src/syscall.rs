@@ -1,11 +1,12 @@
 //! The `syscall` instruction, per the register table in [`ferrite_abi`]:
 //! the number in `rax`, arguments in `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`,
-//! the result in `rax`; the CPU clobbers `rcx` and `r11`, the kernel
-//! preserves every other register. The kernel runs on its own stack, so the
-//! asm touches none of ours (`nostack`).
+//! the status back in `rax` and the value in `rdi`; the CPU clobbers `rcx`
+//! and `r11`, the kernel preserves every other register. The kernel runs on
+//! its own stack, so the asm touches none of ours (`nostack`).
 //!
-//! These functions return `rax` as it is; [`crate::sys`] wraps each system
-//! call in a typed, and where possible safe, function.
+//! These functions return the pair as it is ([`Raw`]);
+//! [`crate::sys`] wraps each system call in a typed, and where possible
+//! safe, function.
 //!
 //! # Safety
 //!
@@ -19,18 +20,34 @@
 
 use core::arch::asm;
 
+use ferrite_abi::Error;
+
+/// What a system call returns: the status (`rax`) and the value (`rdi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw {
+    pub status: u64,
+    pub value: u64,
+}
+
+impl Raw {
+    /// The value, or the error the status names.
+    pub fn result(self) -> Result<u64, Error> {
+        ferrite_abi::result(self.status, self.value)
+    }
+}
+
 /// A system call without arguments.
 ///
 /// # Safety
 ///
 /// See the [module documentation](self).
 #[inline(always)]
-pub unsafe fn syscall0(nr: u64) -> i64 {
-    let ret: i64;
+pub unsafe fn syscall0(nr: u64) -> Raw {
+    let (status, value): (u64, u64);
     // SAFETY: the asm follows the ABI (rcx and r11 clobbered, the rest
     // preserved, no stack use); what the call does is the caller's promise.
-    unsafe { asm!("syscall", inlateout("rax") nr as i64 => ret, lateout("rcx") _, lateout("r11") _, options(nostack)) };
-    ret
+    unsafe { asm!("syscall", inlateout("rax") nr => status, lateout("rdi") value, lateout("rcx") _, lateout("r11") _, options(nostack)) };
+    Raw { status, value }
 }
 
 /// A system call with one argument.
@@ -39,20 +56,20 @@ pub unsafe fn syscall0(nr: u64) -> i64 {
 ///
 /// See the [module documentation](self).
 #[inline(always)]
-pub unsafe fn syscall1(nr: u64, a0: u64) -> i64 {
-    let ret: i64;
+pub unsafe fn syscall1(nr: u64, a0: u64) -> Raw {
+    let (status, value): (u64, u64);
     // SAFETY: as in `syscall0`.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a0,
+            inlateout("rax") nr => status,
+            inlateout("rdi") a0 => value,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
         )
     };
-    ret
+    Raw { status, value }
 }
 
 /// A system call with two arguments.
@@ -61,21 +78,21 @@ pub unsafe fn syscall1(nr: u64, a0: u64) -> i64 {
 ///
 /// See the [module documentation](self).
 #[inline(always)]
-pub unsafe fn syscall2(nr: u64, a0: u64, a1: u64) -> i64 {
-    let ret: i64;
+pub unsafe fn syscall2(nr: u64, a0: u64, a1: u64) -> Raw {
+    let (status, value): (u64, u64);
     // SAFETY: as in `syscall0`.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a0,
+            inlateout("rax") nr => status,
+            inlateout("rdi") a0 => value,
             in("rsi") a1,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
         )
     };
-    ret
+    Raw { status, value }
 }
 
 /// A system call with three arguments.
@@ -84,14 +101,14 @@ pub unsafe fn syscall2(nr: u64, a0: u64, a1: u64) -> i64 {
 ///
 /// See the [module documentation](self).
 #[inline(always)]
-pub unsafe fn syscall3(nr: u64, a0: u64, a1: u64, a2: u64) -> i64 {
-    let ret: i64;
+pub unsafe fn syscall3(nr: u64, a0: u64, a1: u64, a2: u64) -> Raw {
+    let (status, value): (u64, u64);
     // SAFETY: as in `syscall0`.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a0,
+            inlateout("rax") nr => status,
+            inlateout("rdi") a0 => value,
             in("rsi") a1,
             in("rdx") a2,
             lateout("rcx") _,
@@ -99,7 +116,7 @@ pub unsafe fn syscall3(nr: u64, a0: u64, a1: u64, a2: u64) -> i64 {
             options(nostack),
         )
     };
-    ret
+    Raw { status, value }
 }
 
 /// A system call with four arguments.
@@ -108,14 +125,14 @@ pub unsafe fn syscall3(nr: u64, a0: u64, a1: u64, a2: u64) -> i64 {
 ///
 /// See the [module documentation](self).
 #[inline(always)]
-pub unsafe fn syscall4(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
-    let ret: i64;
+pub unsafe fn syscall4(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> Raw {
+    let (status, value): (u64, u64);
     // SAFETY: as in `syscall0`.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a0,
+            inlateout("rax") nr => status,
+            inlateout("rdi") a0 => value,
             in("rsi") a1,
             in("rdx") a2,
             in("r10") a3,
@@ -124,7 +141,7 @@ pub unsafe fn syscall4(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
             options(nostack),
         )
     };
-    ret
+    Raw { status, value }
 }
 
 /// A system call with five arguments.
@@ -133,14 +150,14 @@ pub unsafe fn syscall4(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
 ///
 /// See the [module documentation](self).
 #[inline(always)]
-pub unsafe fn syscall5(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
-    let ret: i64;
+pub unsafe fn syscall5(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> Raw {
+    let (status, value): (u64, u64);
     // SAFETY: as in `syscall0`.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a0,
+            inlateout("rax") nr => status,
+            inlateout("rdi") a0 => value,
             in("rsi") a1,
             in("rdx") a2,
             in("r10") a3,
@@ -150,7 +167,7 @@ pub unsafe fn syscall5(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> 
             options(nostack),
         )
     };
-    ret
+    Raw { status, value }
 }
 
 /// An IPC system call: the handle in `rdi`, the message in `rsi`, `rdx`,
@@ -162,14 +179,14 @@ pub unsafe fn syscall5(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> 
 /// See the [module documentation](self). The IPC calls of the ABI touch no
 /// user memory, so any of them is sound.
 #[inline(always)]
-pub unsafe fn syscall_ipc(nr: u64, handle: u64, msg: &mut [u64; ferrite_abi::MSG_WORDS]) -> i64 {
-    let ret: i64;
+pub unsafe fn syscall_ipc(nr: u64, handle: u64, msg: &mut [u64; ferrite_abi::MSG_WORDS]) -> Raw {
+    let (status, value): (u64, u64);
     // SAFETY: as in `syscall0`; the message registers are in-out.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") handle,
+            inlateout("rax") nr => status,
+            inlateout("rdi") handle => value,
             inout("rsi") msg[0],
             inout("rdx") msg[1],
             inout("r10") msg[2],
@@ -179,5 +196,5 @@ pub unsafe fn syscall_ipc(nr: u64, handle: u64, msg: &mut [u64; ferrite_abi::MSG
             options(nostack),
         )
     };
-    ret
+    Raw { status, value }
 }

@@ -105,7 +105,7 @@ impl IpcState {
         self.status.store(status::IDLE, Ordering::Relaxed);
         match self.error.load(Ordering::Relaxed) {
             0 => Ok((self.badge.load(Ordering::Relaxed), self.msg())),
-            code => Err(Error::from_raw(-(code as i64)).unwrap_or(Error::PeerGone)),
+            code => Err(Error::from_code(code).unwrap_or(Error::PeerGone)),
         }
     }
 

@@ -2,9 +2,9 @@
 //!
 //! The entry (arch::syscall) hands over the caller's registers as a
 //! `TrapFrame`; `rax` holds the number, `rdi`, `rsi`, `rdx`, `r10`, `r8`
-//! the arguments. A handler returns a value or an `Error`, which goes back
-//! in `rax` as the ABI says; the IPC handlers also write the message
-//! registers. Handlers check every argument before acting, so a call either
+//! the arguments. A handler returns a value or an `Error`: the status goes
+//! back in `rax` and the value in `rdi`, as the ABI says; the IPC handlers
+//! also write the message registers. Handlers check every argument before acting, so a call either
 //! happens or fails with nothing changed.
 //!
 //! On the way out: preemption if it was asked for, the end of the thread
@@ -23,10 +23,10 @@ use ferrite_abi::{nr, Error, USER_END, USER_START, WRITE_MAX};
 
 /// Called by the trap path for a system call, with interrupts on.
 pub fn dispatch(frame: &mut TrapFrame) {
-    let result = handle(frame);
-    frame.rax = match result {
-        Ok(value) => value,
-        Err(e) => e.to_raw() as u64,
+    // Status and value in two registers (ferrite_abi, "Registers").
+    (frame.rax, frame.rdi) = match handle(frame) {
+        Ok(value) => (0, value),
+        Err(e) => (e.code(), 0),
     };
     sched::preempt_point();
     proc::before_user_return();

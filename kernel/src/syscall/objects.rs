@@ -33,7 +33,7 @@ fn notification(process: &Process, handle: u64) -> Result<Arc<Notification>, Err
 }
 
 /// `call`, `reply_recv`, `send` and `recv`: the handle in `rdi`, the
-/// message in `rsi`, `rdx`, `r10`, `r8` both ways, the badge in `rax`.
+/// message in `rsi`, `rdx`, `r10`, `r8` both ways, the badge as the value.
 pub fn ipc(frame: &mut TrapFrame) -> Result<u64, Error> {
     let me = sched::current();
     let endpoint = {

@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 use core::arch::asm;
 use core::hint::black_box;
 
-use ferrite_abi::{nr, result, Error};
+use ferrite_abi::{nr, Error};
 use ferrite_user::sys::{self, Handle, Message};
 
 use crate::harness::{spawn_checked, Ctx, Outcome, Watchdog};
@@ -62,7 +62,7 @@ fn switch_keeping_xmm(how: Switch, msg: &mut Message, load: &Xmm) -> (Result<u64
         Switch::Send(h) => (nr::SEND, h),
     };
     let mut store: Xmm = [[0; 2]; XMM_REGS];
-    let raw: i64;
+    let (status, value): (u64, u64);
     // SAFETY: the calls `Switch` allows touch no user memory; the message
     // registers are in-out, `rcx` and `r11` (which `syscall` overwrites)
     // are clobbered outputs, not lateouts, so neither pointer can be
@@ -106,8 +106,8 @@ fn switch_keeping_xmm(how: Switch, msg: &mut Message, load: &Xmm) -> (Result<u64
             "movdqu [{store} + 240], xmm15",
             load = in(reg) load.as_ptr(),
             store = in(reg) store.as_mut_ptr(),
-            inlateout("rax") number as i64 => raw,
-            in("rdi") arg,
+            inlateout("rax") number => status,
+            inlateout("rdi") arg => value,
             inout("rsi") msg[0],
             inout("rdx") msg[1],
             inout("r10") msg[2],
@@ -121,7 +121,7 @@ fn switch_keeping_xmm(how: Switch, msg: &mut Message, load: &Xmm) -> (Result<u64
             options(nostack),
         );
     }
-    (result(raw), store)
+    (ferrite_abi::result(status, value), store)
 }
 
 /// Makes a switch with a fresh pattern and checks the registers after it;

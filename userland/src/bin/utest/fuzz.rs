@@ -143,14 +143,14 @@ fn tame(number: u64, args: &mut [u64; 6], rng: &mut Rng) {
 }
 
 /// A system call with every argument register given, and r12-r15 loaded
-/// with [`CALLEE_SAVED`]; returns `rax`, the argument registers and r12-r15
-/// as they came back.
+/// with [`CALLEE_SAVED`]; returns the status (`rax`), the argument
+/// registers (`rdi` holding the value) and r12-r15 as they came back.
 ///
 /// # Safety
 ///
 /// The call must not break memory safety: [`tame`]d arguments only.
-unsafe fn raw_call(number: u64, args: [u64; 6]) -> (i64, [u64; 6], [u64; 4]) {
-    let ret: i64;
+unsafe fn raw_call(number: u64, args: [u64; 6]) -> (u64, [u64; 6], [u64; 4]) {
+    let status: u64;
     let mut out = [0; 6];
     let mut kept = [0; 4];
     // SAFETY: every register the kernel may change is an output (`rcx` and
@@ -159,7 +159,7 @@ unsafe fn raw_call(number: u64, args: [u64; 6]) -> (i64, [u64; 6], [u64; 4]) {
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") number as i64 => ret,
+            inlateout("rax") number => status,
             inout("rdi") args[0] => out[0],
             inout("rsi") args[1] => out[1],
             inout("rdx") args[2] => out[2],
@@ -175,7 +175,7 @@ unsafe fn raw_call(number: u64, args: [u64; 6]) -> (i64, [u64; 6], [u64; 4]) {
             options(nostack),
         );
     }
-    (ret, out, kept)
+    (status, out, kept)
 }
 
 /// A call as the failure messages show it (formatted only on failure).
@@ -193,21 +193,24 @@ impl fmt::Display for Call {
 
 /// Checks one call's result and registers, counts it, and releases what it
 /// created.
-fn judge(number: u64, args: [u64; 6], raw: i64, out: [u64; 6], kept: [u64; 4]) -> Result<(), String> {
+fn judge(number: u64, args: [u64; 6], status: u64, out: [u64; 6], kept: [u64; 4]) -> Result<(), String> {
     let what = Call { number, args };
     check_eq!(kept, CALLEE_SAVED, "r12-r15 after {what}");
-    if IPC.contains(&number) {
-        check_eq!([out[0], out[5]], [args[0], args[5]], "rdi and r9 after {what}");
-    } else {
-        check_eq!(out, args, "argument registers after {what}");
+    // rdi carries the value back; an error's is 0.
+    if status != 0 {
+        check_eq!(out[0], 0, "rdi after {what} failed");
     }
-    let result = if raw >= 0 {
-        Ok(raw as u64)
+    if IPC.contains(&number) {
+        check_eq!(out[5], args[5], "r9 after {what}");
     } else {
-        match Error::from_raw(raw) {
+        check_eq!(&out[1..], &args[1..], "argument registers after {what}");
+    }
+    let result = match status {
+        0 => Ok(out[0]),
+        code => match Error::from_code(code) {
             Some(e) => Err(e),
-            None => fail!("{what} returned {raw}, not an error code"),
-        }
+            None => fail!("{what} returned status {code}, not an error code"),
+        },
     };
     let slot = match result {
         Ok(_) => 0,
@@ -268,8 +271,8 @@ fn fuzz_thread(index: usize, seed: u64, iterations: u64) -> Result<u64, String> 
         }
         tame(number, &mut args, &mut rng);
         // SAFETY: the arguments are tamed.
-        let (raw, out, kept) = unsafe { raw_call(number, args) };
-        judge(number, args, raw, out, kept)?;
+        let (status, out, kept) = unsafe { raw_call(number, args) };
+        judge(number, args, status, out, kept)?;
     }
     sys::set_affinity(ANY_CPU).ctx("unpin")?;
     Ok(iterations)

@@ -318,9 +318,10 @@ pub fn exhaust_all(_args: &str) -> Outcome {
     let entry = refused_thread as extern "C" fn(u64) -> ! as usize as u64;
     // SAFETY: the kernel must refuse it (no memory for its kernel stack);
     // if it wrongly starts it, it exits at once on a stack of its own.
-    let thread = ferrite_abi::result(unsafe {
+    let thread = unsafe {
         ferrite_user::syscall::syscall3(ferrite_abi::nr::THREAD_SPAWN, entry, stack.addr() as u64 + 4 * PAGE, 0)
-    });
+    }
+    .result();
     let process = raw::spawn_cmd("hello exhausted", &[]);
     let mapping = sys::map(PAGE_LEN, flags::WRITE).map(|_| ());
     chunks.release()?;

@@ -8,7 +8,7 @@
 //! breaks no borrow, and an address the kernel may not read is an error
 //! code, not a fault. That is why these wrappers are safe functions.
 
-use ferrite_abi::{nr, result, Error};
+use ferrite_abi::{nr, Error};
 use ferrite_user::sys::Handle;
 use ferrite_user::syscall::{syscall2, syscall4};
 
@@ -18,7 +18,7 @@ use crate::harness::addr;
 pub fn write(ptr: u64, len: u64) -> Result<u64, Error> {
     // SAFETY: `write` only reads user memory, through the kernel's checked
     // copy (see the module documentation); it changes nothing of ours.
-    result(unsafe { syscall2(nr::WRITE, ptr, len) })
+    unsafe { syscall2(nr::WRITE, ptr, len) }.result()
 }
 
 /// `spawn(cmd_ptr, cmd_len, handles_ptr, handles_len)` with any pointers
@@ -26,7 +26,7 @@ pub fn write(ptr: u64, len: u64) -> Result<u64, Error> {
 pub fn spawn(cmd_ptr: u64, cmd_len: u64, handles_ptr: u64, handles_len: u64) -> Result<Handle, Error> {
     // SAFETY: `spawn` only reads the command and the handle list (see the
     // module documentation); a child it starts has its own memory.
-    result(unsafe { syscall4(nr::SPAWN, cmd_ptr, cmd_len, handles_ptr, handles_len) })
+    unsafe { syscall4(nr::SPAWN, cmd_ptr, cmd_len, handles_ptr, handles_len) }.result()
 }
 
 /// `spawn(command, handles)` with the slices as they are: an empty handle

@@ -4,7 +4,7 @@
 use alloc::format;
 use alloc::vec;
 
-use ferrite_abi::{map, nr, result, Error, ANY_CPU, USER_END, USER_START, WRITE_MAX};
+use ferrite_abi::{map, nr, Error, ANY_CPU, USER_END, USER_START, WRITE_MAX};
 use ferrite_user::{sys, syscall};
 
 use crate::harness::{addr, now, Ctx, Outcome, NS_PER_MS};
@@ -98,7 +98,7 @@ pub fn bad_syscall(_args: &str) -> Outcome {
         // must refuse a rodata address and a tiny stack top, and `map`
         // refuses the length as flags. Nothing of ours can break.
         let raw = unsafe { syscall::syscall2(number, addr(alias), alias.len() as u64) };
-        check_eq!(result(raw), Err(Error::BadSyscall), "system call {number:#x}");
+        check_eq!(raw.result(), Err(Error::BadSyscall), "system call {number:#x}");
     }
     Ok(format!("{} numbers refused", BAD_NUMBERS.len()))
 }

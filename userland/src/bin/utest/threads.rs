@@ -7,7 +7,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use ferrite_abi::{map, nr, result, Error, MAX_HANDLES, MAX_THREADS, USER_END};
+use ferrite_abi::{map, nr, Error, MAX_HANDLES, MAX_THREADS, USER_END};
 use ferrite_user::{sys, syscall, thread};
 
 use crate::harness::{join_expect, now, spawn_checked, Ctx, Outcome, NS_PER_MS};
@@ -62,7 +62,7 @@ fn bad_spawns() -> Result<usize, String> {
         // `stray_thread`, which touches only an atomic, on a stack that
         // stays mapped and unused until the process ends.
         let raw = unsafe { syscall::syscall3(nr::THREAD_SPAWN, entry, stack_top, 0) };
-        check_eq!(result(raw), Err(Error::BadAddress), "thread_spawn with {what}");
+        check_eq!(raw.result(), Err(Error::BadAddress), "thread_spawn with {what}");
     }
     sys::sleep_ns(STRAY_GRACE_NS).ctx("sleep")?;
     check_eq!(STRAY_STARTS.load(Ordering::SeqCst), 0, "stray thread starts");
