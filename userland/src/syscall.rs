@@ -46,7 +46,9 @@ pub unsafe fn syscall0(nr: u64) -> Raw {
     let (status, value): (u64, u64);
     // SAFETY: the asm follows the ABI (rcx and r11 clobbered, the rest
     // preserved, no stack use); what the call does is the caller's promise.
-    unsafe { asm!("syscall", inlateout("rax") nr => status, lateout("rdi") value, lateout("rcx") _, lateout("r11") _, options(nostack)) };
+    unsafe {
+        asm!("syscall", inlateout("rax") nr => status, lateout("rdi") value, lateout("rcx") _, lateout("r11") _, options(nostack))
+    };
     Raw { status, value }
 }
 
