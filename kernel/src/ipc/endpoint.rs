@@ -47,7 +47,10 @@ impl Endpoint {
         match queue.receivers.pop_front() {
             Some(receiver) => {
                 my.status.store(status::AWAIT_REPLY, Ordering::Relaxed);
-                sched::block();
+                // A kill that came meanwhile: handoff still runs the
+                // receiver (it has the message), and the wait below
+                // cancels the reply.
+                sched::block_unless(|| dying(me));
                 owe_reply(&receiver, me.clone());
                 ipc(&receiver).complete(msg, badge_of(me), None);
                 drop(queue);
@@ -107,8 +110,8 @@ impl Endpoint {
             return Ok((badge, msg));
         }
         my.status.store(status::RECEIVING, Ordering::Relaxed);
-        sched::block();
         queue.receivers.push_back(me.clone());
+        sched::block_unless(|| dying(me));
         drop(queue);
         match answered {
             Some(caller) => sched::handoff(&irq, caller),
@@ -119,14 +122,15 @@ impl Endpoint {
     }
 
     /// Queues `me` as a sender with `msg` and blocks it (to sleep once the
-    /// lock is dropped).
+    /// lock is dropped) unless its process is dying.
     fn park(&self, queue: &mut Queue, me: &Arc<Thread>, msg: &Message, how: u8) {
         let my = ipc(me);
         my.set_msg(msg);
         my.badge.store(badge_of(me), Ordering::Relaxed);
         my.status.store(how, Ordering::Relaxed);
-        sched::block();
         queue.senders.push_back(me.clone());
+        // Dying already: not blocked, and finish_wait cancels.
+        sched::block_unless(|| dying(me));
     }
 
     /// Sleeps until the IPC is done, or cancels it if the process is dying.

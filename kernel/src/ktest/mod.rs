@@ -8,6 +8,7 @@ use alloc::string::String;
 use ferrite_kcore::cmdline::test_selected;
 
 mod arch;
+mod hostile;
 mod mem;
 mod sched;
 pub mod smp;
@@ -22,7 +23,8 @@ pub struct Test {
 }
 
 /// Every suite's tests.
-const SUITES: &[&[Test]] = &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS, stress::TESTS, user::TESTS];
+const SUITES: &[&[Test]] =
+    &[mem::TESTS, arch::TESTS, smp::TESTS, sched::TESTS, stress::TESTS, user::TESTS, hostile::TESTS];
 
 /// Fails the test with a formatted reason unless `cond` holds.
 #[macro_export]

@@ -113,12 +113,12 @@ pub const TESTS: &[Test] = &[
 ];
 
 /// Starts `utest <command>`.
-fn start(command: &str) -> Result<Arc<Process>, String> {
+pub(super) fn start(command: &str) -> Result<Arc<Process>, String> {
     proc::spawn("utest", command, Vec::new()).map_err(|e| format!("cannot start 'utest {command}': {e:?}"))
 }
 
 /// Waits (deadline-bound) for `process` to end; returns its exit code.
-fn finish(process: &Process, what: &str) -> Result<u64, String> {
+pub(super) fn finish(process: &Process, what: &str) -> Result<u64, String> {
     let deadline = uptime_ns() + CASE_LIMIT_NS;
     loop {
         if let Some(code) = process.exit_code() {
@@ -137,7 +137,7 @@ fn finish(process: &Process, what: &str) -> Result<u64, String> {
     }
 }
 
-fn expect_code(what: &str, code: u64, expected: u64) -> TestResult {
+pub(super) fn expect_code(what: &str, code: u64, expected: u64) -> TestResult {
     let name = |c: u64| match c {
         0 => String::from("0 (passed)"),
         EXIT_FAULT => String::from("EXIT_FAULT (killed by a fault)"),
@@ -148,7 +148,7 @@ fn expect_code(what: &str, code: u64, expected: u64) -> TestResult {
 }
 
 /// Runs `utest <command>` to its end and checks its exit code.
-fn run_case(command: &str, expected: u64) -> TestResult {
+pub(super) fn run_case(command: &str, expected: u64) -> TestResult {
     let process = start(command)?;
     let code = finish(&process, command)?;
     expect_code(command, code, expected)
@@ -158,14 +158,14 @@ fn run_case(command: &str, expected: u64) -> TestResult {
 /// left running, and with cached kernel stacks (reusable memory, not a
 /// leak) returned.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-struct Resources {
-    processes: u64,
-    threads: u64,
-    free_frames: u64,
-    heap_used: usize,
+pub(super) struct Resources {
+    pub processes: u64,
+    pub threads: u64,
+    pub free_frames: u64,
+    pub heap_used: usize,
 }
 
-fn settle(expect_threads: u64) -> Resources {
+pub(super) fn settle(expect_threads: u64) -> Resources {
     // Exited threads are freed by whichever CPU switches away from them.
     let deadline = uptime_ns() + 2_000_000_000;
     while live_threads() > expect_threads && uptime_ns() < deadline {
@@ -183,7 +183,7 @@ fn settle(expect_threads: u64) -> Resources {
 /// Runs `utest <command>` twice (the first run grows the kernel heap and
 /// page tables to what the case needs) and checks that the second gives
 /// back everything it took.
-fn run_leak_checked(command: &str, expected: u64) -> TestResult {
+pub(super) fn run_leak_checked(command: &str, expected: u64) -> TestResult {
     // The idle threads and this test's own (main) thread.
     let kernel_threads = u64::from(crate::smp::online_count()) + 1;
     run_case(command, expected)?;
@@ -344,7 +344,7 @@ fn shootdown_targets() -> TestResult {
 }
 
 /// Polls `ready` for up to two seconds.
-fn wait_for(ready: impl Fn() -> bool) -> bool {
+pub(super) fn wait_for(ready: impl Fn() -> bool) -> bool {
     let deadline = uptime_ns() + 2_000_000_000;
     while !ready() {
         if uptime_ns() > deadline {

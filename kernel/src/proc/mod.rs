@@ -78,8 +78,11 @@ impl Process {
         }))
     }
 
+    /// Killed (or ending). SeqCst: a thread going to sleep reads it after
+    /// it marks itself blocked, and a kill sets it before it wakes the
+    /// threads (`sched::block_unless`).
     pub fn dying(&self) -> bool {
-        self.dying.load(Ordering::Acquire)
+        self.dying.load(Ordering::SeqCst)
     }
 
     pub fn has_exited(&self) -> bool {
@@ -142,9 +145,11 @@ impl Process {
     /// once; the caller, if it is one of the threads, ends itself.
     pub fn kill(&self, code: u64) {
         self.code.lock().get_or_insert(code);
-        self.dying.store(true, Ordering::Release);
-        let threads = self.threads.lock().clone();
-        for t in &threads {
+        self.dying.store(true, Ordering::SeqCst);
+        // Under the list's lock (a run queue's lock nests inside it), so
+        // that a kill builds no list of its own: it cannot run out of
+        // memory.
+        for t in self.threads.lock().iter() {
             crate::sched::interrupt(t);
         }
     }
@@ -163,7 +168,7 @@ impl Process {
         threads.retain(|x| !core::ptr::eq(&**x, t));
         if threads.is_empty() {
             // Nothing can start a thread any more: only threads do that.
-            self.dying.store(true, Ordering::Release);
+            self.dying.store(true, Ordering::SeqCst);
             self.code.lock().get_or_insert(code);
             true
         } else {

@@ -59,7 +59,7 @@ mod watchdog;
 
 pub use balance::loads_snapshot;
 pub use switch::{
-    block, exit_current, handoff, preempt_point, schedule, set_affinity, thread_start, wait_for, yield_now,
+    block_unless, exit_current, handoff, preempt_point, schedule, set_affinity, thread_start, wait_for, yield_now,
 };
 pub use timer::{rearm_timer, reset_timer, sleep_ns, sleep_ns_unless, timer_interrupt};
 pub(crate) use wakeup::wake;

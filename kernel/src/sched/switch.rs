@@ -167,7 +167,7 @@ pub(super) fn switch(c: &CpuSched, prev_ptr: *mut Thread, next_ptr: *mut Thread,
 
 /// Hands this CPU straight to `next`, a BLOCKED thread the caller has just
 /// given work (an IPC message or reply), without a trip through the run
-/// queue; the running thread must have marked itself BLOCKED ([`block`]).
+/// queue; the running thread must have marked itself BLOCKED ([`block_unless`]).
 /// `next` gets what is left of the running thread's time slice.
 ///
 /// Falls back to an ordinary wakeup and [`schedule`] when `next` may not
@@ -191,7 +191,8 @@ pub fn handoff(irq: &InterruptsOff, next: Arc<Thread>) {
     // SAFETY: `current` holds a reference while the thread runs here.
     let prev = unsafe { &*prev_ptr };
     if prev.state() == state::RUNNING {
-        // Not blocked after all (a caller's mistake): it stays runnable.
+        // Not blocked after all (its wait was cancelled: `block_unless`):
+        // it stays runnable.
         prev.state.store(state::RUNNABLE, Ordering::Release);
         // SAFETY: as above; the queue gets its own reference.
         let again = unsafe {
@@ -206,11 +207,31 @@ pub fn handoff(irq: &InterruptsOff, next: Arc<Thread>) {
     switch(c, prev_ptr, Arc::into_raw(next).cast_mut(), c.idle.load(Ordering::Relaxed), Slice::Donated);
 }
 
-/// Marks the running thread BLOCKED: the first half of going to sleep on
-/// some queue, done under that queue's lock (wait.rs's protocol), followed
-/// by [`schedule`] or [`handoff`] once the lock is dropped.
-pub fn block() {
-    with_current(|t| t.state.store(state::BLOCKED, Ordering::Release));
+/// Marks the running thread BLOCKED, the first half of going to sleep on
+/// some queue (done under that queue's lock: wait.rs's protocol), then
+/// takes a last look at `cancelled` (for a user thread: "my process is
+/// dying"); if it holds, the thread is not blocked after all and this
+/// returns false. The caller still calls [`schedule`] or
+/// [`handoff`], which then keep it running (or give the CPU to whoever the
+/// caller meant to hand it, and come back).
+///
+/// This is the one protocol every interruptible wait follows. A kill sets
+/// its flag and then wakes each thread (a compare-and-swap from BLOCKED);
+/// the waiter stores BLOCKED and then reads the flag, both sequentially
+/// consistent. So either the waiter sees the kill here, or the kill's
+/// wakeup finds it BLOCKED: a kill that arrives while a thread is on its
+/// way to sleep is never lost.
+pub fn block_unless(cancelled: impl FnOnce() -> bool) -> bool {
+    with_current(|t| {
+        t.state.store(state::BLOCKED, Ordering::SeqCst);
+        if !cancelled() {
+            return true;
+        }
+        // Back to running, unless a waker has queued it meanwhile (then the
+        // caller's schedule takes it back off the queue).
+        let _ = t.state.compare_exchange(state::BLOCKED, state::RUNNING, Ordering::SeqCst, Ordering::SeqCst);
+        false
+    })
 }
 
 /// Blocks the running thread until `ready()` holds. The thread marks itself

@@ -2,7 +2,7 @@
 //! sleepers' heap, and the timer interrupt.
 use super::balance::balance_tick;
 use super::switch::schedule;
-use super::thread::{state, Thread};
+use super::thread::Thread;
 use super::wakeup::wake;
 use super::{cpu, current, ns_to_tsc, of, InterruptsOff, CLASS_IDLE};
 use crate::arch::cpu::rdtsc;
@@ -79,30 +79,33 @@ pub fn sleep_ns(ns: u64) {
 /// cancelled.
 pub fn sleep_ns_unless(ns: u64, cancelled: impl Fn() -> bool) -> bool {
     let deadline = rdtsc().saturating_add(ns_to_tsc(ns));
+    let me = current();
     while rdtsc() < deadline {
-        if cancelled() {
-            return false;
-        }
         let irq = InterruptsOff::new();
-        let me = current();
         let home = of(cpu_index());
         let heap = &home.sleepers;
-        {
+        let asleep = {
             // Blocked and on the heap under the heap's lock: the timer
-            // interrupt that pops it wakes it (wait.rs's protocol).
+            // interrupt that pops it wakes it (wait.rs's protocol); then the
+            // last look at `cancelled` (`block_unless`).
             let mut sleepers = heap.lock();
-            me.state.store(state::BLOCKED, Ordering::Release);
             sleepers.push(Sleeper { deadline, thread: me.clone() });
             home.next_wakeup.store(sleepers.peek().map_or(u64::MAX, |s| s.deadline), Ordering::Relaxed);
+            super::block_unless(&cancelled)
+        };
+        if asleep {
+            rearm_timer();
         }
-        rearm_timer();
         schedule(&irq);
         if rdtsc() < deadline {
-            // Woken early (interrupt): the heap must not keep the thread,
-            // and its stack, until the deadline.
+            // Woken early (interrupt), or never asleep: the heap must not
+            // keep the thread, and its stack, until the deadline.
             let mut sleepers = heap.lock();
             sleepers.retain(|s| !Arc::ptr_eq(&s.thread, &me));
             home.next_wakeup.store(sleepers.peek().map_or(u64::MAX, |s| s.deadline), Ordering::Relaxed);
+        }
+        if cancelled() {
+            return false;
         }
     }
     true

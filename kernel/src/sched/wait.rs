@@ -12,7 +12,6 @@ use super::thread::{state, Thread};
 use crate::sync::IrqSpinlock;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::Ordering;
 
 pub struct WaitQueue {
     waiters: IrqSpinlock<VecDeque<Arc<Thread>>>,
@@ -24,19 +23,30 @@ impl WaitQueue {
     }
 
     /// Sleeps until `condition` holds (checked under the queue's lock).
+    ///
+    /// The thread marks itself BLOCKED before its last look at the
+    /// condition (`sched::block_unless`), so a waker that does not take
+    /// this lock, such as a kill's `sched::interrupt`, is not lost either;
+    /// and a thread woken that way takes itself off the queue, which would
+    /// otherwise keep it (and everything it holds) until the next wakeup.
     pub fn wait_until(&self, mut condition: impl FnMut() -> bool) {
+        let me = super::current();
         loop {
             let irq = super::InterruptsOff::new();
             {
                 let mut waiters = self.waiters.lock();
-                if condition() {
+                if !super::block_unless(&mut condition) {
+                    drop(waiters);
+                    if me.state() != state::RUNNING {
+                        // A waker queued it meanwhile: back off that queue.
+                        super::schedule(&irq);
+                    }
                     return;
                 }
-                let me = super::current();
-                me.state.store(state::BLOCKED, Ordering::Release);
-                waiters.push_back(me);
+                waiters.push_back(me.clone());
             }
             super::schedule(&irq);
+            self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
         }
     }
 

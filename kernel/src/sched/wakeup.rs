@@ -36,7 +36,8 @@ pub(super) fn enqueue(t: Arc<Thread>) {
 
 /// Makes a BLOCKED thread runnable (a no-op if it is not blocked).
 pub(crate) fn wake(t: Arc<Thread>) {
-    if t.state.compare_exchange(state::BLOCKED, state::RUNNABLE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    // SeqCst: the other half of `block_unless`'s protocol.
+    if t.state.compare_exchange(state::BLOCKED, state::RUNNABLE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
         enqueue(t);
     }
 }

@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ferrite_abi::{nr, Error, ANY_CPU, MAP_MAX, MAX_HANDLES, USER_END, USER_START, WRITE_MAX};
 use ferrite_user::sys;
 
-use crate::harness::{addr, now, spawn_checked, Ctx, Outcome, Watchdog};
+use crate::harness::{addr, now, spawn_checked, Ctx, Outcome, Rng, Watchdog};
 use crate::syscalls::{KERNEL_HALF, KERNEL_IMAGE, NON_CANONICAL, PAGE};
 
 /// Threads that fuzz at once.
@@ -62,31 +62,6 @@ static PROTECTED: [AtomicU64; THREADS + 1] = [const { AtomicU64::new(u64::MAX) }
 static GO: AtomicBool = AtomicBool::new(false);
 /// How long a fuzzer waits for [`GO`].
 const GO_NS: u64 = 5_000_000_000;
-
-/// A xorshift64 generator: tiny, and the same sequence for the same seed.
-struct Rng(u64);
-
-impl Rng {
-    /// A generator for thread `index` of a run with `seed`.
-    fn new(seed: u64, index: usize) -> Rng {
-        let mixed = seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        // Zero is xorshift's one fixed point.
-        Rng(if mixed == 0 { 1 } else { mixed })
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The addresses of a fuzzer's own that may appear as arguments.
 struct Own {

@@ -183,3 +183,98 @@ impl Drop for Watchdog {
         }
     }
 }
+
+/// A xorshift64 generator: tiny, and the same sequence for the same seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for stream `index` (a thread, a round) of a run with
+    /// `seed`.
+    pub fn new(seed: u64, index: usize) -> Rng {
+        let mixed = seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // Zero is xorshift's one fixed point.
+        Rng(if mixed == 0 { 1 } else { mixed })
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The number after `key=` among the words of `args`, if there is one.
+pub fn arg(args: &str, key: &str) -> Result<Option<u64>, String> {
+    for word in args.split_whitespace() {
+        if let Some(value) = word.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')) {
+            return value.parse().map(Some).map_err(|_| format!("bad argument '{word}'"));
+        }
+    }
+    Ok(None)
+}
+
+/// A deadline on each step of a long case, rather than on the whole case
+/// as [`Watchdog`] does: a thread that ends the process with a failure if
+/// [`Stall::step`] has not been called for `limit_ns`. A case of a
+/// thousand rounds fails within seconds of the round that hangs, and says
+/// which round it was.
+pub struct Stall {
+    state: Arc<StallState>,
+    thread: Option<JoinHandle>,
+}
+
+struct StallState {
+    done: AtomicBool,
+    last: core::sync::atomic::AtomicU64,
+    step: core::sync::atomic::AtomicU64,
+}
+
+impl Stall {
+    pub fn start(limit_ns: u64, what: &'static str) -> Result<Stall, String> {
+        let state = Arc::new(StallState {
+            done: AtomicBool::new(false),
+            last: core::sync::atomic::AtomicU64::new(now()?),
+            step: core::sync::atomic::AtomicU64::new(0),
+        });
+        let seen = state.clone();
+        let thread = spawn_checked(move || {
+            while !seen.done.load(Ordering::Acquire) {
+                let idle = now()?.saturating_sub(seen.last.load(Ordering::Acquire));
+                if idle > limit_ns {
+                    fail_now(&format!(
+                        "{what} {} did not finish within {} ms",
+                        seen.step.load(Ordering::Acquire),
+                        limit_ns / NS_PER_MS
+                    ));
+                }
+                sys::sleep_ns(WATCHDOG_TICK_NS).ctx("stall watchdog sleep")?;
+            }
+            Ok(0)
+        })
+        .ctx("start the stall watchdog")?;
+        Ok(Stall { state, thread: Some(thread) })
+    }
+
+    /// Step `n` begins: the clock starts again.
+    pub fn step(&self, n: u64) -> Result<(), String> {
+        self.state.step.store(n, Ordering::Release);
+        self.state.last.store(now()?, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.state.done.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

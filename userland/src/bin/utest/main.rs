@@ -28,6 +28,8 @@ mod faults;
 mod fpu;
 mod fuzz;
 mod ipc;
+mod kill;
+mod leak;
 mod memory;
 mod process;
 mod raw;
@@ -97,6 +99,9 @@ pub static CASES: &[(&str, Case)] = &[
     ("fault_kernel_read", faults::fault_kernel_read),
     ("fault_noncanonical", faults::fault_noncanonical),
     ("spin", faults::spin),
+    // Hostile programs (the kernel's `hostile` suite).
+    ("kill_race", kill::kill_race),
+    ("ipc_leak", leak::ipc_leak),
     // The peers other cases spawn.
     ("child_server", children::child_server),
     ("child_receive_and_die", children::child_receive_and_die),
@@ -105,6 +110,8 @@ pub static CASES: &[(&str, Case)] = &[
     ("child_peek", children::child_peek),
     ("child_kernel_read", children::child_kernel_read),
     ("child_kernel_write", children::child_kernel_write),
+    ("child_kill_race", kill::child_kill_race),
+    ("child_ipc_blocker", leak::child_ipc_blocker),
 ];
 
 fn main(args: &str) -> u64 {

@@ -1,0 +1,24 @@
+//! The hostile-programs suite (`test=hostile`): what a user program that
+//! lies, races, exhausts or never returns can do to the kernel and to
+//! other processes. Each case runs `utest <case>` (userland's
+//! `utest/hostile` cases) like the user suite, and where a program cannot
+//! see the harm from the inside (a leak, the kernel's own state) the
+//! kernel checks it here.
+use super::user::{run_case, run_leak_checked};
+use super::{Test, TestResult};
+use alloc::format;
+
+pub const TESTS: &[Test] =
+    &[Test { name: "hostile::kill_race", run: kill_race }, Test { name: "hostile::ipc_leak", run: ipc_leak }];
+
+/// A thousand children killed while their threads are on their way into
+/// and out of every blocking call: every wait returns.
+fn kill_race() -> TestResult {
+    run_case(&format!("kill_race seed={}", super::seed()), 0)
+}
+
+/// Children that end with threads blocked in IPC on handles their parent
+/// passed them give everything back.
+fn ipc_leak() -> TestResult {
+    run_leak_checked("ipc_leak", 0)
+}
