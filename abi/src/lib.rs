@@ -50,10 +50,22 @@
 //! A handle is an index into the calling process's own handle table
 //! (at most [`MAX_HANDLES`] entries). It names an endpoint, a notification,
 //! a thread of the process (from `thread_spawn`) or a child process (from
-//! `spawn`). A number that is not an open handle of the caller, or one of
-//! the wrong kind for the call, is [`Error::BadHandle`]: a process can use
-//! only the handles it created or was given. `thread_join` and `wait`
-//! close the handle they waited on when they return its exit code.
+//! `spawn`), and carries [`rights`]: what its holder may do with the
+//! object. A number that is not an open handle of the caller, or one of
+//! the wrong kind for the call, is [`Error::BadHandle`]; a handle without
+//! the right the call needs is [`Error::NoRights`]. A process can use only
+//! the handles it created or was given, with the rights they carry.
+//! `thread_join` and `wait` close the handle they waited on when they
+//! return its exit code.
+//!
+//! A holder can make another handle to the same object with fewer rights
+//! (`handle_derive`) and, for an endpoint, with a *badge* of its choosing
+//! (`handle_mint`): messages sent through that handle carry the badge, so
+//! a server that gives each client its own minted handle learns which
+//! client called, not only which process. A handle that has a badge keeps
+//! it: it cannot be minted again. A handle is passed to a child by
+//! `spawn` only if it has [`rights::TRANSFER`], and the child's copy has
+//! the rights the parent asks for (never more than it holds).
 //!
 //! # IPC
 //!
@@ -61,11 +73,19 @@
 //! [`MSG_WORDS`] words passes from sender to receiver only when both are
 //! there, in registers, without a copy through memory. `call` sends and
 //! waits for the reply in one step; the receiver of a call answers it with
-//! `reply_recv`, which also waits for the next message. A receiver learns
-//! the sender's process ID as the *badge*. If the process of a thread that
-//! owes a reply ends, the caller's `call` fails with [`Error::PeerGone`].
-//! Notifications are asynchronous: `signal` ORs bits into a word and never
-//! blocks; `notify_wait` takes the whole word once it is non-zero.
+//! `reply_recv`, which also waits for the next message. Sending (`send`,
+//! `call`) needs [`rights::SEND`], receiving (`recv`, `reply_recv`)
+//! [`rights::RECEIVE`]. A receiver learns the *badge* of the handle the
+//! sender used: the badge it was minted with, or for a handle without one
+//! the sender's process ID. If the process of a thread that owes a reply
+//! ends, the caller's `call` fails with [`Error::PeerGone`]. Once no handle
+//! with [`rights::RECEIVE`] is left anywhere, nobody can ever receive: the
+//! senders waiting on the endpoint, and every later `send` or `call`, fail
+//! with [`Error::PeerGone`] instead of waiting for ever (and so do threads
+//! still waiting to receive through a handle that was closed under them).
+//! Notifications are asynchronous: `signal` ([`rights::SIGNAL`]) ORs bits
+//! into a word and never blocks; `notify_wait` ([`rights::WAIT`]) takes the
+//! whole word once it is non-zero.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -114,14 +134,16 @@ pub mod nr {
     /// ([`super::Error::BadAddress`] otherwise; nothing is unmapped then).
     /// Part of a mapping may be unmapped.
     pub const UNMAP: u64 = 12;
-    /// `spawn(cmd_ptr, cmd_len, handles_ptr, handles_len) -> process
+    /// `spawn(cmd_ptr, cmd_len, grants_ptr, grants_len) -> process
     /// handle`: starts the boot module named by the first word of the
     /// command (UTF-8, at most [`super::SPAWN_CMD_MAX`] bytes); the rest of
     /// the command is the child's argument string. The child's handle table
-    /// starts with copies of the listed handles (endpoints and
-    /// notifications only, at most [`super::SPAWN_HANDLES_MAX`]), in order.
-    /// An unknown name is [`super::Error::NotFound`], a module that is not
-    /// a valid static ELF executable [`super::Error::BadProgram`].
+    /// starts with copies of the handles the [`super::Grant`]s at
+    /// `grants_ptr` name (endpoints and notifications only, each with
+    /// [`super::rights::TRANSFER`], at most [`super::SPAWN_HANDLES_MAX`]),
+    /// in order, each with the rights its grant asks for. An unknown name
+    /// is [`super::Error::NotFound`], a module that is not a valid static
+    /// ELF executable [`super::Error::BadProgram`].
     pub const SPAWN: u64 = 13;
     /// `wait(process handle) -> code`: waits for the process to end; a
     /// process killed by a fault ends with [`super::EXIT_FAULT`]. The handle
@@ -146,7 +168,7 @@ pub mod nr {
     /// `signal(handle, bits) -> 0`: ORs `bits` into the notification's word.
     pub const SIGNAL: u64 = 21;
     /// `notify_wait(handle) -> bits`: waits until the word is non-zero,
-    /// then takes (and clears) it.
+    /// then takes (and clears) it. Any word is a value, bit 63 included.
     pub const NOTIFY_WAIT: u64 = 22;
     /// `handle_close(handle) -> 0`.
     pub const HANDLE_CLOSE: u64 = 23;
@@ -159,8 +181,19 @@ pub mod nr {
     /// which user mode may run), as the kernel measured or was told it; 0
     /// if unknown.
     pub const TSC_HZ: u64 = 26;
+    /// `handle_derive(handle, rights) -> handle`: a new handle to the same
+    /// object with `rights` (at most the handle's own, or
+    /// [`super::rights::SAME`]) and the same badge.
+    pub const HANDLE_DERIVE: u64 = 27;
+    /// `handle_mint(handle, rights, badge) -> handle`: like `handle_derive`
+    /// for an endpoint handle that has no badge yet; the new handle's
+    /// messages carry `badge`. A handle with a badge already is
+    /// [`super::Error::BadArgument`].
+    pub const HANDLE_MINT: u64 = 28;
+    /// `handle_rights(handle) -> rights`: the handle's [`super::rights`].
+    pub const HANDLE_RIGHTS: u64 = 29;
     /// One past the highest number.
-    pub const COUNT: u64 = 27;
+    pub const COUNT: u64 = 30;
 }
 
 /// What went wrong: the status in `rax` (its [`Error::code`]).
@@ -186,10 +219,12 @@ pub enum Error {
     PeerGone = 8,
     /// A malformed program (a boot module that is not a valid ELF file).
     BadProgram = 9,
+    /// The handle lacks the right the call needs ([`rights`]).
+    NoRights = 10,
 }
 
 impl Error {
-    pub const ALL: [Error; 9] = [
+    pub const ALL: [Error; 10] = [
         Error::BadSyscall,
         Error::BadAddress,
         Error::BadLength,
@@ -199,6 +234,7 @@ impl Error {
         Error::BadArgument,
         Error::PeerGone,
         Error::BadProgram,
+        Error::NoRights,
     ];
 
     /// The status in `rax`: never 0, which is success.
@@ -242,6 +278,50 @@ pub const EXIT_FAULT: u64 = 0xdead;
 pub const STACK_SIZE: u64 = 64 * 1024;
 /// Words in an IPC message.
 pub const MSG_WORDS: usize = 4;
+
+/// What a handle lets its holder do (a bit set; `handle_rights` tells).
+pub mod rights {
+    /// Endpoint: `send` and `call`.
+    pub const SEND: u64 = 1 << 0;
+    /// Endpoint: `recv` and `reply_recv`.
+    pub const RECEIVE: u64 = 1 << 1;
+    /// Notification: `signal`.
+    pub const SIGNAL: u64 = 1 << 2;
+    /// Notification: `notify_wait`; thread: `thread_join`; process:
+    /// `wait`.
+    pub const WAIT: u64 = 1 << 3;
+    /// Pass the handle on (`spawn`'s grants).
+    pub const TRANSFER: u64 = 1 << 4;
+    /// Every right there is.
+    pub const ALL: u64 = SEND | RECEIVE | SIGNAL | WAIT | TRANSFER;
+    /// For `handle_derive`, `handle_mint` and grants: the rights the
+    /// handle has.
+    pub const SAME: u64 = u64::MAX;
+    /// What `endpoint_create` gives.
+    pub const ENDPOINT: u64 = SEND | RECEIVE | TRANSFER;
+    /// What `notification_create` gives.
+    pub const NOTIFICATION: u64 = SIGNAL | WAIT | TRANSFER;
+    /// What `thread_spawn` and `spawn` give (thread and process handles
+    /// cannot be passed on).
+    pub const TASK: u64 = WAIT;
+}
+
+/// One handle `spawn` passes to the child: the parent's handle and the
+/// rights the child's copy gets ([`rights::SAME`], or a subset of the
+/// handle's rights). Two words, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct Grant {
+    pub handle: u64,
+    pub rights: u64,
+}
+
+impl Grant {
+    /// The handle with the rights it has.
+    pub const fn same(handle: u64) -> Grant {
+        Grant { handle, rights: rights::SAME }
+    }
+}
 
 /// `map` flags.
 pub mod map {

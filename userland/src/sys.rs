@@ -6,7 +6,7 @@
 
 use core::ptr;
 
-use ferrite_abi::{nr, Error, MSG_WORDS};
+use ferrite_abi::{nr, Error, Grant, MSG_WORDS, SPAWN_HANDLES_MAX};
 
 use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall_ipc, Raw};
 
@@ -134,19 +134,34 @@ pub unsafe fn unmap(addr: *mut u8, len: usize) -> Result<(), Error> {
 /// Starts a process from a boot module. `command` is the module's name
 /// followed by the child's argument string: `"hello a b"` runs module
 /// `hello` with arguments `"a b"`. The child's handles `0..handles.len()`
-/// are copies of `handles`, in order. Returns the process handle for
-/// [`wait`].
+/// are copies of `handles`, in order, with the rights they have (each must
+/// have [`ferrite_abi::rights::TRANSFER`]; [`spawn_with`] passes fewer
+/// rights). Returns the process handle for [`wait`].
 pub fn spawn(command: &str, handles: &[Handle]) -> Result<Handle, Error> {
-    // SAFETY: the kernel only reads `command` and `handles`.
-    result(unsafe {
+    if handles.len() as u64 > SPAWN_HANDLES_MAX {
+        return Err(Error::BadLength);
+    }
+    let mut grants = [Grant::same(0); SPAWN_HANDLES_MAX as usize];
+    for (grant, &handle) in grants.iter_mut().zip(handles) {
+        *grant = Grant::same(handle);
+    }
+    spawn_with(command, &grants[..handles.len()])
+}
+
+/// [`spawn`], with the rights each of the child's handles gets.
+pub fn spawn_with(command: &str, grants: &[Grant]) -> Result<Handle, Error> {
+    // SAFETY: the kernel only reads `command` and `grants` (two words
+    // each, as `Grant` is laid out).
+    unsafe {
         syscall4(
             nr::SPAWN,
             command.as_ptr().expose_provenance() as u64,
             command.len() as u64,
-            handles.as_ptr().expose_provenance() as u64,
-            handles.len() as u64,
+            grants.as_ptr().expose_provenance() as u64,
+            grants.len() as u64,
         )
-    })
+    }
+    .result()
 }
 
 /// Waits for a process to end and returns its exit code
@@ -222,6 +237,26 @@ pub fn notify_wait(notification: Handle) -> Result<u64, Error> {
 pub fn handle_close(handle: Handle) -> Result<(), Error> {
     // SAFETY: touches no memory.
     unit(unsafe { syscall1(nr::HANDLE_CLOSE, handle) })
+}
+
+/// A new handle to what `handle` names, with `rights` (at most its own, or
+/// [`ferrite_abi::rights::SAME`]) and its badge.
+pub fn handle_derive(handle: Handle, rights: u64) -> Result<Handle, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall2(nr::HANDLE_DERIVE, handle, rights) })
+}
+
+/// A new handle to the endpoint `handle` names (which has no badge yet),
+/// with `rights`, whose messages carry `badge`.
+pub fn handle_mint(handle: Handle, rights: u64, badge: u64) -> Result<Handle, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall3(nr::HANDLE_MINT, handle, rights, badge) })
+}
+
+/// The rights `handle` carries.
+pub fn handle_rights(handle: Handle) -> Result<u64, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall1(nr::HANDLE_RIGHTS, handle) })
 }
 
 /// This process's ID: the badge its IPC partners receive.

@@ -9,23 +9,33 @@
 //! what is left of its time slice. A partner that may not run on this CPU
 //! (pinned elsewhere) is woken on its own CPU, with a reschedule IPI if
 //! that CPU must act.
-use super::{answer, badge_of, dying, ipc, owe_reply, status, Message};
+//!
+//! **Receive rights.** The endpoint counts the handles that may receive on
+//! it (proc::handle). When the last one goes, no one can ever receive
+//! again: the endpoint *closes*, failing every thread waiting on it with
+//! `PeerGone` (senders, which would wait for ever, and receivers left
+//! behind by a handle closed under them), and every later send or call.
+use super::{answer, dying, ipc, owe_reply, status, Message};
 use crate::sched::thread::Thread;
 use crate::sched::{self, InterruptsOff};
 use crate::sync::IrqSpinlock;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::Ordering;
-use ferrite_abi::Error;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use ferrite_abi::{Error, MSG_WORDS};
 
 #[derive(Default)]
 struct Queue {
     senders: VecDeque<Arc<Thread>>,
     receivers: VecDeque<Arc<Thread>>,
+    /// No handle that may receive is left: every wait fails.
+    closed: bool,
 }
 
 pub struct Endpoint {
     queue: IrqSpinlock<Queue>,
+    /// Handles with the right to receive (see the module doc).
+    receive_handles: AtomicUsize,
 }
 
 impl Default for Endpoint {
@@ -36,14 +46,40 @@ impl Default for Endpoint {
 
 impl Endpoint {
     pub fn new() -> Self {
-        Endpoint { queue: IrqSpinlock::new(Queue::default()) }
+        Endpoint { queue: IrqSpinlock::new(Queue::default()), receive_handles: AtomicUsize::new(0) }
     }
 
-    /// Sends `msg` and waits for the reply.
-    pub fn call(&self, me: &Arc<Thread>, msg: &Message) -> Result<Message, Error> {
+    /// A handle that may receive was made (proc::handle).
+    pub fn receive_handle_made(&self) {
+        self.receive_handles.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A handle that may receive is gone; if it was the last, the endpoint
+    /// closes. One waiter at a time, so that closing allocates nothing.
+    pub fn receive_handle_gone(&self) {
+        if self.receive_handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        self.queue.lock().closed = true;
+        loop {
+            let waiter = {
+                let mut queue = self.queue.lock();
+                queue.senders.pop_front().or_else(|| queue.receivers.pop_front())
+            };
+            let Some(waiter) = waiter else { break };
+            ipc(&waiter).complete(&[0; MSG_WORDS], 0, Some(Error::PeerGone));
+            sched::wake(waiter);
+        }
+    }
+
+    /// Sends `msg`, carrying `badge`, and waits for the reply.
+    pub fn call(&self, me: &Arc<Thread>, msg: &Message, badge: u64) -> Result<Message, Error> {
         let my = ipc(me);
         let irq = InterruptsOff::new();
         let mut queue = self.queue.lock();
+        if queue.closed {
+            return Err(Error::PeerGone);
+        }
         match queue.receivers.pop_front() {
             Some(receiver) => {
                 my.status.store(status::AWAIT_REPLY, Ordering::Relaxed);
@@ -52,12 +88,12 @@ impl Endpoint {
                 // cancels the reply.
                 sched::block_unless(|| dying(me));
                 owe_reply(&receiver, me.clone());
-                ipc(&receiver).complete(msg, badge_of(me), None);
+                ipc(&receiver).complete(msg, badge, None);
                 drop(queue);
                 sched::handoff(&irq, receiver);
             }
             None => {
-                self.park(&mut queue, me, msg, status::CALLING);
+                self.park(&mut queue, me, msg, badge, status::CALLING);
                 drop(queue);
                 sched::schedule(&irq);
             }
@@ -66,17 +102,21 @@ impl Endpoint {
         self.finish_wait(me).map(|(_, reply)| reply)
     }
 
-    /// Sends `msg`, waiting until a receiver has taken it.
-    pub fn send(&self, me: &Arc<Thread>, msg: &Message) -> Result<(), Error> {
+    /// Sends `msg`, carrying `badge`, waiting until a receiver has taken
+    /// it.
+    pub fn send(&self, me: &Arc<Thread>, msg: &Message, badge: u64) -> Result<(), Error> {
         let irq = InterruptsOff::new();
         let mut queue = self.queue.lock();
+        if queue.closed {
+            return Err(Error::PeerGone);
+        }
         if let Some(receiver) = queue.receivers.pop_front() {
-            ipc(&receiver).complete(msg, badge_of(me), None);
+            ipc(&receiver).complete(msg, badge, None);
             drop(queue);
             sched::wake(receiver);
             return Ok(());
         }
-        self.park(&mut queue, me, msg, status::SENDING);
+        self.park(&mut queue, me, msg, badge, status::SENDING);
         drop(queue);
         sched::schedule(&irq);
         drop(irq);
@@ -94,6 +134,12 @@ impl Endpoint {
         };
         let irq = InterruptsOff::new();
         let mut queue = self.queue.lock();
+        if queue.closed {
+            drop(queue);
+            drop(irq);
+            answered.into_iter().for_each(sched::wake);
+            return Err(Error::PeerGone);
+        }
         if let Some(sender) = queue.senders.pop_front() {
             let theirs = ipc(&sender);
             let (badge, msg) = (theirs.badge.load(Ordering::Relaxed), theirs.msg());
@@ -123,10 +169,10 @@ impl Endpoint {
 
     /// Queues `me` as a sender with `msg` and blocks it (to sleep once the
     /// lock is dropped) unless its process is dying.
-    fn park(&self, queue: &mut Queue, me: &Arc<Thread>, msg: &Message, how: u8) {
+    fn park(&self, queue: &mut Queue, me: &Arc<Thread>, msg: &Message, badge: u64, how: u8) {
         let my = ipc(me);
         my.set_msg(msg);
-        my.badge.store(badge_of(me), Ordering::Relaxed);
+        my.badge.store(badge, Ordering::Relaxed);
         my.status.store(how, Ordering::Relaxed);
         queue.senders.push_back(me.clone());
         // Dying already: not blocked, and finish_wait cancels.

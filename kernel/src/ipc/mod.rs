@@ -4,8 +4,9 @@
 //! **Messages** are [`MSG_WORDS`] machine words that travel in registers:
 //! the sender's words are read from its syscall frame, parked in its
 //! [`IpcState`] if it must wait, and written into the receiver's state,
-//! from which the receiver's syscall returns them in its registers. No
-//! user memory is touched.
+//! from which the receiver's syscall returns them in its registers, with
+//! the badge of the handle the sender used (proc::handle). No user memory
+//! is touched.
 //!
 //! **Waiting.** Each user thread has one [`IpcState`]: what it waits for
 //! (`status`), the message, the badge and the result. Whoever completes a
@@ -117,11 +118,6 @@ impl IpcState {
 /// The IPC state of a user thread.
 fn ipc(t: &Thread) -> &IpcState {
     &t.user().expect("ipc: a kernel thread in an IPC").ipc
-}
-
-/// The badge a thread's messages carry: its process's ID.
-fn badge_of(t: &Thread) -> u64 {
-    t.user().map_or(0, |u| u.process.id)
 }
 
 fn dying(t: &Thread) -> bool {

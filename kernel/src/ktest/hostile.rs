@@ -8,8 +8,24 @@ use super::user::{run_case, run_leak_checked};
 use super::{Test, TestResult};
 use alloc::format;
 
-pub const TESTS: &[Test] =
-    &[Test { name: "hostile::kill_race", run: kill_race }, Test { name: "hostile::ipc_leak", run: ipc_leak }];
+pub const TESTS: &[Test] = &[
+    Test { name: "hostile::kill_race", run: kill_race },
+    Test { name: "hostile::ipc_leak", run: ipc_leak },
+    Test { name: "hostile::rights_endpoint", run: rights_endpoint },
+    Test { name: "hostile::rights_badge", run: rights_badge },
+    Test { name: "hostile::rights_notification", run: rights_notification },
+    Test { name: "hostile::dead_endpoint", run: dead_endpoint },
+    Test { name: "hostile::abi_edges", run: abi_edges },
+];
+
+/// Cases that must exit 0, run as they are.
+macro_rules! passing_cases {
+    ($($name:ident),* $(,)?) => {
+        $(fn $name() -> TestResult { run_case(stringify!($name), 0) })*
+    };
+}
+
+passing_cases!(rights_endpoint, rights_badge, rights_notification, dead_endpoint, abi_edges);
 
 /// A thousand children killed while their threads are on their way into
 /// and out of every blocking call: every wait returns.

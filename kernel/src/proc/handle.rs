@@ -1,16 +1,29 @@
-//! Handle tables: what a process may name in its system calls.
+//! Handle tables: what a process may name in its system calls, and with
+//! which rights.
 //!
 //! A handle is an index into its process's own table. The table holds
 //! strong references, so an object lives as long as some process has a
 //! handle to it (or a thread is using it in a system call). A process has
 //! no way to name an object it was not given: there is no global
 //! namespace, and the table is looked up with the caller's process only.
+//!
+//! **Rights** travel with each handle (ferrite_abi::rights) and are
+//! checked in one place, [`HandleTable::lookup`]: a system call asks for
+//! the kind of object and the right it needs, and gets the object only if
+//! the handle carries both. A derived handle never has more rights than
+//! its source; an endpoint handle may carry a badge, which its messages
+//! carry to the receiver.
+//!
+//! **Receivers.** Every handle with the right to receive on an endpoint is
+//! counted by the endpoint while it exists ([`Handle`]'s constructor and
+//! `Drop`), so the endpoint knows when nobody can ever receive on it again
+//! and fails its senders instead of keeping them waiting (ipc::endpoint).
 use crate::ipc::{Endpoint, Notification};
 use crate::proc::Process;
 use crate::sched::thread::Thread;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use ferrite_abi::{Error, MAX_HANDLES};
+use ferrite_abi::{rights, Error, MAX_HANDLES};
 
 /// What a handle names.
 #[derive(Clone)]
@@ -24,16 +37,69 @@ pub enum Object {
 }
 
 impl Object {
-    /// Whether a handle to it may be passed to another process: IPC
-    /// objects may; threads and processes are their owner's business.
+    /// Whether a handle to it may be passed to another process at all: IPC
+    /// objects may (with the right to); threads and processes are their
+    /// owner's business.
     pub fn transferable(&self) -> bool {
         matches!(self, Object::Endpoint(_) | Object::Notification(_))
     }
 }
 
+/// One entry of a handle table: an object, the rights to it, and for an
+/// endpoint the badge its messages carry (None: the sender's process ID).
+pub struct Handle {
+    object: Object,
+    rights: u64,
+    badge: Option<u64>,
+}
+
+impl Handle {
+    pub fn new(object: Object, rights: u64, badge: Option<u64>) -> Handle {
+        if let Object::Endpoint(e) = &object {
+            if rights & rights::RECEIVE != 0 {
+                e.receive_handle_made();
+            }
+        }
+        Handle { object, rights, badge }
+    }
+
+    pub fn object(&self) -> &Object {
+        &self.object
+    }
+
+    pub fn rights(&self) -> u64 {
+        self.rights
+    }
+
+    pub fn badge(&self) -> Option<u64> {
+        self.badge
+    }
+
+    /// A handle to the same object with `wanted` rights ([`rights::SAME`]
+    /// or a subset of this one's) and `badge` (None: this one's).
+    pub fn derive(&self, wanted: u64, badge: Option<u64>) -> Result<Handle, Error> {
+        let rights = match wanted {
+            rights::SAME => self.rights,
+            r if r & !self.rights != 0 => return Err(Error::NoRights),
+            r => r,
+        };
+        Ok(Handle::new(self.object.clone(), rights, badge.or(self.badge)))
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Object::Endpoint(e) = &self.object {
+            if self.rights & rights::RECEIVE != 0 {
+                e.receive_handle_gone();
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct HandleTable {
-    slots: Vec<Option<Object>>,
+    slots: Vec<Option<Handle>>,
     open: usize,
 }
 
@@ -42,39 +108,85 @@ impl HandleTable {
         HandleTable { slots: Vec::new(), open: 0 }
     }
 
-    /// Adds `object` at the lowest free index.
-    pub fn insert(&mut self, object: Object) -> Result<u64, Error> {
+    /// Adds `handle` at the lowest free index. A full table gives the
+    /// handle back with the error, so that the caller drops it outside the
+    /// table's lock.
+    pub fn insert(&mut self, handle: Handle) -> Result<u64, (Error, Handle)> {
         if self.open as u64 >= MAX_HANDLES {
-            return Err(Error::NoMemory);
+            return Err((Error::NoMemory, handle));
         }
         let index = match self.slots.iter().position(Option::is_none) {
             Some(free) => free,
             None => {
-                self.slots.try_reserve(1).map_err(|_| Error::NoMemory)?;
+                if self.slots.try_reserve(1).is_err() {
+                    return Err((Error::NoMemory, handle));
+                }
                 self.slots.push(None);
                 self.slots.len() - 1
             }
         };
-        self.slots[index] = Some(object);
+        self.slots[index] = Some(handle);
         self.open += 1;
         Ok(index as u64)
     }
 
-    pub fn get(&self, handle: u64) -> Result<&Object, Error> {
-        usize::try_from(handle).ok().and_then(|i| self.slots.get(i)?.as_ref()).ok_or(Error::BadHandle)
+    /// The handle `number`, whatever it names.
+    pub fn get(&self, number: u64) -> Result<&Handle, Error> {
+        usize::try_from(number).ok().and_then(|i| self.slots.get(i)?.as_ref()).ok_or(Error::BadHandle)
     }
 
-    pub fn remove(&mut self, handle: u64) -> Result<Object, Error> {
-        let slot = usize::try_from(handle).ok().and_then(|i| self.slots.get_mut(i)).ok_or(Error::BadHandle)?;
-        let object = slot.take().ok_or(Error::BadHandle)?;
+    /// The one place rights are checked: the object of handle `number` as
+    /// `kind` extracts it (None: the wrong kind, [`Error::BadHandle`]),
+    /// provided the handle has every right in `need` ([`Error::NoRights`]).
+    pub fn lookup<T>(&self, number: u64, need: u64, kind: impl FnOnce(&Handle) -> Option<T>) -> Result<T, Error> {
+        let handle = self.get(number)?;
+        let found = kind(handle).ok_or(Error::BadHandle)?;
+        if handle.rights & need != need {
+            return Err(Error::NoRights);
+        }
+        Ok(found)
+    }
+
+    /// An endpoint and the badge its messages through this handle carry.
+    pub fn endpoint(&self, number: u64, need: u64) -> Result<(Arc<Endpoint>, Option<u64>), Error> {
+        self.lookup(number, need, |h| match &h.object {
+            Object::Endpoint(e) => Some((e.clone(), h.badge)),
+            _ => None,
+        })
+    }
+
+    pub fn notification(&self, number: u64, need: u64) -> Result<Arc<Notification>, Error> {
+        self.lookup(number, need, |h| match &h.object {
+            Object::Notification(n) => Some(n.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn thread(&self, number: u64, need: u64) -> Result<Arc<Thread>, Error> {
+        self.lookup(number, need, |h| match &h.object {
+            Object::Thread(t) => Some(t.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn process(&self, number: u64, need: u64) -> Result<Arc<Process>, Error> {
+        self.lookup(number, need, |h| match &h.object {
+            Object::Process(p) => Some(p.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn remove(&mut self, number: u64) -> Result<Handle, Error> {
+        let slot = usize::try_from(number).ok().and_then(|i| self.slots.get_mut(i)).ok_or(Error::BadHandle)?;
+        let handle = slot.take().ok_or(Error::BadHandle)?;
         self.open -= 1;
-        Ok(object)
+        Ok(handle)
     }
 
     /// Empties the table, handing back what it held (for the caller to drop
     /// once no lock is held).
-    pub fn take_all(&mut self) -> Vec<Object> {
+    pub fn take_all(&mut self) -> Vec<Option<Handle>> {
         self.open = 0;
-        core::mem::take(&mut self.slots).into_iter().flatten().collect()
+        core::mem::take(&mut self.slots)
     }
 }

@@ -7,7 +7,7 @@
 //! permissions, the file's bytes copied in, then the stack with the
 //! argument string at its top, and the first thread's registers as the ABI
 //! describes (ferrite_abi, "Program entry").
-use super::handle::Object;
+use super::handle::Handle;
 use super::Process;
 use crate::arch::gdt::{USER_CODE, USER_DATA};
 use crate::arch::syscall::SYSCALL_FRAME;
@@ -58,7 +58,7 @@ pub fn user_entry_frame(rip: u64, rsp: u64, rdi: u64, rsi: u64, rdx: u64) -> Tra
 
 /// Makes the process for module `name` (not yet started) and the frame its
 /// first thread starts from.
-pub(super) fn load(name: &str, args: &str, handles: Vec<Object>) -> Result<(Arc<Process>, TrapFrame), Error> {
+pub(super) fn load(name: &str, args: &str, handles: Vec<Handle>) -> Result<(Arc<Process>, TrapFrame), Error> {
     let image = crate::boot_info::get().module(name).ok_or(Error::NotFound)?;
     let plan = elf::plan(image).map_err(|e| {
         log::warn!("user: module '{name}' refused: {e}");
@@ -84,11 +84,8 @@ pub(super) fn load(name: &str, args: &str, handles: Vec<Object>) -> Result<(Arc<
     aspace.write(args_at, args.as_bytes()).map_err(|_| Error::NoMemory)?;
     let rsp = align_down(args_at, 16);
     let given = handles.len() as u64;
-    {
-        let mut table = process.handles.lock();
-        for object in handles {
-            table.insert(object)?;
-        }
+    for handle in handles {
+        process.add_handle(handle)?;
     }
     log::debug!(
         "user: loaded '{name}' as pid {}, entry {:#x}, {} segments",

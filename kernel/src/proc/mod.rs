@@ -34,7 +34,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ferrite_abi::{Error, MAX_THREADS};
-use handle::{HandleTable, Object};
+use handle::{Handle, HandleTable, Object};
 
 static NEXT_PID: AtomicU64 = AtomicU64::new(1);
 /// Processes that exist (made and not yet freed), for the leak checks.
@@ -193,9 +193,12 @@ impl Process {
         );
     }
 
-    /// Adds `object` to the handle table.
-    pub fn add_handle(&self, object: Object) -> Result<u64, Error> {
-        self.handles.lock().insert(object)
+    /// Adds `handle` to the handle table.
+    pub fn add_handle(&self, handle: Handle) -> Result<u64, Error> {
+        let inserted = self.handles.lock().insert(handle);
+        // A handle the table refused drops here, outside its lock (see
+        // `finish`).
+        inserted.map_err(|(e, _refused)| e)
     }
 }
 
@@ -207,7 +210,7 @@ impl Drop for Process {
 
 /// Starts the boot module `name` with `args` and these initial handles;
 /// returns the new process. The caller gets a handle to it, or not (init).
-pub fn spawn(name: &str, args: &str, handles: Vec<Object>) -> Result<Arc<Process>, Error> {
+pub fn spawn(name: &str, args: &str, handles: Vec<Handle>) -> Result<Arc<Process>, Error> {
     let (process, frame) = loader::load(name, args, handles)?;
     process.start_thread(frame)?;
     Ok(process)
@@ -216,9 +219,9 @@ pub fn spawn(name: &str, args: &str, handles: Vec<Object>) -> Result<Arc<Process
 /// Like [`spawn`], but the process's handle is put into `parent`'s table
 /// before the child runs (so that a full table refuses the spawn instead of
 /// leaving a child no one can wait for).
-pub fn spawn_child(parent: &Process, name: &str, args: &str, handles: Vec<Object>) -> Result<u64, Error> {
+pub fn spawn_child(parent: &Process, name: &str, args: &str, handles: Vec<Handle>) -> Result<u64, Error> {
     let (process, frame) = loader::load(name, args, handles)?;
-    let handle = parent.add_handle(Object::Process(process.clone()))?;
+    let handle = parent.add_handle(Handle::new(Object::Process(process.clone()), ferrite_abi::rights::TASK, None))?;
     if let Err(e) = process.start_thread(frame) {
         // Dropped outside the lock (see `finish`).
         let removed = parent.handles.lock().remove(handle);

@@ -1,12 +1,12 @@
 //! Threads, processes and memory: `thread_spawn`, `thread_join`,
 //! `set_affinity`, `map`, `unmap`, `spawn` and `wait`.
 use super::{current_process, uaccess};
-use crate::proc::handle::Object;
+use crate::proc::handle::{Handle, Object};
 use crate::proc::{self, user_entry_frame};
 use crate::sched::{self, thread::ANY_CPU};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use ferrite_abi::{map, Error, MAP_MAX, SPAWN_CMD_MAX, SPAWN_HANDLES_MAX, USER_END, USER_START};
+use ferrite_abi::{map, rights, Error, MAP_MAX, SPAWN_CMD_MAX, SPAWN_HANDLES_MAX, USER_END, USER_START};
 
 /// `thread_spawn(entry, stack_top, arg) -> handle`.
 pub fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> {
@@ -19,7 +19,7 @@ pub fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> 
     let affinity = sched::with_current(|t| t.affinity());
     let thread = process.prepare_thread(user_entry_frame(entry, stack_top, arg, 0, 0), affinity)?;
     // The handle first: a thread that no one could join must not start.
-    let handle = process.add_handle(Object::Thread(thread.clone()))?;
+    let handle = process.add_handle(Handle::new(Object::Thread(thread.clone()), rights::TASK, None))?;
     if let Err(e) = process.launch_thread(&thread) {
         let removed = process.handles.lock().remove(handle);
         drop(removed);
@@ -34,7 +34,7 @@ fn close_if_same(process: &proc::Process, handle: u64, same: impl Fn(&Object) ->
     let removed = {
         let mut handles = process.handles.lock();
         match handles.get(handle) {
-            Ok(object) if same(object) => handles.remove(handle).ok(),
+            Ok(h) if same(h.object()) => handles.remove(handle).ok(),
             _ => None,
         }
     };
@@ -44,10 +44,7 @@ fn close_if_same(process: &proc::Process, handle: u64, same: impl Fn(&Object) ->
 /// `thread_join(handle) -> code`.
 pub fn thread_join(handle: u64) -> Result<u64, Error> {
     let process = current_process();
-    let thread = match process.handles.lock().get(handle)? {
-        Object::Thread(t) => t.clone(),
-        _ => return Err(Error::BadHandle),
-    };
+    let thread = process.handles.lock().thread(handle, rights::WAIT)?;
     if sched::with_current(|me| core::ptr::eq(me, &*thread)) {
         return Err(Error::BadArgument);
     }
@@ -100,13 +97,14 @@ pub fn unmap(addr: u64, len: u64) -> Result<u64, Error> {
     Ok(0)
 }
 
-/// `spawn(cmd_ptr, cmd_len, handles_ptr, handles_len) -> process handle`.
-pub fn spawn(cmd_ptr: u64, cmd_len: u64, handles_ptr: u64, handles_len: u64) -> Result<u64, Error> {
-    if cmd_len > SPAWN_CMD_MAX || handles_len > SPAWN_HANDLES_MAX {
+/// `spawn(cmd_ptr, cmd_len, grants_ptr, grants_len) -> process handle`.
+pub fn spawn(cmd_ptr: u64, cmd_len: u64, grants_ptr: u64, grants_len: u64) -> Result<u64, Error> {
+    if cmd_len > SPAWN_CMD_MAX || grants_len > SPAWN_HANDLES_MAX {
         return Err(Error::BadLength);
     }
     let command = uaccess::copy_in(cmd_ptr, cmd_len)?;
-    let numbers = uaccess::copy_words(handles_ptr, handles_len)?;
+    // Two words a grant: the handle and the rights the child's copy gets.
+    let grants = uaccess::copy_words(grants_ptr, grants_len * 2)?;
     let command = core::str::from_utf8(&command).map_err(|_| Error::BadArgument)?;
     let (name, args) = match command.trim_start().split_once(char::is_whitespace) {
         Some((name, args)) => (name, args.trim()),
@@ -116,23 +114,32 @@ pub fn spawn(cmd_ptr: u64, cmd_len: u64, handles_ptr: u64, handles_len: u64) -> 
         return Err(Error::NotFound);
     }
     let process = current_process();
-    let handles = {
+    let mut handles = Vec::new();
+    handles.try_reserve_exact(grants.len() / 2).map_err(|_| Error::NoMemory)?;
+    {
         let table = process.handles.lock();
-        numbers
-            .iter()
-            .map(|&h| table.get(h).cloned().and_then(|o| if o.transferable() { Ok(o) } else { Err(Error::BadHandle) }))
-            .collect::<Result<Vec<_>, _>>()?
-    };
+        for grant in grants.as_chunks::<2>().0 {
+            let [number, wanted] = *grant;
+            let source = table.get(number)?;
+            if !source.object().transferable() {
+                return Err(Error::BadHandle);
+            }
+            if source.rights() & rights::TRANSFER == 0 {
+                return Err(Error::NoRights);
+            }
+            if wanted != rights::SAME && wanted & !rights::ALL != 0 {
+                return Err(Error::BadArgument);
+            }
+            handles.push(source.derive(wanted, None)?);
+        }
+    }
     proc::spawn_child(&process, name, args, handles)
 }
 
 /// `wait(process handle) -> code`.
 pub fn wait(handle: u64) -> Result<u64, Error> {
     let process = current_process();
-    let child = match process.handles.lock().get(handle)? {
-        Object::Process(p) => p.clone(),
-        _ => return Err(Error::BadHandle),
-    };
+    let child = process.handles.lock().process(handle, rights::WAIT)?;
     let code = child.wait(|| process.dying()).ok_or(Error::PeerGone)?;
     close_if_same(&process, handle, |o| matches!(o, Object::Process(p) if Arc::ptr_eq(p, &child)));
     Ok(code)

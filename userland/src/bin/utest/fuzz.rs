@@ -58,6 +58,9 @@ static TOTALS: [AtomicU64; 1 + Error::ALL.len()] = [const { AtomicU64::new(0) };
 /// The handles `main` joins the fuzzers and stops the watchdog through,
 /// which no fuzzer may close.
 static PROTECTED: [AtomicU64; THREADS + 1] = [const { AtomicU64::new(u64::MAX) }; THREADS + 1];
+/// Each fuzzer's rightless endpoint and notification handles, which no
+/// fuzzer may close either.
+static RIGHTLESS: [[AtomicU64; 2]; THREADS] = [const { [const { AtomicU64::new(u64::MAX) }; 2] }; THREADS];
 /// Set once [`PROTECTED`] is filled in.
 static GO: AtomicBool = AtomicBool::new(false);
 /// How long a fuzzer waits for [`GO`].
@@ -67,6 +70,8 @@ const GO_NS: u64 = 5_000_000_000;
 struct Own {
     buf: u64,
     stack: u64,
+    /// A rightless endpoint handle and a rightless notification handle.
+    rightless: [u64; 2],
 }
 
 /// Values in the argument pool.
@@ -102,7 +107,7 @@ fn in_buffers(ptr: u64) -> bool {
 
 /// Makes the arguments of call `number` harmless (see the module
 /// documentation).
-fn tame(number: u64, args: &mut [u64; 6], rng: &mut Rng) {
+fn tame(number: u64, args: &mut [u64; 6], rng: &mut Rng, own: &Own) {
     let user = (USER_START..USER_END).contains(&args[0]);
     match number {
         nr::WRITE if user && (1..=WRITE_MAX).contains(&args[1]) => {
@@ -111,9 +116,27 @@ fn tame(number: u64, args: &mut [u64; 6], rng: &mut Rng) {
         nr::SLEEP => args[0] %= SLEEP_MAX_NS,
         nr::MAP if (MAP_FUZZ_MAX + 1..=MAP_MAX).contains(&args[0]) => args[0] %= MAP_FUZZ_MAX,
         nr::UNMAP if user && !in_buffers(args[0]) => args[0] = addr(&BUFFERS),
-        nr::HANDLE_CLOSE if PROTECTED.iter().any(|h| h.load(Ordering::Acquire) == args[0]) => args[0] = u64::MAX,
+        nr::HANDLE_CLOSE if protected(args[0]) => args[0] = u64::MAX,
+        n if BLOCKING_ON_HANDLE.contains(&n) && rng.below(2) == 0 => args[0] = own.rightless[rng.below(2) as usize],
         n if BLOCKING_ON_HANDLE.contains(&n) && args[0] < MAX_HANDLES => args[0] += MAX_HANDLES,
         _ => {}
+    }
+}
+
+/// Whether no fuzzer may close handle `h`.
+fn protected(h: u64) -> bool {
+    PROTECTED.iter().chain(RIGHTLESS.iter().flatten()).any(|p| p.load(Ordering::Acquire) == h)
+}
+
+/// What a blocking call on handle `h` must give: `NoRights` on a rightless
+/// handle of the kind it takes, `BadHandle` on anything else.
+fn refusal(number: u64, h: u64) -> Error {
+    let kind_of = |i: usize| RIGHTLESS.iter().any(|r| r[i].load(Ordering::Acquire) == h);
+    let (endpoint, notification) = (kind_of(0), kind_of(1));
+    match number {
+        n if IPC.contains(&n) && endpoint => Error::NoRights,
+        nr::NOTIFY_WAIT if notification => Error::NoRights,
+        _ => Error::BadHandle,
     }
 }
 
@@ -196,7 +219,7 @@ fn judge(number: u64, args: [u64; 6], status: u64, out: [u64; 6], kept: [u64; 4]
         check_eq!(result, Err(Error::BadSyscall), "{what}");
     }
     if BLOCKING_ON_HANDLE.contains(&number) {
-        check_eq!(result, Err(Error::BadHandle), "{what}");
+        check_eq!(result, Err(refusal(number, args[0])), "{what}");
     }
     let Ok(value) = result else { return Ok(()) };
     match number {
@@ -209,7 +232,7 @@ fn judge(number: u64, args: [u64; 6], status: u64, out: [u64; 6], kept: [u64; 4]
         }
         // Another fuzzer may have closed it already (it closes random
         // numbers too), so BadHandle is fine.
-        nr::ENDPOINT_CREATE | nr::NOTIFICATION_CREATE => {
+        nr::ENDPOINT_CREATE | nr::NOTIFICATION_CREATE | nr::HANDLE_DERIVE | nr::HANDLE_MINT => {
             let closed = sys::handle_close(value);
             check!(matches!(closed, Ok(()) | Err(Error::BadHandle)), "close after {what}: {closed:?}");
         }
@@ -232,7 +255,8 @@ fn fuzz_thread(index: usize, seed: u64, iterations: u64) -> Result<u64, String> 
     }
     let mut rng = Rng::new(seed, index);
     let local = 0u64;
-    let own = Own { buf: addr(&BUFFERS[index]), stack: addr(&local) };
+    let rightless = RIGHTLESS[index].each_ref().map(|h| h.load(Ordering::Acquire));
+    let own = Own { buf: addr(&BUFFERS[index]), stack: addr(&local), rightless };
     for _ in 0..iterations {
         let number = loop {
             let n = rng.below(nr::COUNT + EXTRA_NUMBERS);
@@ -244,7 +268,7 @@ fn fuzz_thread(index: usize, seed: u64, iterations: u64) -> Result<u64, String> 
         for arg in &mut args {
             *arg = pick(&mut rng, &own);
         }
-        tame(number, &mut args, &mut rng);
+        tame(number, &mut args, &mut rng, &own);
         // SAFETY: the arguments are tamed.
         let (status, out, kept) = unsafe { raw_call(number, args) };
         judge(number, args, status, out, kept)?;
@@ -279,6 +303,15 @@ pub fn fuzz(args: &str) -> Outcome {
     };
     let watchdog = Watchdog::start()?;
     PROTECTED[THREADS].store(watchdog.handle(), Ordering::Release);
+    // Made before any fuzzer runs, so that none can close them first.
+    for slots in &RIGHTLESS {
+        let e = sys::endpoint_create().ctx("endpoint_create")?;
+        let n = sys::notification_create().ctx("notification_create")?;
+        slots[0].store(sys::handle_derive(e, 0).ctx("a rightless endpoint handle")?, Ordering::Release);
+        slots[1].store(sys::handle_derive(n, 0).ctx("a rightless notification handle")?, Ordering::Release);
+        sys::handle_close(e).ctx("close")?;
+        sys::handle_close(n).ctx("close")?;
+    }
     let mut threads = Vec::new();
     for (index, protected) in PROTECTED[..THREADS].iter().enumerate() {
         let t = spawn_checked(move || fuzz_thread(index, seed, iterations)).ctx("spawn a fuzzer")?;

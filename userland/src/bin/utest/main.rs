@@ -33,6 +33,7 @@ mod leak;
 mod memory;
 mod process;
 mod raw;
+mod rights;
 mod syscalls;
 mod threads;
 
@@ -102,6 +103,11 @@ pub static CASES: &[(&str, Case)] = &[
     // Hostile programs (the kernel's `hostile` suite).
     ("kill_race", kill::kill_race),
     ("ipc_leak", leak::ipc_leak),
+    ("rights_endpoint", rights::rights_endpoint),
+    ("rights_badge", rights::rights_badge),
+    ("rights_notification", rights::rights_notification),
+    ("dead_endpoint", rights::dead_endpoint),
+    ("abi_edges", rights::abi_edges),
     // The peers other cases spawn.
     ("child_server", children::child_server),
     ("child_receive_and_die", children::child_receive_and_die),
@@ -112,6 +118,10 @@ pub static CASES: &[(&str, Case)] = &[
     ("child_kernel_write", children::child_kernel_write),
     ("child_kill_race", kill::child_kill_race),
     ("child_ipc_blocker", leak::child_ipc_blocker),
+    ("child_steal_calls", rights::child_steal_calls),
+    ("child_badged_call", rights::child_badged_call),
+    ("child_signal_only", rights::child_signal_only),
+    ("child_answer_once", rights::child_answer_once),
 ];
 
 fn main(args: &str) -> u64 {

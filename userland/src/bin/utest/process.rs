@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use ferrite_abi::{map, Error, EXIT_FAULT, MAX_HANDLES, SPAWN_CMD_MAX, SPAWN_HANDLES_MAX};
+use ferrite_abi::{map, Error, Grant, EXIT_FAULT, MAX_HANDLES, SPAWN_CMD_MAX, SPAWN_HANDLES_MAX};
 use ferrite_user::sys::{self, Handle};
 use ferrite_user::thread;
 
@@ -46,7 +46,7 @@ fn spawn_refusals() -> Result<(), String> {
     check_eq!(spawn_cmd("truncated", &[]), Err(Error::BadProgram), "spawn of a cut-off ELF file");
 
     let endpoint = sys::endpoint_create().ctx("endpoint_create")?;
-    let one = [endpoint];
+    let one = [Grant::same(endpoint)];
     let handles = addr(&one);
     check_eq!(raw::spawn(0, cmd_len, handles, 0), Err(Error::BadAddress), "a null command");
     check_eq!(raw::spawn(KERNEL_IMAGE, cmd_len, handles, 0), Err(Error::BadAddress), "a kernel command");
@@ -58,7 +58,7 @@ fn spawn_refusals() -> Result<(), String> {
     check_eq!(long_cmd, Err(Error::BadLength), "a command of SPAWN_CMD_MAX + 1 bytes");
     check_eq!(raw::spawn(cmd, cmd_len, 0, 1), Err(Error::BadAddress), "a null handle list");
     check_eq!(raw::spawn(cmd, cmd_len, KERNEL_HALF, 1), Err(Error::BadAddress), "a kernel handle list");
-    let many = vec![endpoint; SPAWN_HANDLES_MAX as usize + 1];
+    let many = vec![Grant::same(endpoint); SPAWN_HANDLES_MAX as usize + 1];
     let too_many = raw::spawn(cmd, cmd_len, addr(&many[..]), SPAWN_HANDLES_MAX + 1);
     check_eq!(too_many, Err(Error::BadLength), "SPAWN_HANDLES_MAX + 1 handles");
 

@@ -8,7 +8,7 @@
 //! breaks no borrow, and an address the kernel may not read is an error
 //! code, not a fault. That is why these wrappers are safe functions.
 
-use ferrite_abi::{nr, Error};
+use ferrite_abi::{nr, Error, Grant};
 use ferrite_user::sys::Handle;
 use ferrite_user::syscall::{syscall2, syscall4};
 
@@ -21,17 +21,23 @@ pub fn write(ptr: u64, len: u64) -> Result<u64, Error> {
     unsafe { syscall2(nr::WRITE, ptr, len) }.result()
 }
 
-/// `spawn(cmd_ptr, cmd_len, handles_ptr, handles_len)` with any pointers
+/// `spawn(cmd_ptr, cmd_len, grants_ptr, grants_len)` with any pointers
 /// and lengths.
-pub fn spawn(cmd_ptr: u64, cmd_len: u64, handles_ptr: u64, handles_len: u64) -> Result<Handle, Error> {
-    // SAFETY: `spawn` only reads the command and the handle list (see the
+pub fn spawn(cmd_ptr: u64, cmd_len: u64, grants_ptr: u64, grants_len: u64) -> Result<Handle, Error> {
+    // SAFETY: `spawn` only reads the command and the grants (see the
     // module documentation); a child it starts has its own memory.
-    unsafe { syscall4(nr::SPAWN, cmd_ptr, cmd_len, handles_ptr, handles_len) }.result()
+    unsafe { syscall4(nr::SPAWN, cmd_ptr, cmd_len, grants_ptr, grants_len) }.result()
 }
 
-/// `spawn(command, handles)` with the slices as they are: an empty handle
+/// `spawn(command, grants)` with the slices as they are: an empty grant
 /// list's pointer dangles (it is the alignment, 0x8), which the kernel must
 /// not look at (the ABI's "Pointers").
+pub fn spawn_grants(command: &str, grants: &[Grant]) -> Result<Handle, Error> {
+    spawn(addr(command), command.len() as u64, addr(grants), grants.len() as u64)
+}
+
+/// `spawn(command, handles)`, each handle with the rights it has.
 pub fn spawn_cmd(command: &str, handles: &[Handle]) -> Result<Handle, Error> {
-    spawn(addr(command), command.len() as u64, addr(handles), handles.len() as u64)
+    let grants: alloc::vec::Vec<Grant> = handles.iter().map(|&h| Grant::same(h)).collect();
+    spawn_grants(command, &grants)
 }
