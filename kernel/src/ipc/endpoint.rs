@@ -2,7 +2,8 @@
 //!
 //! An endpoint is a rendezvous: a queue of senders waiting for a receiver,
 //! or of receivers waiting for a sender (never both at once), behind one
-//! lock. When the partner is already waiting, the message moves at once;
+//! lock; the queues are linked through the threads (sched::tqueue), so
+//! waiting on an endpoint never needs memory. When the partner is already waiting, the message moves at once;
 //! for `call` and for the reply of `reply_recv` the CPU then goes straight
 //! to the partner (sched::handoff) instead of through the run queue: the
 //! caller blocks until the reply, so the receiver runs in its place, on
@@ -17,17 +18,17 @@
 //! behind by a handle closed under them), and every later send or call.
 use super::{answer, dying, ipc, owe_reply, status, Message};
 use crate::sched::thread::Thread;
+use crate::sched::tqueue::ThreadQueue;
 use crate::sched::{self, InterruptsOff};
 use crate::sync::IrqSpinlock;
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use ferrite_abi::{Error, MSG_WORDS};
 
 #[derive(Default)]
 struct Queue {
-    senders: VecDeque<Arc<Thread>>,
-    receivers: VecDeque<Arc<Thread>>,
+    senders: ThreadQueue,
+    receivers: ThreadQueue,
     /// No handle that may receive is left: every wait fails.
     closed: bool,
 }
@@ -194,15 +195,13 @@ impl Endpoint {
     /// or we refuse the reply we wait for.
     fn cancel(&self, me: &Thread) -> Result<(u64, Message), Error> {
         let my = ipc(me);
-        {
+        let gone = {
             let mut queue = self.queue.lock();
-            let before = queue.senders.len() + queue.receivers.len();
-            queue.senders.retain(|t| !core::ptr::eq(&**t, me));
-            queue.receivers.retain(|t| !core::ptr::eq(&**t, me));
-            if queue.senders.len() + queue.receivers.len() != before {
-                my.status.store(status::IDLE, Ordering::Relaxed);
-                return Err(Error::PeerGone);
-            }
+            queue.senders.remove(me).or_else(|| queue.receivers.remove(me))
+        };
+        if gone.is_some() {
+            my.status.store(status::IDLE, Ordering::Relaxed);
+            return Err(Error::PeerGone);
         }
         loop {
             match my.status.compare_exchange(

@@ -53,6 +53,7 @@ mod switch;
 pub mod sync;
 pub mod thread;
 mod timer;
+pub mod tqueue;
 pub mod wait;
 mod wakeup;
 mod watchdog;

@@ -47,6 +47,8 @@ pub struct Thread {
     /// Time spent on a CPU, in TSC ticks, up to its last switch away.
     pub(super) runtime: AtomicU64,
     pub(super) exited: WaitQueue,
+    /// Its place on the wait queue or endpoint queue it waits on (tqueue.rs).
+    pub(crate) link: UnsafeCell<super::tqueue::Link>,
     /// A user thread's process, FPU state and IPC state; None for kernel
     /// threads.
     user: Option<crate::proc::UserThread>,
@@ -72,7 +74,8 @@ impl Drop for LiveToken {
 }
 
 // SAFETY: every field is atomic or locked except rsp, whose accesses the
-// on_cpu protocol serialises (see sched/mod.rs).
+// on_cpu protocol serialises (see sched/mod.rs), and link, reached only
+// under the lock of the queue the thread is on (tqueue.rs).
 unsafe impl Sync for Thread {}
 // SAFETY: as above; a thread is handed between CPUs by design.
 unsafe impl Send for Thread {}
@@ -108,6 +111,7 @@ impl Thread {
             entry: IrqSpinlock::new(entry),
             runtime: AtomicU64::new(0),
             exited: WaitQueue::new(),
+            link: UnsafeCell::new(super::tqueue::Link::new()),
             user,
             _live: LiveToken::new(),
         })

@@ -8,18 +8,20 @@
 //! the queue. A waiter that is woken after joining the queue but before it
 //! has switched away is simply made RUNNABLE again; `schedule` then finds it
 //! runnable and, if nothing else is, keeps running it.
-use super::thread::{state, Thread};
+//!
+//! The waiters are linked through the threads themselves (tqueue.rs), so
+//! waiting never needs memory.
+use super::thread::state;
+use super::tqueue::ThreadQueue;
 use crate::sync::IrqSpinlock;
-use alloc::collections::VecDeque;
-use alloc::sync::Arc;
 
 pub struct WaitQueue {
-    waiters: IrqSpinlock<VecDeque<Arc<Thread>>>,
+    waiters: IrqSpinlock<ThreadQueue>,
 }
 
 impl WaitQueue {
     pub const fn new() -> Self {
-        WaitQueue { waiters: IrqSpinlock::new(VecDeque::new()) }
+        WaitQueue { waiters: IrqSpinlock::new(ThreadQueue::new()) }
     }
 
     /// Sleeps until `condition` holds (checked under the queue's lock).
@@ -46,7 +48,8 @@ impl WaitQueue {
                 waiters.push_back(me.clone());
             }
             super::schedule(&irq);
-            self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
+            let gone = self.waiters.lock().remove(&me);
+            drop(gone);
         }
     }
 
@@ -62,12 +65,15 @@ impl WaitQueue {
         }
     }
 
-    /// Wakes every waiter; returns how many.
+    /// Wakes every waiter; returns how many. Under the queue's lock (a run
+    /// queue's lock nests inside it), so that it allocates nothing and
+    /// wakes only those that were waiting when it began.
     pub fn wake_all(&self) -> usize {
-        let all = core::mem::take(&mut *self.waiters.lock());
-        let n = all.len();
-        for t in all {
+        let mut waiters = self.waiters.lock();
+        let mut n = 0;
+        while let Some(t) = waiters.pop_front() {
             super::wake(t);
+            n += 1;
         }
         n
     }
