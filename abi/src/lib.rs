@@ -134,16 +134,20 @@ pub mod nr {
     /// ([`super::Error::BadAddress`] otherwise; nothing is unmapped then).
     /// Part of a mapping may be unmapped.
     pub const UNMAP: u64 = 12;
-    /// `spawn(cmd_ptr, cmd_len, grants_ptr, grants_len) -> process
-    /// handle`: starts the boot module named by the first word of the
+    /// `spawn(cmd_ptr, cmd_len, grants_ptr, grants_len, limits_ptr) ->
+    /// process handle`: starts the boot module named by the first word of the
     /// command (UTF-8, at most [`super::SPAWN_CMD_MAX`] bytes); the rest of
     /// the command is the child's argument string. The child's handle table
     /// starts with copies of the handles the [`super::Grant`]s at
     /// `grants_ptr` name (endpoints and notifications only, each with
     /// [`super::rights::TRANSFER`], at most [`super::SPAWN_HANDLES_MAX`]),
-    /// in order, each with the rights its grant asks for. An unknown name
-    /// is [`super::Error::NotFound`], a module that is not a valid static
-    /// ELF executable [`super::Error::BadProgram`].
+    /// in order, each with the rights its grant asks for. `limits_ptr` is
+    /// 0 (the child gets the caller's [`super::Limits`]) or points to the
+    /// child's limits, none above the caller's own
+    /// ([`super::Error::BadArgument`]). An unknown name is
+    /// [`super::Error::NotFound`], a module that is not a valid static ELF
+    /// executable [`super::Error::BadProgram`], a limit reached
+    /// [`super::Error::NoMemory`].
     pub const SPAWN: u64 = 13;
     /// `wait(process handle) -> code`: waits for the process to end; a
     /// process killed by a fault ends with [`super::EXIT_FAULT`]. The handle
@@ -192,8 +196,12 @@ pub mod nr {
     pub const HANDLE_MINT: u64 = 28;
     /// `handle_rights(handle) -> rights`: the handle's [`super::rights`].
     pub const HANDLE_RIGHTS: u64 = 29;
+    /// `limits(ptr) -> 0`: writes two [`super::Limits`] at `ptr`: the
+    /// calling process's limits, then what it (with its descendants) holds
+    /// now.
+    pub const LIMITS: u64 = 30;
     /// One past the highest number.
-    pub const COUNT: u64 = 30;
+    pub const COUNT: u64 = 31;
 }
 
 /// What went wrong: the status in `rax` (its [`Error::code`]).
@@ -260,9 +268,10 @@ pub fn result(status: u64, value: u64) -> Result<u64, Error> {
 
 /// The affinity meaning "any CPU".
 pub const ANY_CPU: u64 = u64::MAX;
-/// Open handles a process may hold at once.
+/// Open handles a process may hold at once (and the default, and most,
+/// [`Limits::handles`]).
 pub const MAX_HANDLES: u64 = 1024;
-/// Threads a process may have alive at once.
+/// Threads a process may have alive at once, whatever its limits say.
 pub const MAX_THREADS: u64 = 256;
 /// The longest `map`.
 pub const MAP_MAX: u64 = 1 << 30;
@@ -322,6 +331,43 @@ impl Grant {
         Grant { handle, rights: rights::SAME }
     }
 }
+
+/// What a process may hold at once, it and every process it started
+/// (with theirs) together: each process's use counts towards its own
+/// limits and those of all its ancestors, so a child can never take more
+/// than its parent may. Reaching a limit is [`Error::NoMemory`]. Four
+/// words, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct Limits {
+    /// Bytes of memory: its pages (program, stacks, `map`), the page
+    /// tables and kernel stacks held for them, and the kernel objects it
+    /// made (endpoints, notifications, threads, handle-table slots,
+    /// processes). Unlimited by default, but never more than the machine
+    /// has beyond the kernel's reserve.
+    pub memory: u64,
+    /// Threads, counting those that have ended but whose handle is still
+    /// open.
+    pub threads: u64,
+    /// Processes started and not yet gone (a child counts until its
+    /// parent has waited for it or closed its handle).
+    pub processes: u64,
+    /// Open handles: this process's own table only.
+    pub handles: u64,
+}
+
+impl Limits {
+    /// What a process the kernel starts (init) gets; a child gets its
+    /// parent's limits unless `spawn` gives smaller ones.
+    pub const DEFAULT: Limits =
+        Limits { memory: u64::MAX, threads: DEFAULT_THREADS, processes: DEFAULT_PROCESSES, handles: MAX_HANDLES };
+}
+
+/// The default [`Limits::threads`]: half of the kernel's 16,384 kernel
+/// stacks.
+pub const DEFAULT_THREADS: u64 = 8192;
+/// The default [`Limits::processes`].
+pub const DEFAULT_PROCESSES: u64 = 1024;
 
 /// `map` flags.
 pub mod map {

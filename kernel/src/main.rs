@@ -32,6 +32,7 @@ mod mem;
 mod panic;
 mod percpu;
 mod proc;
+mod quota;
 mod sched;
 mod smp;
 mod sync;

@@ -6,7 +6,7 @@
 use ferrite_tests::{check_all_tests_passed, Boot, Firmware, Machine, Status};
 
 /// The suite's cases; every boot must run them all.
-const CASES: usize = 7;
+const CASES: usize = 11;
 
 fn hostile_suite(name: &str, firmware: Firmware, smp: u32) {
     let outcome = Boot::new(name)

@@ -6,9 +6,9 @@
 
 use core::ptr;
 
-use ferrite_abi::{nr, Error, Grant, MSG_WORDS, SPAWN_HANDLES_MAX};
+use ferrite_abi::{nr, Error, Grant, Limits, MSG_WORDS, SPAWN_HANDLES_MAX};
 
-use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall_ipc, Raw};
+use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall5, syscall_ipc, Raw};
 
 /// A handle: an index into the process's handle table.
 pub type Handle = u64;
@@ -145,23 +145,35 @@ pub fn spawn(command: &str, handles: &[Handle]) -> Result<Handle, Error> {
     for (grant, &handle) in grants.iter_mut().zip(handles) {
         *grant = Grant::same(handle);
     }
-    spawn_with(command, &grants[..handles.len()])
+    spawn_with(command, &grants[..handles.len()], None)
 }
 
-/// [`spawn`], with the rights each of the child's handles gets.
-pub fn spawn_with(command: &str, grants: &[Grant]) -> Result<Handle, Error> {
-    // SAFETY: the kernel only reads `command` and `grants` (two words
-    // each, as `Grant` is laid out).
+/// [`spawn`], with the rights each of the child's handles gets and the
+/// child's limits (None: this process's own; none may be higher).
+pub fn spawn_with(command: &str, grants: &[Grant], limits: Option<&Limits>) -> Result<Handle, Error> {
+    let limits = limits.map_or(0, |l| ptr::from_ref(l).expose_provenance() as u64);
+    // SAFETY: the kernel only reads `command`, `grants` (two words each, as
+    // `Grant` is laid out) and the limits (four words).
     unsafe {
-        syscall4(
+        syscall5(
             nr::SPAWN,
             command.as_ptr().expose_provenance() as u64,
             command.len() as u64,
             grants.as_ptr().expose_provenance() as u64,
             grants.len() as u64,
+            limits,
         )
     }
     .result()
+}
+
+/// This process's limits, and what it (with its descendants) holds now.
+pub fn limits() -> Result<(Limits, Limits), Error> {
+    let mut out = [Limits { memory: 0, threads: 0, processes: 0, handles: 0 }; 2];
+    // SAFETY: the kernel writes the two `Limits` (eight words) of `out`,
+    // which is ours.
+    unsafe { syscall1(nr::LIMITS, out.as_mut_ptr().expose_provenance() as u64) }.result()?;
+    Ok((out[0], out[1]))
 }
 
 /// Waits for a process to end and returns its exit code

@@ -17,6 +17,7 @@
 //! `PeerGone` (senders, which would wait for ever, and receivers left
 //! behind by a handle closed under them), and every later send or call.
 use super::{answer, dying, ipc, owe_reply, status, Message};
+use crate::quota::Charge;
 use crate::sched::thread::Thread;
 use crate::sched::tqueue::ThreadQueue;
 use crate::sched::{self, InterruptsOff};
@@ -37,17 +38,13 @@ pub struct Endpoint {
     queue: IrqSpinlock<Queue>,
     /// Handles with the right to receive (see the module doc).
     receive_handles: AtomicUsize,
-}
-
-impl Default for Endpoint {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The memory it takes, charged to the process that made it.
+    _charge: Charge,
 }
 
 impl Endpoint {
-    pub fn new() -> Self {
-        Endpoint { queue: IrqSpinlock::new(Queue::default()), receive_handles: AtomicUsize::new(0) }
+    pub fn new(charge: Charge) -> Self {
+        Endpoint { queue: IrqSpinlock::new(Queue::default()), receive_handles: AtomicUsize::new(0), _charge: charge }
     }
 
     /// A handle that may receive was made (proc::handle).

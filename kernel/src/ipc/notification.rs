@@ -1,18 +1,20 @@
 //! Notifications: a word of bits that `signal` ORs into and `notify_wait`
 //! takes whole. Signalling never blocks and never loses bits: a signal
 //! with no waiter stays in the word for the next wait.
+use crate::quota::Charge;
 use crate::sched::wait::WaitQueue;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-#[derive(Default)]
 pub struct Notification {
     word: AtomicU64,
     waiters: WaitQueue,
+    /// The memory it takes, charged to the process that made it.
+    _charge: Charge,
 }
 
 impl Notification {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(charge: Charge) -> Self {
+        Notification { word: AtomicU64::new(0), waiters: WaitQueue::new(), _charge: charge }
     }
 
     /// ORs `bits` into the word and wakes the waiters (the first to look

@@ -6,6 +6,7 @@
 //! kernel checks it here.
 use super::user::{run_case, run_leak_checked};
 use super::{Test, TestResult};
+use crate::mem::frames;
 use alloc::format;
 
 pub const TESTS: &[Test] = &[
@@ -16,6 +17,10 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile::rights_notification", run: rights_notification },
     Test { name: "hostile::dead_endpoint", run: dead_endpoint },
     Test { name: "hostile::abi_edges", run: abi_edges },
+    Test { name: "hostile::heap_exhaust", run: heap_exhaust },
+    Test { name: "hostile::concurrent_maps", run: concurrent_maps },
+    Test { name: "hostile::quotas", run: quotas },
+    Test { name: "hostile::unjoined_threads", run: unjoined_threads },
 ];
 
 /// Cases that must exit 0, run as they are.
@@ -25,7 +30,7 @@ macro_rules! passing_cases {
     };
 }
 
-passing_cases!(rights_endpoint, rights_badge, rights_notification, dead_endpoint, abi_edges);
+passing_cases!(rights_endpoint, rights_badge, rights_notification, dead_endpoint, abi_edges, quotas, unjoined_threads);
 
 /// A thousand children killed while their threads are on their way into
 /// and out of every blocking call: every wait returns.
@@ -37,4 +42,32 @@ fn kill_race() -> TestResult {
 /// passed them give everything back.
 fn ipc_leak() -> TestResult {
     run_leak_checked("ipc_leak", 0)
+}
+
+/// Runs `command` checked by `run` and then checks that the free frames
+/// never went below half the kernel's reserve meanwhile: programs may not
+/// take it, and the kernel's own needs in the meantime are small.
+fn reserve_kept(run: impl FnOnce() -> TestResult) -> TestResult {
+    frames::reset_low_water();
+    run()?;
+    let low = frames::low_water();
+    log::info!("hostile: the fewest free frames meanwhile: {low} (reserve {})", frames::KERNEL_RESERVE);
+    crate::ensure!(
+        low >= frames::KERNEL_RESERVE / 2,
+        "free frames went down to {low}, below half the kernel's reserve of {}",
+        frames::KERNEL_RESERVE
+    );
+    Ok(())
+}
+
+/// Dozens of processes fill their handle tables while user memory is at
+/// the reserve: every one gets NoMemory, the kernel does not panic, the
+/// reserve stays, and everything comes back.
+fn heap_exhaust() -> TestResult {
+    reserve_kept(|| run_leak_checked("heap_exhaust", 0))
+}
+
+/// `map`s on every CPU at once, sized to what is left: the reserve stays.
+fn concurrent_maps() -> TestResult {
+    reserve_kept(|| run_case("concurrent_maps", 0))
 }

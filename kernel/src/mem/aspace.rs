@@ -39,18 +39,35 @@
 //! tables is different: a lazy CPU's page walker could still read them, so
 //! teardown asks every CPU in the set (below).
 //!
-//! **Teardown.** When its process ends, an address space is left by this
+//! **Teardown.** When its process ends, an address space is marked dead
+//! (from then on `activate` loads the kernel's tables instead, so the
+//! thread doing the teardown may be preempted and moved), left by this
 //! CPU, then by every CPU in its active set (a shootdown request that
 //! makes those that still have it loaded switch to the kernel's tables),
-//! and only then are its frames and tables freed.
+//! and only then are its frames and tables freed, with interrupts on.
+//!
+//! **Memory and quotas.** Every page and page table an address space holds
+//! is charged to its process's account (quota.rs) before it is taken, and
+//! its frames come from a [`frames::Claim`] made first, so that the check
+//! against the kernel's reserve and the taking are one step however many
+//! CPUs map at once. What is charged is given back as pages are unmapped,
+//! and the rest at teardown.
+//!
+//! **Bounded work with interrupts off.** `map` allocates and zeroes its
+//! frames [`CHUNK`] pages at a time with interrupts on and no lock held,
+//! and takes the address space's lock (which disables interrupts) only to
+//! write each chunk's entries; `unmap` clears at most [`CHUNK`] entries per
+//! lock hold, then shoots those down and frees them. Neither allocates:
+//! a failed `map` cleans up with the same `unmap`, on a fixed buffer.
 use super::{frames, phys_to_virt, PAGE_SIZE, PHYS_OFFSET};
 use crate::arch::ipi::AtomicCpuSet;
 use crate::error::KernelError;
 use crate::percpu;
+use crate::quota::{Account, Resource};
 use crate::sync::IrqSpinlock;
-use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, UnmapError};
 use x86_64::structures::paging::{
@@ -77,6 +94,12 @@ pub struct Access {
     pub execute: bool,
 }
 
+/// Pages `map` prepares, and `unmap` clears, per hold of the address
+/// space's lock: 256 KiB, a few microseconds of page-table writes.
+pub const CHUNK: usize = 64;
+/// Mappings (`map` regions, after splits) an address space may hold.
+pub const MAX_REGIONS: usize = 65536;
+
 pub struct AddressSpace {
     /// Physical address of the PML4.
     root: u64,
@@ -85,28 +108,63 @@ pub struct AddressSpace {
     active: AtomicCpuSet,
     /// Bumped by every unmap, for the CPUs that skipped its shootdown.
     generation: AtomicU64,
+    /// Set first thing by teardown: `activate` loads the kernel's tables
+    /// instead.
+    dead: AtomicBool,
+    /// Whom its pages and tables are charged to.
+    account: Arc<Account>,
+    /// Bytes charged for the pages and tables it holds now.
+    charged: AtomicU64,
 }
 
 struct Inner {
     /// False once torn down: nothing may be mapped any more.
     alive: bool,
-    /// Memory from `map`, as start -> end, page aligned; what `unmap` may
-    /// remove.
-    anon: BTreeMap<u64, u64>,
+    /// Memory from `map`, sorted by address, page aligned; what `unmap`
+    /// may remove.
+    regions: Vec<Region>,
 }
 
-/// Page-table frames for the mapper (which zeroes them itself), outside
-/// the kernel's reserve: user mappings asked for them.
-struct TableFrames;
+/// A `map` region.
+#[derive(Clone, Copy)]
+struct Region {
+    start: u64,
+    end: u64,
+    /// Still being mapped: its address is taken, but `unmap` may not touch
+    /// it yet.
+    ready: bool,
+}
+
+/// Page-table frames for the mapper (which zeroes them itself), from the
+/// map's claim and charged to the account: user mappings asked for them.
+struct TableFrames<'a> {
+    claim: &'a mut frames::Claim,
+    account: &'a Account,
+    /// Bytes charged for the tables taken.
+    charged: u64,
+}
 
 // SAFETY: every frame returned is free, and ours alone from now on.
-unsafe impl FrameAllocator<Size4KiB> for TableFrames {
+unsafe impl FrameAllocator<Size4KiB> for TableFrames<'_> {
     fn allocate_frame(&mut self) -> Option<PhysFrame> {
-        if !frames::user_may_take(1) {
-            return None;
+        self.account.charge(Resource::Memory, PAGE_SIZE).ok()?;
+        match self.claim.take() {
+            Some(a) => {
+                self.charged += PAGE_SIZE;
+                Some(PhysFrame::containing_address(PhysAddr::new(a)))
+            }
+            None => {
+                self.account.uncharge(Resource::Memory, PAGE_SIZE);
+                None
+            }
         }
-        frames::alloc().map(|a| PhysFrame::containing_address(PhysAddr::new(a)))
     }
+}
+
+/// Page tables a mapping of `pages` pages may need at most: the leaf
+/// tables it spans and the two levels above (at each end).
+fn tables_for(pages: u64) -> u64 {
+    pages / 512 + 2 + 2 * 2
 }
 
 fn page(addr: u64) -> Page<Size4KiB> {
@@ -124,21 +182,22 @@ fn leaf_flags(access: Access) -> Flags {
     flags
 }
 
-/// A zeroed frame, or None if the kernel cannot spare one.
-fn zeroed_frame() -> Option<u64> {
-    let frame = frames::alloc()?;
+/// Zeroes a frame that is ours alone.
+fn zero(frame: u64) {
     // SAFETY: a free frame, ours alone, reached through the direct map.
     unsafe { core::ptr::write_bytes(phys_to_virt(frame) as *mut u8, 0, PAGE_SIZE as usize) };
-    Some(frame)
 }
 
 impl AddressSpace {
-    /// An empty address space: the kernel half, nothing below.
-    pub fn new() -> Result<Self, KernelError> {
-        if !frames::user_may_take(1) {
+    /// An empty address space (the kernel half, nothing below) whose
+    /// memory is charged to `account`.
+    pub fn new(account: Arc<Account>) -> Result<Self, KernelError> {
+        account.charge(Resource::Memory, PAGE_SIZE).map_err(|_| KernelError::NoMemory)?;
+        let Some(root) = frames::claim(1).and_then(|mut c| c.take()) else {
+            account.uncharge(Resource::Memory, PAGE_SIZE);
             return Err(KernelError::NoMemory);
-        }
-        let root = zeroed_frame().ok_or(KernelError::NoMemory)?;
+        };
+        zero(root);
         let kernel = phys_to_virt(super::paging::kernel_root().start_address().as_u64()) as *const PageTable;
         // SAFETY: both tables are reached through the direct map; the new
         // one is ours alone, and the kernel's upper entries never change
@@ -151,9 +210,12 @@ impl AddressSpace {
         }
         Ok(AddressSpace {
             root,
-            inner: IrqSpinlock::new(Inner { alive: true, anon: BTreeMap::new() }),
+            inner: IrqSpinlock::new(Inner { alive: true, regions: Vec::new() }),
             active: AtomicCpuSet::new(),
             generation: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
+            account,
+            charged: AtomicU64::new(PAGE_SIZE),
         })
     }
 
@@ -169,70 +231,114 @@ impl AddressSpace {
     }
 
     /// Maps `pages` fresh zeroed pages from `addr` (page aligned, in user
-    /// space; checked by the callers). Nothing stays mapped on failure.
+    /// space; checked by the callers), charged to the account. Nothing
+    /// stays mapped (or charged) on failure.
     pub fn map_zeroed(&self, addr: u64, pages: u64, access: Access) -> Result<(), KernelError> {
-        if !frames::user_may_take(pages) {
-            return Err(KernelError::NoMemory);
+        self.account.charge(Resource::Memory, pages * PAGE_SIZE).map_err(|_| KernelError::NoMemory)?;
+        let mut mapped = 0;
+        let result = frames::claim(pages + tables_for(pages))
+            .ok_or(KernelError::NoMemory)
+            .and_then(|mut claim| self.fill(addr, pages, access, &mut claim, &mut mapped));
+        // What was mapped is charged until unmapped; the rest goes back now.
+        self.account.uncharge(Resource::Memory, (pages - mapped) * PAGE_SIZE);
+        self.charged.fetch_add(mapped * PAGE_SIZE, Ordering::Relaxed);
+        if result.is_err() {
+            // Nobody was told about these pages, but another thread of the
+            // process could have touched them by guessing: shoot them down
+            // like any unmap.
+            self.unmap_range(addr, mapped);
         }
-        let result = self.with_tables(|inner, tables| {
-            if !inner.alive {
-                return Err((KernelError::NoMemory, 0));
+        result
+    }
+
+    /// Maps `pages` pages from `addr` with frames from `claim`, [`CHUNK`]
+    /// at a time (see the module doc); counts them in `mapped` as it goes.
+    fn fill(
+        &self,
+        addr: u64,
+        pages: u64,
+        access: Access,
+        claim: &mut frames::Claim,
+        mapped: &mut u64,
+    ) -> Result<(), KernelError> {
+        let mut chunk = [0u64; CHUNK];
+        while *mapped < pages {
+            let n = (pages - *mapped).min(CHUNK as u64) as usize;
+            // Interrupts on, no lock: the bulk of the work.
+            for i in 0..n {
+                let Some(frame) = claim.take() else {
+                    chunk[..i].iter().for_each(|&f| frames::free(f));
+                    return Err(KernelError::NoMemory);
+                };
+                zero(frame);
+                chunk[i] = frame;
             }
-            for i in 0..pages {
-                let virt = addr + i * PAGE_SIZE;
-                let frame = zeroed_frame().ok_or((KernelError::NoMemory, i))?;
-                let parent = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
-                let to = PhysFrame::containing_address(PhysAddr::new(frame));
-                // SAFETY: a fresh frame at a user address; the kernel half is
-                // out of reach (callers check the range).
-                match unsafe {
-                    tables.map_to_with_table_flags(page(virt), to, leaf_flags(access), parent, &mut TableFrames)
-                } {
-                    Ok(flush) => flush.ignore(),
-                    Err(e) => {
-                        frames::free(frame);
-                        let error = match e {
-                            MapToError::FrameAllocationFailed => KernelError::NoMemory,
-                            _ => KernelError::AlreadyMapped,
-                        };
-                        return Err((error, i));
-                    }
+            let from = addr + *mapped * PAGE_SIZE;
+            let (done, error) = self.with_tables(|inner, tables| {
+                if !inner.alive {
+                    return (0, Some(KernelError::NoMemory));
                 }
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => Ok(()),
-            Err((error, mapped)) => {
-                // Nobody was told about these pages, but another thread of
-                // the process could have touched them by guessing: shoot
-                // them down like any unmap.
-                self.unmap_range(addr, mapped);
-                Err(error)
+                let mut table_frames = TableFrames { claim: &mut *claim, account: &self.account, charged: 0 };
+                let parent = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
+                let mut done = 0;
+                let mut error = None;
+                for (i, &frame) in chunk[..n].iter().enumerate() {
+                    let to = PhysFrame::containing_address(PhysAddr::new(frame));
+                    let at = page(from + i as u64 * PAGE_SIZE);
+                    // SAFETY: a fresh frame at a user address; the kernel half
+                    // is out of reach (callers check the range).
+                    match unsafe {
+                        tables.map_to_with_table_flags(at, to, leaf_flags(access), parent, &mut table_frames)
+                    } {
+                        Ok(flush) => flush.ignore(),
+                        Err(e) => {
+                            error = Some(match e {
+                                MapToError::FrameAllocationFailed => KernelError::NoMemory,
+                                _ => KernelError::AlreadyMapped,
+                            });
+                            break;
+                        }
+                    }
+                    done += 1;
+                }
+                self.charged.fetch_add(table_frames.charged, Ordering::Relaxed);
+                (done, error)
+            });
+            *mapped += done as u64;
+            if let Some(e) = error {
+                chunk[done..n].iter().for_each(|&f| frames::free(f));
+                return Err(e);
             }
         }
+        Ok(())
     }
 
     /// Copies `bytes` to user address `addr`, which must be mapped (the
     /// program loader fills pages it has just mapped). Goes through the
     /// direct map: the kernel writes what it chose, not what a user asked.
+    /// A page at a time, each under the lock (so interrupts are off for one
+    /// page's copy, not a whole program's).
     pub fn write(&self, addr: u64, bytes: &[u8]) -> Result<(), KernelError> {
-        self.with_tables(|_, tables| {
-            let mut done = 0;
-            while done < bytes.len() {
-                let at = addr + done as u64;
+        let mut done = 0;
+        while done < bytes.len() {
+            let at = addr + done as u64;
+            let room = (PAGE_SIZE - at % PAGE_SIZE) as usize;
+            let n = room.min(bytes.len() - done);
+            self.with_tables(|inner, tables| {
+                if !inner.alive {
+                    return Err(KernelError::NotMapped);
+                }
                 let phys = tables.translate_addr(VirtAddr::new(at)).ok_or(KernelError::NotMapped)?;
-                let room = (PAGE_SIZE - at % PAGE_SIZE) as usize;
-                let n = room.min(bytes.len() - done);
                 // SAFETY: the frame is mapped in this address space, so it is
                 // a user frame we own; the direct map reaches it.
                 unsafe {
                     core::ptr::copy_nonoverlapping(bytes[done..].as_ptr(), phys_to_virt(phys.as_u64()) as *mut u8, n)
                 };
-                done += n;
-            }
-            Ok(())
-        })
+                Ok(())
+            })?;
+            done += n;
+        }
+        Ok(())
     }
 
     /// `map`: `len` bytes (rounded up to pages) of fresh zeroed memory in
@@ -242,30 +348,66 @@ impl AddressSpace {
         let size = super::align_up(len, PAGE_SIZE);
         let addr = {
             let mut inner = self.inner.lock();
+            if !inner.alive || inner.regions.len() >= MAX_REGIONS {
+                return Err(KernelError::NoMemory);
+            }
             let mut at = MAP_BASE;
-            for (&start, &end) in inner.anon.iter() {
-                if start >= at + size + PAGE_SIZE {
+            let mut index = inner.regions.len();
+            for (i, r) in inner.regions.iter().enumerate() {
+                if r.start >= at + size + PAGE_SIZE {
+                    index = i;
                     break;
                 }
-                at = at.max(end + PAGE_SIZE);
+                at = at.max(r.end + PAGE_SIZE);
             }
             if at + size > MAP_END {
                 return Err(KernelError::NoMemory);
             }
-            // Reserved now, so that a concurrent `map` picks other space.
-            inner.anon.insert(at, at + size);
+            // Room for this region and for one split of any region later
+            // (unmap must not fail for want of memory), charged as kernel
+            // memory this address space holds.
+            self.reserve_regions(&mut inner.regions, 2)?;
+            // Taken now, so that a concurrent `map` picks other space; not
+            // ready, so that an `unmap` leaves it alone until it is mapped.
+            inner.regions.insert(index, Region { start: at, end: at + size, ready: false });
             at
         };
         let mapped = self.map_zeroed(addr, size / PAGE_SIZE, Access { write, execute: false });
-        if mapped.is_err() {
-            self.inner.lock().anon.remove(&addr);
+        let mut inner = self.inner.lock();
+        if let Some(i) = inner.regions.iter().position(|r| r.start == addr) {
+            match mapped {
+                Ok(()) => inner.regions[i].ready = true,
+                Err(_) => {
+                    inner.regions.remove(i);
+                }
+            }
         }
         mapped.map(|()| addr)
     }
 
+    /// Makes room for `more` regions beyond those there are, charging what
+    /// the list grows by. Called with the lock held: the list is the
+    /// address space's own memory, and growing it takes no other lock than
+    /// the heap's.
+    fn reserve_regions(&self, regions: &mut Vec<Region>, more: usize) -> Result<(), KernelError> {
+        let needed = regions.len() + more;
+        if regions.capacity() >= needed {
+            return Ok(());
+        }
+        let grow = needed.max(regions.capacity() * 2).max(8) - regions.capacity();
+        let bytes = (grow * core::mem::size_of::<Region>()) as u64;
+        let _room = self.account.charge_heap(bytes).map_err(|_| KernelError::NoMemory)?;
+        if regions.try_reserve_exact(grow).is_err() {
+            self.account.uncharge(Resource::Memory, bytes);
+            return Err(KernelError::NoMemory);
+        }
+        self.charged.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// `unmap`: removes the pages `addr..addr + len` (page aligned, `len`
-    /// rounded up), which must all lie in one region from [`map_anon`];
-    /// otherwise nothing changes.
+    /// rounded up), which must all lie in one region from [`map_anon`]
+    /// that is mapped (not still being mapped); otherwise nothing changes.
     pub fn unmap_anon(&self, addr: u64, len: u64) -> Result<(), KernelError> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(KernelError::BadAddress);
@@ -273,44 +415,78 @@ impl AddressSpace {
         let end = addr.checked_add(super::align_up(len, PAGE_SIZE)).ok_or(KernelError::BadAddress)?;
         {
             let mut inner = self.inner.lock();
-            let (&start, &region_end) = inner.anon.range(..=addr).next_back().ok_or(KernelError::BadAddress)?;
-            if end > region_end {
+            let i = inner.regions.partition_point(|r| r.start <= addr);
+            let Some(i) = i.checked_sub(1) else { return Err(KernelError::BadAddress) };
+            let region = inner.regions[i];
+            if end > region.end || !region.ready {
                 return Err(KernelError::BadAddress);
             }
-            // Split the region around the hole.
-            inner.anon.remove(&start);
-            if start < addr {
-                inner.anon.insert(start, addr);
+            // Split the region around the hole. A split needs one more entry,
+            // for which `map` made room; the next split's room is made now,
+            // and if that fails the unmap fails with nothing changed.
+            let (before, after) = (region.start < addr, end < region.end);
+            if before && after {
+                self.reserve_regions(&mut inner.regions, 2)?;
             }
-            if end < region_end {
-                inner.anon.insert(end, region_end);
+            match (before, after) {
+                (false, false) => {
+                    inner.regions.remove(i);
+                }
+                (true, false) => inner.regions[i].end = addr,
+                (false, true) => inner.regions[i].start = end,
+                (true, true) => {
+                    inner.regions[i].end = addr;
+                    inner.regions.insert(i + 1, Region { start: end, end: region.end, ready: true });
+                }
             }
         }
         self.unmap_range(addr, (end - addr) / PAGE_SIZE);
         Ok(())
     }
 
-    /// Unmaps `pages` pages from `addr` (all mapped), shoots them down on
-    /// every CPU that may cache them, then frees their frames.
+    /// Unmaps `pages` pages from `addr` (those that are mapped), [`CHUNK`]
+    /// at a time: each chunk's entries are cleared under the lock, shot
+    /// down on every CPU that may cache them, and only then freed (and
+    /// given back to the account). Allocates nothing.
     fn unmap_range(&self, addr: u64, pages: u64) {
-        if pages == 0 {
-            return;
-        }
-        let freed: Vec<u64> = self.with_tables(|_, tables| {
-            (0..pages)
-                .filter_map(|i| match tables.unmap(page(addr + i * PAGE_SIZE)) {
-                    Ok((frame, flush)) => {
-                        flush.ignore();
-                        Some(frame.start_address().as_u64())
+        let mut done = 0;
+        while done < pages {
+            let n = (pages - done).min(CHUNK as u64);
+            let from = addr + done * PAGE_SIZE;
+            let mut freed = [0u64; CHUNK];
+            let count = self.with_tables(|inner, tables| {
+                let mut count = 0;
+                if !inner.alive {
+                    // Torn down meanwhile: everything is freed already.
+                    return count;
+                }
+                for i in 0..n {
+                    match tables.unmap(page(from + i * PAGE_SIZE)) {
+                        Ok((frame, flush)) => {
+                            flush.ignore();
+                            freed[count] = frame.start_address().as_u64();
+                            count += 1;
+                        }
+                        Err(UnmapError::PageNotMapped) => {}
+                        Err(e) => panic!("aspace: unmapping {:#x}: {e:?}", from + i * PAGE_SIZE),
                     }
-                    Err(UnmapError::PageNotMapped) => None,
-                    Err(e) => panic!("aspace: unmapping {:#x}: {e:?}", addr + i * PAGE_SIZE),
-                })
-                .collect()
-        });
-        // The entries are clear; a CPU that loads this address space from
-        // now on cannot cache them, a lazy one will see the generation, and
-        // the CPUs running it now get the shootdown.
+                }
+                count
+            });
+            self.shoot_down(from, n);
+            freed[..count].iter().for_each(|&f| frames::free(f));
+            let bytes = count as u64 * PAGE_SIZE;
+            self.charged.fetch_sub(bytes, Ordering::Relaxed);
+            self.account.uncharge(Resource::Memory, bytes);
+            done += n;
+        }
+    }
+
+    /// The entries for `pages` pages from `addr` are clear: a CPU that
+    /// loads this address space from now on cannot cache them, a lazy one
+    /// will see the generation, and the CPUs running it now get the
+    /// shootdown.
+    fn shoot_down(&self, addr: u64, pages: u64) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let mut targets = self.active.snapshot();
         for cpu in targets.clone().iter() {
@@ -325,7 +501,6 @@ impl AddressSpace {
             // by IPI, or will when its interrupts come back on).
             me.tlb_generation_seen.fetch_max(generation, Ordering::Relaxed);
         }
-        freed.into_iter().for_each(frames::free);
     }
 
     /// Makes this CPU ready to run a thread of this address space: loads it
@@ -335,6 +510,12 @@ impl AddressSpace {
     /// runs; marks the CPU `user_running`.
     pub fn activate(&self) {
         let cpu = percpu::current();
+        if self.dead.load(Ordering::SeqCst) {
+            // Being torn down (its last thread is doing it, and was
+            // preempted): the kernel's tables serve that thread.
+            leave_if_loaded(self);
+            return;
+        }
         let me = cpu.index();
         let this = self as *const AddressSpace as *mut AddressSpace;
         let loaded = cpu.loaded_aspace.load(Ordering::Relaxed);
@@ -372,18 +553,28 @@ impl AddressSpace {
     }
 
     /// Ends the address space: every CPU leaves it, then every user frame
-    /// and page table is freed. Idempotent.
+    /// and page table is freed, with interrupts on, and given back to the
+    /// account. Idempotent.
     pub fn teardown(&self) {
-        if !core::mem::replace(&mut self.inner.lock().alive, false) {
-            return;
+        {
+            let mut inner = self.inner.lock();
+            if !core::mem::replace(&mut inner.alive, false) {
+                return;
+            }
+            // Dead before anyone leaves: a CPU that switches to one of its
+            // threads from now on loads the kernel's tables instead.
+            self.dead.store(true, Ordering::SeqCst);
         }
         x86_64::instructions::interrupts::without_interrupts(|| leave_if_loaded(self));
         crate::arch::tlb::leave_everywhere(self, &self.active.snapshot());
-        // SAFETY: no CPU has the tables loaded any more and nothing maps
-        // into them (alive is false); they are ours to free.
+        // SAFETY: no CPU has the tables loaded any more, none will load them
+        // again (dead), and nothing maps into them (alive is false); they
+        // are ours to free.
         unsafe { free_lower_half(self.root) };
         frames::free(self.root);
-        self.inner.lock().anon.clear();
+        let regions = core::mem::take(&mut self.inner.lock().regions);
+        drop(regions);
+        self.account.uncharge(Resource::Memory, self.charged.swap(0, Ordering::Relaxed));
     }
 }
 
@@ -410,7 +601,8 @@ pub fn leave_if_loaded(aspace: *const AddressSpace) {
 }
 
 /// Frees every frame and table the lower half of `root` maps (4 KiB leaves
-/// only: user memory is never mapped with large pages).
+/// only: user memory is never mapped with large pages). Each free takes
+/// the allocator's lock for a moment; interrupts stay on in between.
 ///
 /// # Safety
 /// No CPU may use the tables, and nothing else may own the frames.

@@ -125,7 +125,24 @@ pub fn init(boot: &BootInfo) {
 }
 
 fn with<R>(f: impl FnOnce(&mut FrameBitmap<'static>) -> R) -> R {
-    f(FRAMES.lock().as_mut().expect("frame allocator used before mem::frames::init"))
+    let mut frames = FRAMES.lock();
+    let bitmap = frames.as_mut().expect("frame allocator used before mem::frames::init");
+    let result = f(bitmap);
+    LOW_WATER.fetch_min(bitmap.free_frames(), Ordering::Relaxed);
+    result
+}
+
+/// The fewest free frames there have been since [`reset_low_water`]: how
+/// close the machine came to running out (the hostile suite checks that
+/// programs never took the kernel's reserve).
+static LOW_WATER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+pub fn low_water() -> u64 {
+    LOW_WATER.load(Ordering::Relaxed)
+}
+
+pub fn reset_low_water() {
+    with(|b| LOW_WATER.store(b.free_frames(), Ordering::Relaxed));
 }
 
 /// One free frame (its physical address), lowest first.
@@ -158,17 +175,65 @@ pub fn free_count() -> u64 {
 }
 
 /// Frames that what user programs ask for (their memory, their threads'
-/// kernel stacks, their page tables) may never take: with them the kernel
-/// can still grow its heap to refuse a request, kill a process and tear it
-/// down, rather than fail an allocation of its own.
+/// kernel stacks, their page tables, the kernel heap that their kernel
+/// objects take) may never take: with them the kernel can still grow its
+/// heap for itself, kill a process and tear it down, rather than fail an
+/// allocation of its own.
 pub const KERNEL_RESERVE: u64 = 1024;
 
-/// Whether `pages` frames may go to something a user program asked for
-/// (see [`KERNEL_RESERVE`]). Advisory under concurrency: two requests may
-/// both pass, each taking from the reserve's margin, never past it by more
-/// than what they asked.
-pub fn user_may_take(pages: u64) -> bool {
-    free_count() >= pages.saturating_add(KERNEL_RESERVE)
+/// Frames promised to live [`Claim`]s and not yet taken from them. Changed
+/// only under the allocator's lock, so that it and the free count are
+/// always seen together.
+static CLAIMED: AtomicU64 = AtomicU64::new(0);
+
+/// Frames set aside for something a user program asked for: taken from
+/// the free frames beyond [`KERNEL_RESERVE`] and the other claims, at once
+/// and under the allocator's lock, so that two requests on two CPUs can
+/// never both pass the check and together eat into the reserve. Frames
+/// come out of it with [`Claim::take`]; what is left goes back when it
+/// drops. Kernel allocations ([`alloc`]) may still take any free frame:
+/// that is what the reserve is for, and then a claim's `take` can fail,
+/// which its user handles like any lack of memory.
+pub struct Claim {
+    left: u64,
+}
+
+/// Claims `pages` frames for a user program (see [`Claim`]).
+pub fn claim(pages: u64) -> Option<Claim> {
+    with(|b| {
+        let claimed = CLAIMED.load(Ordering::Relaxed);
+        let needed = claimed.checked_add(pages)?.checked_add(KERNEL_RESERVE)?;
+        (b.free_frames() >= needed).then(|| {
+            CLAIMED.store(claimed + pages, Ordering::Relaxed);
+            Claim { left: pages }
+        })
+    })
+}
+
+impl Claim {
+    /// One claimed frame (lowest first), or None if the claim is used up
+    /// or the kernel took the frame meanwhile.
+    pub fn take(&mut self) -> Option<u64> {
+        if self.left == 0 {
+            return None;
+        }
+        let frame = with(|b| {
+            let frame = b.allocate()?;
+            CLAIMED.fetch_sub(1, Ordering::Relaxed);
+            Some(frame)
+        })?;
+        self.left -= 1;
+        Some(frame)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let left = self.left;
+        if left > 0 {
+            with(|_| CLAIMED.fetch_sub(left, Ordering::Relaxed));
+        }
+    }
 }
 
 /// The page below 1 MiB kept for the AP trampoline, if one was found.

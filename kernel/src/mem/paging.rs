@@ -45,10 +45,23 @@ struct TableFrames {
     limit: u64,
 }
 
+/// Page-table frames the kernel half has taken since boot (it never gives
+/// them back: a region's tables stay once made).
+static TABLE_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+/// How many page-table frames the kernel half holds, for the leak checks
+/// (a heap or stack region that grows into new 2 MiB of address space takes
+/// one, for good, and that is not a leak).
+pub fn table_frames() -> u64 {
+    TABLE_FRAMES.load(Ordering::Relaxed)
+}
+
 // SAFETY: every frame returned is free, and ours alone from now on.
 unsafe impl FrameAllocator<Size4KiB> for TableFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame> {
-        frames::alloc_below(self.limit).map(|a| PhysFrame::containing_address(PhysAddr::new(a)))
+        let frame = frames::alloc_below(self.limit)?;
+        TABLE_FRAMES.fetch_add(1, Ordering::Relaxed);
+        Some(PhysFrame::containing_address(PhysAddr::new(frame)))
     }
 }
 

@@ -20,10 +20,11 @@
 //! and fails its senders instead of keeping them waiting (ipc::endpoint).
 use crate::ipc::{Endpoint, Notification};
 use crate::proc::Process;
+use crate::quota::{Account, Resource};
 use crate::sched::thread::Thread;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use ferrite_abi::{rights, Error, MAX_HANDLES};
+use ferrite_abi::{rights, Error};
 
 /// What a handle names.
 #[derive(Clone)]
@@ -97,29 +98,34 @@ impl Drop for Handle {
     }
 }
 
-#[derive(Default)]
 pub struct HandleTable {
     slots: Vec<Option<Handle>>,
     open: usize,
+    /// Open handles allowed (`Limits::handles`).
+    limit: u64,
+    /// Whom the table's slots are charged to, and how many bytes.
+    account: Arc<Account>,
+    charged: u64,
 }
 
 impl HandleTable {
-    pub const fn new() -> Self {
-        HandleTable { slots: Vec::new(), open: 0 }
+    pub fn new(account: Arc<Account>) -> Self {
+        let limit = account.limits().handles;
+        HandleTable { slots: Vec::new(), open: 0, limit, account, charged: 0 }
     }
 
     /// Adds `handle` at the lowest free index. A full table gives the
     /// handle back with the error, so that the caller drops it outside the
-    /// table's lock.
+    /// table's lock. Slots the table grows by are charged to its account.
     pub fn insert(&mut self, handle: Handle) -> Result<u64, (Error, Handle)> {
-        if self.open as u64 >= MAX_HANDLES {
+        if self.open as u64 >= self.limit {
             return Err((Error::NoMemory, handle));
         }
         let index = match self.slots.iter().position(Option::is_none) {
             Some(free) => free,
             None => {
-                if self.slots.try_reserve(1).is_err() {
-                    return Err((Error::NoMemory, handle));
+                if let Err(e) = self.grow() {
+                    return Err((e, handle));
                 }
                 self.slots.push(None);
                 self.slots.len() - 1
@@ -128,6 +134,29 @@ impl HandleTable {
         self.slots[index] = Some(handle);
         self.open += 1;
         Ok(index as u64)
+    }
+
+    /// Room for one more slot: the table doubles, and pays for it first.
+    fn grow(&mut self) -> Result<(), Error> {
+        let capacity = self.slots.capacity();
+        if self.slots.len() < capacity {
+            return Ok(());
+        }
+        let more = capacity.max(4);
+        let bytes = (more * core::mem::size_of::<Option<Handle>>()) as u64;
+        let _room = self.account.charge_heap(bytes)?;
+        if self.slots.try_reserve_exact(more).is_err() {
+            self.account.uncharge(Resource::Memory, bytes);
+            return Err(Error::NoMemory);
+        }
+        // Held until the table goes (take_all, Drop).
+        self.charged += bytes;
+        Ok(())
+    }
+
+    /// Handles open now.
+    pub fn open(&self) -> usize {
+        self.open
     }
 
     /// The handle `number`, whatever it names.
@@ -184,9 +213,16 @@ impl HandleTable {
     }
 
     /// Empties the table, handing back what it held (for the caller to drop
-    /// once no lock is held).
+    /// once no lock is held), and gives its slots' memory back.
     pub fn take_all(&mut self) -> Vec<Option<Handle>> {
         self.open = 0;
+        self.account.uncharge(Resource::Memory, core::mem::take(&mut self.charged));
         core::mem::take(&mut self.slots)
+    }
+}
+
+impl Drop for HandleTable {
+    fn drop(&mut self) {
+        self.account.uncharge(Resource::Memory, self.charged);
     }
 }

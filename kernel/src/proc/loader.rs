@@ -14,6 +14,7 @@ use crate::arch::syscall::SYSCALL_FRAME;
 use crate::arch::trap::TrapFrame;
 use crate::mem::aspace::{Access, STACK_TOP};
 use crate::mem::{align_down, PAGE_SIZE};
+use crate::quota::Account;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use ferrite_abi::{Error, STACK_SIZE};
@@ -58,13 +59,19 @@ pub fn user_entry_frame(rip: u64, rsp: u64, rdi: u64, rsi: u64, rdx: u64) -> Tra
 
 /// Makes the process for module `name` (not yet started) and the frame its
 /// first thread starts from.
-pub(super) fn load(name: &str, args: &str, handles: Vec<Handle>) -> Result<(Arc<Process>, TrapFrame), Error> {
+pub(super) fn load(
+    name: &str,
+    args: &str,
+    handles: Vec<Handle>,
+    account: Arc<Account>,
+    parent: Option<&Arc<Account>>,
+) -> Result<(Arc<Process>, TrapFrame), Error> {
     let image = crate::boot_info::get().module(name).ok_or(Error::NotFound)?;
     let plan = elf::plan(image).map_err(|e| {
         log::warn!("user: module '{name}' refused: {e}");
         Error::BadProgram
     })?;
-    let process = Process::new(name)?;
+    let process = Process::new(name, account, parent)?;
     let aspace = &process.aspace;
     for segment in &plan.segments {
         let (first, end) = segment.pages();

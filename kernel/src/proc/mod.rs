@@ -12,8 +12,15 @@
 //! then its handles, then it wakes whoever waits for it. The `Process`
 //! itself lives on, with its exit code, while a parent has a handle to it.
 //!
+//! **Quotas.** Each process has an account (quota.rs) under its parent's:
+//! its memory, threads and children are charged there (and to every
+//! ancestor) before they are taken, and given back when they go. The
+//! process itself counts as one of its parent's processes until it is
+//! freed (waited for, or its handle closed).
+//!
 //! **Lock order.** A process's thread list, then a run queue; handle
-//! tables and address-space locks are leaves.
+//! tables and address-space locks are leaves (but for the heap's lock,
+//! when a table grows).
 pub mod handle;
 mod loader;
 mod thread;
@@ -26,6 +33,7 @@ pub use thread::{
 };
 
 use crate::mem::aspace::AddressSpace;
+use crate::quota::{Account, Charge, Resource};
 use crate::sched::thread::Thread;
 use crate::sched::wait::WaitQueue;
 use crate::sync::IrqSpinlock;
@@ -59,22 +67,35 @@ pub struct Process {
     /// Set, after the teardown, when the last thread has gone.
     exited: AtomicBool,
     exit_waiters: WaitQueue,
+    /// What it, with its descendants, may hold and holds (quota.rs).
+    pub account: Arc<Account>,
+    /// Its place among its parent's processes (None: the kernel started it)
+    /// and the memory its own structures take; both go back when it is
+    /// freed.
+    _charges: (Option<Charge>, Charge),
 }
 
 impl Process {
-    fn new(name: &str) -> Result<Arc<Process>, Error> {
-        let aspace = AddressSpace::new().map_err(|_| Error::NoMemory)?;
+    /// A process named `name` with `account`, counted as one of `parent`'s
+    /// processes (None: started by the kernel).
+    fn new(name: &str, account: Arc<Account>, parent: Option<&Arc<Account>>) -> Result<Arc<Process>, Error> {
+        let counted = parent.map(|p| p.take(Resource::Processes, 1)).transpose()?;
+        let (memory, room) = account.take_bytes(crate::quota::object_bytes::<Process>() + name.len() as u64)?;
+        let aspace = AddressSpace::new(account.clone()).map_err(|_| Error::NoMemory)?;
         LIVE.fetch_add(1, Ordering::Relaxed);
+        let _room = room;
         Ok(Arc::new(Process {
             id: NEXT_PID.fetch_add(1, Ordering::Relaxed),
             name: String::from(name),
             aspace,
-            handles: IrqSpinlock::new(HandleTable::new()),
+            handles: IrqSpinlock::new(HandleTable::new(account.clone())),
             threads: IrqSpinlock::new(Vec::new()),
             dying: AtomicBool::new(false),
             code: IrqSpinlock::new(None),
             exited: AtomicBool::new(false),
             exit_waiters: WaitQueue::new(),
+            account,
+            _charges: (counted, memory),
         }))
     }
 
@@ -193,7 +214,8 @@ impl Process {
         );
     }
 
-    /// Adds `handle` to the handle table.
+    /// Adds `handle` to the handle table (a slot more, if the table must
+    /// grow, charged to the account).
     pub fn add_handle(&self, handle: Handle) -> Result<u64, Error> {
         let inserted = self.handles.lock().insert(handle);
         // A handle the table refused drops here, outside its lock (see
@@ -208,19 +230,29 @@ impl Drop for Process {
     }
 }
 
-/// Starts the boot module `name` with `args` and these initial handles;
-/// returns the new process. The caller gets a handle to it, or not (init).
+/// Starts the boot module `name` with `args` and these initial handles, on
+/// an account of its own with the default limits; returns the new
+/// process. The caller gets a handle to it, or not (init).
 pub fn spawn(name: &str, args: &str, handles: Vec<Handle>) -> Result<Arc<Process>, Error> {
-    let (process, frame) = loader::load(name, args, handles)?;
+    let (process, frame) = loader::load(name, args, handles, Account::root(), None)?;
     process.start_thread(frame)?;
     Ok(process)
 }
 
-/// Like [`spawn`], but the process's handle is put into `parent`'s table
-/// before the child runs (so that a full table refuses the spawn instead of
-/// leaving a child no one can wait for).
-pub fn spawn_child(parent: &Process, name: &str, args: &str, handles: Vec<Handle>) -> Result<u64, Error> {
-    let (process, frame) = loader::load(name, args, handles)?;
+/// Like [`spawn`], for a child of `parent` with `limits` (None: the
+/// parent's), whose use is charged to the parent's account too; and the
+/// process's handle is put into `parent`'s table before the child runs (so
+/// that a full table refuses the spawn instead of leaving a child no one
+/// can wait for).
+pub fn spawn_child(
+    parent: &Process,
+    name: &str,
+    args: &str,
+    handles: Vec<Handle>,
+    limits: Option<ferrite_abi::Limits>,
+) -> Result<u64, Error> {
+    let account = Account::child(&parent.account, limits)?;
+    let (process, frame) = loader::load(name, args, handles, account, Some(&parent.account))?;
     let handle = parent.add_handle(Handle::new(Object::Process(process.clone()), ferrite_abi::rights::TASK, None))?;
     if let Err(e) = process.start_thread(frame) {
         // Dropped outside the lock (see `finish`).

@@ -14,9 +14,12 @@ use crate::arch::syscall::user_frame_at;
 use crate::arch::trap::{PageFaultError, TrapFrame};
 use crate::arch::user::{self as arch_user, FpuState};
 use crate::ipc::IpcState;
+use crate::mem::frames;
 use crate::percpu;
+use crate::quota::{Charge, Resource};
 use crate::sched::thread::Thread;
 use crate::sched::{self, InterruptsOff};
+use crate::sync::IrqSpinlock;
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -33,6 +36,13 @@ pub struct UserThread {
     /// The code it ended with (`thread_exit`, or its process's).
     pub exit_code: AtomicU64,
     pub ipc: IpcState,
+    /// Its place among its process's threads and the memory of its
+    /// structures: given back when the thread is freed (after its handle is
+    /// closed or joined, so an unjoined thread still counts).
+    _charges: (Charge, Charge),
+    /// Its kernel stack's memory: given back when it exits (the stack itself
+    /// goes back as the CPU switches away from it).
+    stack_charge: IrqSpinlock<Option<Charge>>,
 }
 
 // SAFETY: `fpu` is reached only by the CPU that switches the thread, one
@@ -42,18 +52,29 @@ unsafe impl Sync for UserThread {}
 /// Makes (without starting) a thread of `process` that enters user mode
 /// at `frame`, with `affinity`.
 pub(super) fn create(process: Arc<Process>, frame: TrapFrame, affinity: u32) -> Result<Arc<Thread>, Error> {
-    // Its kernel stack is the kernel's memory, but a user program asked.
-    if !crate::mem::frames::user_may_take(sched::THREAD_STACK_SIZE as u64 / crate::mem::PAGE_SIZE) {
-        return Err(Error::NoMemory);
-    }
+    // Everything it takes is charged to its process first: its place among
+    // the threads, its structures (and the closure the scheduler boxes),
+    // and its kernel stack, which is the kernel's memory, but a user
+    // program asked for it.
+    let account = &process.account;
+    let counted = account.take(Resource::Threads, 1)?;
+    let (memory, room) = account.take_bytes(crate::quota::object_bytes::<Thread>() + 64)?;
+    let stack_bytes = sched::THREAD_STACK_SIZE as u64;
+    let stack_charge = account.take(Resource::Memory, stack_bytes)?;
+    // The stack's frames beyond the kernel's reserve, set aside while it is
+    // made.
+    let claim = frames::claim(stack_bytes / crate::mem::PAGE_SIZE).ok_or(Error::NoMemory)?;
     let user = UserThread {
         process,
         fpu: UnsafeCell::new(FpuState::initial()),
         fpu_cpu: AtomicU32::new(u32::MAX),
         exit_code: AtomicU64::new(0),
         ipc: IpcState::new(),
+        _charges: (counted, memory),
+        stack_charge: IrqSpinlock::new(Some(stack_charge)),
     };
     let t = sched::create("user", Class::Normal, affinity, Some(user), enter).map_err(|_| Error::NoMemory)?;
+    drop((claim, room));
     // The frame goes where user frames live, at the top of the kernel
     // stack, now: `enter` never returns, so nothing it owned (a closure
     // holding the frame, say) would ever be freed.
@@ -183,6 +204,9 @@ pub fn end_current_thread(code: u64) -> ! {
     };
     user.exit_code.store(code, Ordering::Release);
     crate::ipc::abandon_reply(&me);
+    // The stack goes back once this CPU has switched away from it.
+    let stack_charge = user.stack_charge.lock().take();
+    drop(stack_charge);
     let process = user.process.clone();
     let last = process.thread_ended(&me, code);
     drop(me);

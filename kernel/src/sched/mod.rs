@@ -88,11 +88,15 @@ use x86_64::instructions::interrupts;
 
 pub const THREAD_STACK_SIZE: usize = 32 * 1024;
 
-/// Threads per class a run queue holds before it must allocate.
-const RUN_QUEUE_CAPACITY: usize = 1024;
-
-/// Sleepers a CPU's heap holds before it must allocate.
-const SLEEPERS_CAPACITY: usize = 256;
+/// Threads per class a run queue, and sleepers a CPU's heap, hold before
+/// they must allocate, at first: [`make_queue_room`] grows them all as the
+/// number of threads grows, before they need it, so that the scheduler's
+/// paths (interrupts off) never allocate.
+const QUEUE_CAPACITY: usize = 1024;
+/// The capacity every CPU's run queue (per class) and sleepers' heap has.
+static QUEUE_ROOM: AtomicUsize = AtomicUsize::new(QUEUE_CAPACITY);
+/// Serialises [`make_queue_room`].
+static QUEUE_GROWTH: spin::Mutex<()> = spin::Mutex::new(());
 
 /// `current_class` of a CPU running its idle thread.
 const CLASS_IDLE: u8 = u8::MAX;
@@ -260,8 +264,8 @@ fn adopt_current(name: &'static str, affinity: u32) -> *const Thread {
 pub fn init_bsp() {
     let me = cpu_index();
     let c = of(me);
-    c.rq.lock().reserve(RUN_QUEUE_CAPACITY);
-    c.sleepers.lock().reserve(SLEEPERS_CAPACITY);
+    c.rq.lock().reserve(QUEUE_CAPACITY);
+    c.sleepers.lock().reserve(QUEUE_CAPACITY);
     let main = adopt_current("main", ANY_CPU);
     c.current.store(main as *mut Thread, Ordering::Release);
     c.current_class.store(class_code(Class::Normal), Ordering::Relaxed);
@@ -285,8 +289,8 @@ pub fn init_bsp() {
 pub fn init_ap() {
     let me = cpu_index();
     let c = of(me);
-    c.rq.lock().reserve(RUN_QUEUE_CAPACITY);
-    c.sleepers.lock().reserve(SLEEPERS_CAPACITY);
+    c.rq.lock().reserve(QUEUE_ROOM.load(Ordering::Acquire));
+    c.sleepers.lock().reserve(QUEUE_ROOM.load(Ordering::Acquire));
     let idle = adopt_current("idle", me);
     // The CPU holds two references: as `idle` and as `current`.
     // SAFETY: `idle` is a live Arc pointer just made.
@@ -321,6 +325,36 @@ fn usable(cpu: u32) -> bool {
     cpu < crate::smp::online_count() && crate::percpu::get(cpu).online.load(Ordering::Acquire)
 }
 
+/// Makes sure every CPU's run queue and sleepers' heap can hold `threads`
+/// threads without allocating (every thread there is could be runnable, or
+/// asleep, on one CPU). They double when they must, with frames that user
+/// programs may take (the heap's `make_room`): a thread that would need
+/// more is refused instead.
+fn make_queue_room(threads: usize) -> Result<(), KernelError> {
+    if threads <= QUEUE_ROOM.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let _one = QUEUE_GROWTH.lock();
+    let room = QUEUE_ROOM.load(Ordering::Acquire);
+    if threads <= room {
+        return Ok(());
+    }
+    let want = threads.max(room * 2);
+    let cpus = crate::smp::online_count() as usize;
+    // Two classes of pointers and a sleeper (deadline and pointer) a thread.
+    let bytes = (want - room) * cpus * (2 * 8 + 16);
+    let _room = crate::mem::heap::make_room(bytes as u64)?;
+    for cpu in 0..cpus as u32 {
+        let c = of(cpu);
+        c.rq.lock().try_reserve(want).map_err(|_| KernelError::NoMemory)?;
+        let mut sleepers = c.sleepers.lock();
+        let more = want.saturating_sub(sleepers.len());
+        sleepers.try_reserve(more).map_err(|_| KernelError::NoMemory)?;
+    }
+    QUEUE_ROOM.store(want, Ordering::Release);
+    Ok(())
+}
+
 /// Makes a thread that will run `f` (a user thread if `user` says so),
 /// without starting it: see [`start`].
 pub fn create(
@@ -333,6 +367,7 @@ pub fn create(
     if affinity != ANY_CPU && !usable(affinity) {
         return Err(KernelError::BadAddress);
     }
+    make_queue_room(thread::live_threads() as usize + 1)?;
     let stack = KernelStack::new(THREAD_STACK_SIZE)?;
     // A user thread's user-mode frame lives at the very top of its stack
     // (where interrupts from user mode push it): its kernel code starts

@@ -272,12 +272,17 @@ pub(super) fn finish_switch() {
     // SAFETY: `prev` held the CPU's reference to the thread switched away from.
     let prev = unsafe { Arc::from_raw(prev_ptr) };
     let migrate = c.migrate_prev.swap(false, Ordering::Relaxed);
+    if prev.state() == state::EXITED {
+        // We are on another stack now: an exited thread's goes back at once,
+        // whoever still holds a reference to the thread.
+        // SAFETY: it exited, and this CPU has just switched away from it.
+        unsafe { prev.release_stack() };
+    }
     prev.on_cpu.store(false, Ordering::Release);
     if migrate {
         enqueue(prev);
     }
-    // Otherwise dropping our reference may free an exited thread and its
-    // stack (we are on another stack now).
+    // Dropping our reference may free an exited thread.
 }
 
 /// The first code a new thread runs (from switch.rs's trampoline).

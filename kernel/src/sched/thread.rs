@@ -41,8 +41,14 @@ pub struct Thread {
     /// switching away from it, read only by the CPU switching to it, and
     /// the on_cpu handshake orders the two.
     pub(super) rsp: UnsafeCell<u64>,
-    /// None for a CPU's boot context (its stack is never freed).
-    stack: Option<KernelStack>,
+    /// None for a CPU's boot context (its stack is never freed), and once
+    /// the thread has exited and been switched away from: the stack goes
+    /// back then, not when the last reference to the thread does (a
+    /// thread that no one has joined yet holds no stack). Touched only by
+    /// the CPU that switches away from the exited thread.
+    stack: UnsafeCell<Option<KernelStack>>,
+    /// One past the stack's highest byte (0: a boot context).
+    stack_top: u64,
     pub(super) entry: IrqSpinlock<Option<Entry>>,
     /// Time spent on a CPU, in TSC ticks, up to its last switch away.
     pub(super) runtime: AtomicU64,
@@ -74,8 +80,9 @@ impl Drop for LiveToken {
 }
 
 // SAFETY: every field is atomic or locked except rsp, whose accesses the
-// on_cpu protocol serialises (see sched/mod.rs), and link, reached only
-// under the lock of the queue the thread is on (tqueue.rs).
+// on_cpu protocol serialises (see sched/mod.rs), link, reached only under
+// the lock of the queue the thread is on (tqueue.rs), and stack, taken
+// once by the CPU that switches away from the exited thread.
 unsafe impl Sync for Thread {}
 // SAFETY: as above; a thread is handed between CPUs by design.
 unsafe impl Send for Thread {}
@@ -107,7 +114,8 @@ impl Thread {
             cpu: AtomicU32::new(0),
             affinity: AtomicU32::new(affinity),
             rsp: UnsafeCell::new(rsp),
-            stack,
+            stack_top: stack.as_ref().map_or(0, KernelStack::top),
+            stack: UnsafeCell::new(stack),
             entry: IrqSpinlock::new(entry),
             runtime: AtomicU64::new(0),
             exited: WaitQueue::new(),
@@ -138,7 +146,19 @@ impl Thread {
     /// One past the highest byte of the thread's kernel stack (0 for a
     /// CPU's boot context, which never runs user code).
     pub fn stack_top(&self) -> u64 {
-        self.stack.as_ref().map_or(0, KernelStack::top)
+        self.stack_top
+    }
+
+    /// Gives back the kernel stack of a thread that has exited and is
+    /// switched out.
+    ///
+    /// # Safety
+    /// The thread is EXITED and no CPU runs on its stack any more (the
+    /// caller has just switched away from it).
+    pub(super) unsafe fn release_stack(&self) {
+        // SAFETY: (of the caller) nothing uses the stack, and only the CPU
+        // that switched away from the thread gets here, once.
+        drop(unsafe { (*self.stack.get()).take() });
     }
 
     /// Waits until the thread has exited, or until `cancelled()` holds;

@@ -36,7 +36,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
 }
 
 fn handle(frame: &mut TrapFrame) -> Result<u64, Error> {
-    let (a0, a1, a2, a3) = (frame.rdi, frame.rsi, frame.rdx, frame.r10);
+    let (a0, a1, a2, a3, a4) = (frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8);
     match frame.rax {
         nr::WRITE => write(a0, a1),
         nr::EXIT => exit(a0),
@@ -58,7 +58,7 @@ fn handle(frame: &mut TrapFrame) -> Result<u64, Error> {
         nr::SET_AFFINITY => tasks::set_affinity(a0),
         nr::MAP => tasks::map(a0, a1),
         nr::UNMAP => tasks::unmap(a0, a1),
-        nr::SPAWN => tasks::spawn(a0, a1, a2, a3),
+        nr::SPAWN => tasks::spawn(a0, a1, a2, a3, a4),
         nr::WAIT => tasks::wait(a0),
         nr::ENDPOINT_CREATE => objects::endpoint_create(),
         nr::CALL | nr::REPLY_RECV | nr::SEND | nr::RECV => objects::ipc(frame),
@@ -69,6 +69,7 @@ fn handle(frame: &mut TrapFrame) -> Result<u64, Error> {
         nr::HANDLE_DERIVE => objects::handle_derive(a0, a1, None),
         nr::HANDLE_MINT => objects::handle_derive(a0, a1, Some(a2)),
         nr::HANDLE_RIGHTS => objects::handle_rights(a0),
+        nr::LIMITS => tasks::limits(a0),
         nr::PID => Ok(current_process().id),
         nr::NULL => Ok(0),
         nr::TSC_HZ => Ok(crate::time::tsc_hz()),

@@ -11,14 +11,23 @@ use crate::sched;
 use alloc::sync::Arc;
 use ferrite_abi::{nr, rights, Error};
 
+/// The object is charged to the caller before it is made (quota.rs), and
+/// the heap has room for it by then; its handle may still be refused (a
+/// full table), and then it goes at once.
 pub fn endpoint_create() -> Result<u64, Error> {
-    let object = Object::Endpoint(Arc::new(Endpoint::new()));
-    current_process().add_handle(Handle::new(object, rights::ENDPOINT, None))
+    let process = current_process();
+    let (charge, room) = process.account.take_object::<Endpoint>()?;
+    let object = Object::Endpoint(Arc::new(Endpoint::new(charge)));
+    drop(room);
+    process.add_handle(Handle::new(object, rights::ENDPOINT, None))
 }
 
 pub fn notification_create() -> Result<u64, Error> {
-    let object = Object::Notification(Arc::new(Notification::new()));
-    current_process().add_handle(Handle::new(object, rights::NOTIFICATION, None))
+    let process = current_process();
+    let (charge, room) = process.account.take_object::<Notification>()?;
+    let object = Object::Notification(Arc::new(Notification::new(charge)));
+    drop(room);
+    process.add_handle(Handle::new(object, rights::NOTIFICATION, None))
 }
 
 /// `call`, `reply_recv`, `send` and `recv`: the handle in `rdi`, the

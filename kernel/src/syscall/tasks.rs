@@ -3,10 +3,11 @@
 use super::{current_process, uaccess};
 use crate::proc::handle::{Handle, Object};
 use crate::proc::{self, user_entry_frame};
+use crate::quota::Resource;
 use crate::sched::{self, thread::ANY_CPU};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use ferrite_abi::{map, rights, Error, MAP_MAX, SPAWN_CMD_MAX, SPAWN_HANDLES_MAX, USER_END, USER_START};
+use ferrite_abi::{map, rights, Error, Limits, MAP_MAX, SPAWN_CMD_MAX, SPAWN_HANDLES_MAX, USER_END, USER_START};
 
 /// `thread_spawn(entry, stack_top, arg) -> handle`.
 pub fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> {
@@ -97,14 +98,24 @@ pub fn unmap(addr: u64, len: u64) -> Result<u64, Error> {
     Ok(0)
 }
 
-/// `spawn(cmd_ptr, cmd_len, grants_ptr, grants_len) -> process handle`.
-pub fn spawn(cmd_ptr: u64, cmd_len: u64, grants_ptr: u64, grants_len: u64) -> Result<u64, Error> {
+/// `spawn(cmd_ptr, cmd_len, grants_ptr, grants_len, limits_ptr) ->
+/// process handle`.
+pub fn spawn(cmd_ptr: u64, cmd_len: u64, grants_ptr: u64, grants_len: u64, limits_ptr: u64) -> Result<u64, Error> {
     if cmd_len > SPAWN_CMD_MAX || grants_len > SPAWN_HANDLES_MAX {
         return Err(Error::BadLength);
     }
     let command = uaccess::copy_in(cmd_ptr, cmd_len)?;
     // Two words a grant: the handle and the rights the child's copy gets.
     let grants = uaccess::copy_words(grants_ptr, grants_len * 2)?;
+    let limits = match limits_ptr {
+        0 => None,
+        at => {
+            let [memory, threads, processes, handles] = uaccess::copy_words(at, 4)?[..] else {
+                return Err(Error::BadAddress);
+            };
+            Some(Limits { memory, threads, processes, handles })
+        }
+    };
     let command = core::str::from_utf8(&command).map_err(|_| Error::BadArgument)?;
     let (name, args) = match command.trim_start().split_once(char::is_whitespace) {
         Some((name, args)) => (name, args.trim()),
@@ -133,7 +144,7 @@ pub fn spawn(cmd_ptr: u64, cmd_len: u64, grants_ptr: u64, grants_len: u64) -> Re
             handles.push(source.derive(wanted, None)?);
         }
     }
-    proc::spawn_child(&process, name, args, handles)
+    proc::spawn_child(&process, name, args, handles, limits)
 }
 
 /// `wait(process handle) -> code`.
@@ -143,4 +154,25 @@ pub fn wait(handle: u64) -> Result<u64, Error> {
     let code = child.wait(|| process.dying()).ok_or(Error::PeerGone)?;
     close_if_same(&process, handle, |o| matches!(o, Object::Process(p) if Arc::ptr_eq(p, &child)));
     Ok(code)
+}
+
+/// `limits(ptr)`: the caller's limits, then what it (with its descendants)
+/// holds, as two `Limits`.
+pub fn limits(ptr: u64) -> Result<u64, Error> {
+    let process = current_process();
+    let account = &process.account;
+    let limits = account.limits();
+    let open = process.handles.lock().open() as u64;
+    let words = [
+        limits.memory,
+        limits.threads,
+        limits.processes,
+        limits.handles,
+        account.used(Resource::Memory),
+        account.used(Resource::Threads),
+        account.used(Resource::Processes),
+        open,
+    ];
+    uaccess::copy_words_out(ptr, &words)?;
+    Ok(0)
 }

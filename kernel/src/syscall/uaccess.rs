@@ -1,7 +1,7 @@
-//! Reading user memory: ranges checked against user space first, then
-//! copied by arch::user's fault-tolerant routine. The kernel never
+//! Reading and writing user memory: ranges checked against user space
+//! first, then copied by arch::user's fault-tolerant routine. The kernel never
 //! dereferences a user pointer itself.
-use crate::arch::user::copy_from_user;
+use crate::arch::user::{copy_from_user, copy_to_user};
 use alloc::vec::Vec;
 use ferrite_abi::{Error, USER_END, USER_START};
 
@@ -38,4 +38,26 @@ pub fn copy_in(ptr: u64, len: u64) -> Result<Vec<u8>, Error> {
 pub fn copy_words(ptr: u64, count: u64) -> Result<Vec<u64>, Error> {
     let bytes = copy_in(ptr, count.checked_mul(8).ok_or(Error::BadLength)?)?;
     Ok(bytes.as_chunks::<8>().0.iter().map(|w| u64::from_le_bytes(*w)).collect())
+}
+
+/// Writes `words` to user address `ptr`: the whole range must lie in user
+/// space and be mapped writable, or the call fails (`BadAddress`) with
+/// what came before the bad page written.
+pub fn copy_words_out(ptr: u64, words: &[u64]) -> Result<(), Error> {
+    let mut bytes = [0u8; 64];
+    let len = words.len() * 8;
+    if len > bytes.len() {
+        return Err(Error::BadLength);
+    }
+    for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    check_range(ptr, len as u64)?;
+    // SAFETY: the range lies in user space (checked above); a page that is
+    // not mapped writable makes the copy fail, not the kernel.
+    if unsafe { copy_to_user(ptr, &bytes[..len]) } {
+        Ok(())
+    } else {
+        Err(Error::BadAddress)
+    }
 }

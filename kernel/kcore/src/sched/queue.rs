@@ -33,6 +33,15 @@ impl<T> RunQueue<T> {
         }
     }
 
+    /// [`reserve`](Self::reserve), failing instead of aborting when there
+    /// is no memory: for the kernel to grow its queues before it needs them.
+    pub fn try_reserve(&mut self, per_class: usize) -> Result<(), alloc::collections::TryReserveError> {
+        for q in &mut self.queues {
+            q.try_reserve(per_class.saturating_sub(q.len()))?;
+        }
+        Ok(())
+    }
+
     /// How many items each class holds before the queue must allocate.
     pub fn capacity_per_class(&self) -> usize {
         self.queues.iter().map(|q| q.capacity()).min().unwrap_or(0)

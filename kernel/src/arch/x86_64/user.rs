@@ -13,7 +13,8 @@
 //! instructions fault as invalid opcodes in user mode.
 //!
 //! **User memory.** With SMAP on, the kernel faults on any access to a
-//! user page unless RFLAGS.AC is set; [`copy_from_user`] sets it for the
+//! user page unless RFLAGS.AC is set; [`copy_from_user`] (and
+//! [`copy_to_user`], the same routine the other way) sets it for the
 //! one instruction that copies (`stac`/`clac`), and that instruction has an
 //! exception-table entry, so a page that is not mapped (or not readable)
 //! makes the copy fail instead of the kernel. Callers check that the range
@@ -79,7 +80,8 @@ enter_user_frame:
     mov rsp, rdi
     jmp trap_return
 
-/* copy_user_bytes(dst, src, len) -> 0, or 1 if the copy faulted. */
+/* copy_user_bytes(dst, src, len) -> 0, or 1 if the copy faulted; either
+ * side may be the user's. */
 .global copy_user_bytes
 copy_user_bytes:
     mov rcx, rdx
@@ -137,4 +139,16 @@ pub unsafe fn enter(frame: *mut TrapFrame) -> ! {
 pub unsafe fn copy_from_user(dst: &mut [u8], src: u64) -> bool {
     // SAFETY: `dst` is ours to write; a fault on the source is fixed up.
     unsafe { copy_user_bytes(dst.as_mut_ptr(), src, dst.len() as u64) == 0 }
+}
+
+/// Copies `src` to user address `dst`. Returns false, with the destination
+/// partly written, if a page of it is not mapped writable for user mode.
+///
+/// # Safety
+/// `dst..dst + src.len()` must lie in user space (checked by the caller):
+/// the routine does not check, and would write kernel memory.
+pub unsafe fn copy_to_user(dst: u64, src: &[u8]) -> bool {
+    // SAFETY: `src` is ours to read; a fault on the destination is fixed
+    // up (the routine is the same either way: one `rep movsb`).
+    unsafe { copy_user_bytes(dst as *mut u8, src.as_ptr() as u64, src.len() as u64) == 0 }
 }

@@ -32,6 +32,7 @@ mod kill;
 mod leak;
 mod memory;
 mod process;
+mod quota;
 mod raw;
 mod rights;
 mod syscalls;
@@ -108,6 +109,10 @@ pub static CASES: &[(&str, Case)] = &[
     ("rights_notification", rights::rights_notification),
     ("dead_endpoint", rights::dead_endpoint),
     ("abi_edges", rights::abi_edges),
+    ("heap_exhaust", quota::heap_exhaust),
+    ("concurrent_maps", quota::concurrent_maps),
+    ("quotas", quota::quotas),
+    ("unjoined_threads", quota::unjoined_threads),
     // The peers other cases spawn.
     ("child_server", children::child_server),
     ("child_receive_and_die", children::child_receive_and_die),
@@ -122,6 +127,9 @@ pub static CASES: &[(&str, Case)] = &[
     ("child_badged_call", rights::child_badged_call),
     ("child_signal_only", rights::child_signal_only),
     ("child_answer_once", rights::child_answer_once),
+    ("child_fill_handles", quota::child_fill_handles),
+    ("child_quota", quota::child_quota),
+    ("child_neighbour", quota::child_neighbour),
 ];
 
 fn main(args: &str) -> u64 {

@@ -201,17 +201,21 @@ const MAX_CHUNKS: usize = 1024 + 4 * 16;
 
 /// Mappings made by `map_exhaust`, kept on the stack so that the heap never
 /// needs memory while there is none.
-struct Chunks {
+pub struct Chunks {
     list: [(*mut u8, usize); MAX_CHUNKS],
     count: usize,
 }
 
 impl Chunks {
+    pub const fn new() -> Chunks {
+        Chunks { list: [(core::ptr::null_mut(), 0); MAX_CHUNKS], count: 0 }
+    }
+
     /// Maps chunks, largest size first, each size until the kernel refuses
     /// it, until `budget` bytes are mapped or the list is full; returns the
     /// error that stopped the smallest size. It formats nothing: while
     /// memory is exhausted the heap may not grow.
-    fn fill(&mut self, budget: usize) -> Option<Error> {
+    pub fn fill(&mut self, budget: usize) -> Option<Error> {
         let mut stop = None;
         let mut mapped = 0;
         for size in CHUNKS {
@@ -236,12 +240,22 @@ impl Chunks {
         stop
     }
 
-    fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.list[..self.count].iter().map(|&(_, size)| size).sum()
     }
 
+    /// Unmaps the last chunk mapped; returns its size (0: none left).
+    pub fn release_last(&mut self) -> Result<usize, String> {
+        let Some(i) = self.count.checked_sub(1) else { return Ok(0) };
+        let (chunk, size) = self.list[i];
+        // SAFETY: the chunk came from `map` and is not used any more.
+        check_eq!(unsafe { sys::unmap(chunk, size) }, Ok(()), "unmap of chunk {i}");
+        self.count = i;
+        Ok(size)
+    }
+
     /// Unmaps every chunk.
-    fn release(&mut self) -> Result<(), String> {
+    pub fn release(&mut self) -> Result<(), String> {
         for (i, &(chunk, size)) in self.list[..self.count].iter().enumerate() {
             // SAFETY: the chunk came from `map` and is not used any more.
             let unmapped = unsafe { sys::unmap(chunk, size) };

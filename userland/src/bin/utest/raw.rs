@@ -10,7 +10,7 @@
 
 use ferrite_abi::{nr, Error, Grant};
 use ferrite_user::sys::Handle;
-use ferrite_user::syscall::{syscall2, syscall4};
+use ferrite_user::syscall::{syscall2, syscall5};
 
 use crate::harness::addr;
 
@@ -26,7 +26,7 @@ pub fn write(ptr: u64, len: u64) -> Result<u64, Error> {
 pub fn spawn(cmd_ptr: u64, cmd_len: u64, grants_ptr: u64, grants_len: u64) -> Result<Handle, Error> {
     // SAFETY: `spawn` only reads the command and the grants (see the
     // module documentation); a child it starts has its own memory.
-    unsafe { syscall4(nr::SPAWN, cmd_ptr, cmd_len, grants_ptr, grants_len) }.result()
+    unsafe { syscall5(nr::SPAWN, cmd_ptr, cmd_len, grants_ptr, grants_len, 0) }.result()
 }
 
 /// `spawn(command, grants)` with the slices as they are: an empty grant
