@@ -60,11 +60,10 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
     boot.log_summary();
 
     cpu::log_features();
-    cpu::enable_paging_features();
+    cpu::init_control_registers();
     mem::init(boot);
     gdt::init_cpu();
     idt::load(true);
-    cpu::enable_user_features();
     arch::syscall::init_cpu();
 
     pic::init_and_mask();

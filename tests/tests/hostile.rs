@@ -6,7 +6,10 @@
 use ferrite_tests::{check_all_tests_passed, Boot, Firmware, Machine, Status};
 
 /// The suite's cases; every boot must run them all.
-const CASES: usize = 11;
+const CASES: usize = 17;
+
+/// Lines the suite's fault cases must leave in the log.
+const EXPECTED_LINES: &[&str] = &["killed: #MF x87 floating-point error at rip"];
 
 fn hostile_suite(name: &str, firmware: Firmware, smp: u32) {
     let outcome = Boot::new(name)
@@ -26,7 +29,12 @@ fn hostile_suite(name: &str, firmware: Firmware, smp: u32) {
         Ok(_) => {}
         Err(e) => problems.push(e),
     }
-    if outcome.lines().any(|l| l.contains("panic") || l.contains("watchdog:")) {
+    for needle in EXPECTED_LINES {
+        if !outcome.lines().any(|l| l.contains(needle)) {
+            problems.push(format!("no line contains {needle:?}"));
+        }
+    }
+    if outcome.lines().any(|l| l.contains("PANIC") || l.contains("watchdog:")) {
         problems.push("the kernel panicked or its watchdog bit".to_owned());
     }
     if !problems.is_empty() {

@@ -8,6 +8,7 @@ use super::user::{run_case, run_leak_checked};
 use super::{Test, TestResult};
 use crate::mem::frames;
 use alloc::format;
+use ferrite_abi::EXIT_FAULT;
 
 pub const TESTS: &[Test] = &[
     Test { name: "hostile::kill_race", run: kill_race },
@@ -21,6 +22,12 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile::concurrent_maps", run: concurrent_maps },
     Test { name: "hostile::quotas", run: quotas },
     Test { name: "hostile::unjoined_threads", run: unjoined_threads },
+    Test { name: "hostile::control_registers", run: control_registers },
+    Test { name: "hostile::umip", run: umip },
+    Test { name: "hostile::x87_fault_boot_cpu", run: x87_fault_boot_cpu },
+    Test { name: "hostile::x87_fault_ap", run: x87_fault_ap },
+    Test { name: "hostile::sysenter", run: sysenter },
+    Test { name: "hostile::avx", run: avx },
 ];
 
 /// Cases that must exit 0, run as they are.
@@ -30,7 +37,16 @@ macro_rules! passing_cases {
     };
 }
 
-passing_cases!(rights_endpoint, rights_badge, rights_notification, dead_endpoint, abi_edges, quotas, unjoined_threads);
+passing_cases!(
+    rights_endpoint,
+    rights_badge,
+    rights_notification,
+    dead_endpoint,
+    abi_edges,
+    quotas,
+    unjoined_threads,
+    avx
+);
 
 /// A thousand children killed while their threads are on their way into
 /// and out of every blocking call: every wait returns.
@@ -70,4 +86,59 @@ fn heap_exhaust() -> TestResult {
 /// `map`s on every CPU at once, sized to what is left: the reserve stays.
 fn concurrent_maps() -> TestResult {
     reserve_kept(|| run_case("concurrent_maps", 0))
+}
+
+/// Every CPU loaded complete CR0 and CR4 values: NE (so #MF exists), WP,
+/// caching on, and the CR4 features the CPU has, on the boot CPU and on
+/// every AP alike (each checks its own, through a cross-CPU call).
+fn control_registers() -> TestResult {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use x86_64::registers::control::{Cr0, Cr4};
+    static SEEN: [AtomicU64; crate::percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; crate::percpu::MAX_CPUS];
+    let online = crate::smp::online_count();
+    crate::smp::call::run_on_all(&|cpu| {
+        let cpu = cpu as usize;
+        SEEN[cpu].store(Cr0::read_raw() << 32 | (Cr4::read_raw() & 0xffff_ffff), Ordering::Release);
+    });
+    let first = SEEN[0].load(Ordering::Acquire);
+    let (cr0, cr4) = (first >> 32, first & 0xffff_ffff);
+    let f = crate::arch::cpu::features();
+    crate::ensure!(cr0 & (1 << 5) != 0, "CR0.NE is clear ({cr0:#x})");
+    crate::ensure!(cr0 & (1 << 16) != 0, "CR0.WP is clear ({cr0:#x})");
+    crate::ensure!(cr0 & (3 << 29) == 0, "caching is off: CR0 {cr0:#x}");
+    crate::ensure!(cr0 & (1 << 3 | 1 << 2) == 0, "CR0.TS or EM is set ({cr0:#x})");
+    for (has, bit, name) in [(f.umip, 11, "UMIP"), (f.mce, 6, "MCE"), (f.xsave, 18, "OSXSAVE"), (f.smep, 20, "SMEP")] {
+        crate::ensure!((cr4 >> bit) & 1 == u64::from(has), "CR4.{name} is {} but CPUID says {has}", (cr4 >> bit) & 1);
+    }
+    for (cpu, seen) in SEEN.iter().enumerate().take(online as usize).skip(1) {
+        let seen = seen.load(Ordering::Acquire);
+        crate::ensure!(seen == first, "cpu{cpu} has CR0:CR4 {seen:#x}, the boot CPU {first:#x}");
+    }
+    Ok(())
+}
+
+/// `sgdt`, `sidt`, `sldt`, `str` and `smsw` in ring 3 end the process where
+/// the CPU has UMIP (and run where it has not).
+fn umip() -> TestResult {
+    let expected = if crate::arch::cpu::features().umip { EXIT_FAULT } else { 0 };
+    for op in ["sgdt", "sidt", "sldt", "str", "smsw"] {
+        run_case(&format!("fault_umip op={op}"), expected)?;
+    }
+    Ok(())
+}
+
+/// An unmasked x87 exception ends its process with #MF, on the boot CPU...
+fn x87_fault_boot_cpu() -> TestResult {
+    run_case("fault_mf cpu=0", EXIT_FAULT)
+}
+
+/// ...and on the last AP (whose CR0 INIT had left without NE).
+fn x87_fault_ap() -> TestResult {
+    let last = crate::smp::online_count() - 1;
+    run_case(&format!("fault_mf cpu={last}"), EXIT_FAULT)
+}
+
+/// `sysenter` is off: it faults in user mode.
+fn sysenter() -> TestResult {
+    run_case("fault_sysenter", EXIT_FAULT)
 }

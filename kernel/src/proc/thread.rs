@@ -58,7 +58,8 @@ pub(super) fn create(process: Arc<Process>, frame: TrapFrame, affinity: u32) -> 
     // program asked for it.
     let account = &process.account;
     let counted = account.take(Resource::Threads, 1)?;
-    let (memory, room) = account.take_bytes(crate::quota::object_bytes::<Thread>() + 64)?;
+    let (memory, room) = account.take_bytes(crate::quota::object_bytes::<Thread>() + 64 + FpuState::bytes() + 64)?;
+    let fpu = FpuState::initial().ok_or(Error::NoMemory)?;
     let stack_bytes = sched::THREAD_STACK_SIZE as u64;
     let stack_charge = account.take(Resource::Memory, stack_bytes)?;
     // The stack's frames beyond the kernel's reserve, set aside while it is
@@ -66,7 +67,7 @@ pub(super) fn create(process: Arc<Process>, frame: TrapFrame, affinity: u32) -> 
     let claim = frames::claim(stack_bytes / crate::mem::PAGE_SIZE).ok_or(Error::NoMemory)?;
     let user = UserThread {
         process,
-        fpu: UnsafeCell::new(FpuState::initial()),
+        fpu: UnsafeCell::new(fpu),
         fpu_cpu: AtomicU32::new(u32::MAX),
         exit_code: AtomicU64::new(0),
         ipc: IpcState::new(),

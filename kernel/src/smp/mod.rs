@@ -422,10 +422,9 @@ extern "C" fn ap_entry(index: u64) -> ! {
     // this one has not yet).
     let slot = unsafe { &(*params).cpus[index as usize] };
     percpu::install(index, slot.apic_id);
-    cpu::enable_paging_features();
+    cpu::init_control_registers();
     gdt::init_cpu();
     idt::load(true);
-    cpu::enable_user_features();
     crate::arch::syscall::init_cpu();
     apic::init_ap();
     crate::sched::init_ap();

@@ -28,6 +28,18 @@ pub struct Features {
     pub smap: bool,
     /// CPUID.8000_0001H:EDX[27]: `rdtscp`.
     pub rdtscp: bool,
+    /// CPUID.07H:ECX[2]: user-mode instruction prevention (`sgdt`, `sidt`,
+    /// `sldt`, `str` and `smsw` fault in ring 3).
+    pub umip: bool,
+    /// CPUID.01H:EDX[7]: the machine-check exception.
+    pub mce: bool,
+    /// CPUID.01H:ECX[26]: XSAVE and XCR0.
+    pub xsave: bool,
+    /// CPUID.(EAX=0DH,ECX=1):EAX[0] and [1]: XSAVEOPT and XSAVEC.
+    pub xsaveopt: bool,
+    pub xsavec: bool,
+    /// The XCR0 bits the CPU supports (CPUID.(EAX=0DH,ECX=0):EDX:EAX).
+    pub xcr0_supported: u64,
     /// The CPU starts its APs without the 10 ms wait after INIT that the
     /// MP specification asks of 1990s CPUs: Intel family 6 and later, AMD
     /// family 0Fh and later, or any CPU under a hypervisor (Linux's
@@ -58,7 +70,24 @@ fn detect() -> Features {
             .map(|f| u64::from(f.processor_base_frequency()) * 1_000_000)
             .filter(|&hz| hz != 0)
     });
+    let leaf7 = cpuid.get_extended_feature_info();
+    let xsave_leaf = |sub: u32| core::arch::x86_64::__cpuid_count(0xd, sub);
+    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
+    let xsave = info.as_ref().is_some_and(|i| i.has_xsave()) && max_leaf >= 0xd;
+    let (xsaveopt, xsavec, xcr0_supported) = if xsave {
+        let one = xsave_leaf(1).eax;
+        let zero = xsave_leaf(0);
+        (one & 1 != 0, one & 2 != 0, u64::from(zero.edx) << 32 | u64::from(zero.eax))
+    } else {
+        (false, false, 0)
+    };
     Features {
+        umip: leaf7.as_ref().is_some_and(|e| e.has_umip()),
+        mce: info.as_ref().is_some_and(|i| i.has_mce()),
+        xsave,
+        xsaveopt,
+        xsavec,
+        xcr0_supported,
         vendor,
         x2apic: info.as_ref().is_some_and(|i| i.has_x2apic()),
         tsc_deadline: info.as_ref().is_some_and(|i| i.has_tsc_deadline()),
@@ -82,7 +111,7 @@ fn detect() -> Features {
 pub fn log_features() {
     let f = features();
     log::info!(
-        "cpu: {} x2apic={} tsc-deadline={} nx={} 1g-pages={} invariant-tsc={} global-pages={} smep={} smap={} cpuid-tsc-hz={:?}",
+        "cpu: {} x2apic={} tsc-deadline={} nx={} 1g-pages={} invariant-tsc={} global-pages={} smep={} smap={} umip={} xsave={} cpuid-tsc-hz={:?}",
         core::str::from_utf8(&f.vendor).unwrap_or("?"),
         f.x2apic,
         f.tsc_deadline,
@@ -92,56 +121,71 @@ pub fn log_features() {
         f.global_pages,
         f.smep,
         f.smap,
+        f.umip,
+        f.xsave,
         f.tsc_hz_cpuid
     );
 }
 
-/// Turns on what the kernel's page tables assume: EFER.NXE (so NX bits are
-/// not reserved bits), CR0.WP (the kernel honours read-only pages too) and
-/// CR4.PGE (global kernel mappings survive CR3 reloads).
-pub fn enable_paging_features() {
+/// Loads complete CR0 and CR4 values on this CPU (and EFER.NXE, and XCR0),
+/// rather than adding bits to what the loader, the firmware or INIT left
+/// (after INIT, CR0 has caching disabled and no NE). Called first thing on
+/// every CPU, the boot CPU included:
+///
+/// - CR0: protected mode and paging (PE, PG); ET; NE, so that an unmasked
+///   x87 exception raises #MF instead of going out on a FERR# pin; WP, so
+///   the kernel honours read-only pages too; MP with EM and TS clear, so
+///   x87 and SSE instructions run (the kernel saves the state on every
+///   switch); AM, so that a user program that sets RFLAGS.AC gets
+///   alignment checks, as on Linux; caching on (CD and NW clear).
+/// - CR4: PAE (long mode), PGE where present (global kernel mappings
+///   survive CR3 writes), OSFXSR and OSXMMEXCPT (FXSAVE-managed SSE state,
+///   SIMD exceptions as #XM), OSXSAVE where XSAVE exists (the state is
+///   managed with XSAVE: arch::user), MCE where present (a machine check
+///   is an exception, not a shutdown), and where the CPU has them SMEP (the
+///   kernel never executes user pages), SMAP (it touches them only in its
+///   copy routine, with RFLAGS.AC set) and UMIP (user code cannot read
+///   the GDT, IDT, LDT and TR bases or the machine status word).
+///   Nothing else: no VME, PVI, TSD, DE, PCE, FSGSBASE or PCID.
+pub fn init_control_registers() {
     let f = features();
     if f.nx {
         // SAFETY: setting NXE only makes the NX bit meaningful.
         unsafe { Efer::update(|e| e.insert(EferFlags::NO_EXECUTE_ENABLE)) };
     }
-    // SAFETY: the kernel never writes its own read-only pages on purpose.
-    unsafe { Cr0::update(|c| c.insert(Cr0Flags::WRITE_PROTECT)) };
-    if f.global_pages {
-        // SAFETY: global pages only keep kernel TLB entries across CR3 writes.
-        unsafe { Cr4::update(|c| c.insert(Cr4Flags::PAGE_GLOBAL)) };
-    }
-}
-
-/// Prepares this CPU for user mode:
-/// - SSE for user code (CR4.OSFXSR and OSXMMEXCPT: the OS saves the state
-///   with FXSAVE and takes SIMD exceptions as #XM; CR0.EM clear and MP set,
-///   so x87 and SSE instructions run instead of trapping);
-/// - SMEP (the kernel never executes user pages) and SMAP (it touches user
-///   pages only inside its copy routine, with RFLAGS.AC set) where the CPU
-///   has them.
-pub fn enable_user_features() {
-    let f = features();
-    // SAFETY: the kernel itself uses no x87/SSE instructions; these bits
-    // only let user code use them, with the state saved on every switch.
-    unsafe {
-        Cr0::update(|c| {
-            c.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
-            c.insert(Cr0Flags::MONITOR_COPROCESSOR);
-        });
-        Cr4::update(|c| c.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
-    }
-    let mut protect = Cr4Flags::empty();
-    if f.smep {
-        protect |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
+    let cr0 = Cr0Flags::PROTECTED_MODE_ENABLE
+        | Cr0Flags::MONITOR_COPROCESSOR
+        | Cr0Flags::EXTENSION_TYPE
+        | Cr0Flags::NUMERIC_ERROR
+        | Cr0Flags::WRITE_PROTECT
+        | Cr0Flags::ALIGNMENT_MASK
+        | Cr0Flags::PAGING;
+    // SAFETY: paging and protected mode stay on (we run with them); the
+    // other bits only change how the kernel's and users' instructions are
+    // checked, as described above, and caching going on is always safe.
+    unsafe { Cr0::write(cr0) };
+    let mut cr4 = Cr4Flags::PHYSICAL_ADDRESS_EXTENSION | Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE;
+    for (has, flag) in [
+        (f.global_pages, Cr4Flags::PAGE_GLOBAL),
+        (f.xsave, Cr4Flags::OSXSAVE),
+        (f.mce, Cr4Flags::MACHINE_CHECK_EXCEPTION),
+        (f.smep, Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION),
+        (f.smap, Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
+        (f.umip, Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION),
+    ] {
+        if has {
+            cr4 |= flag;
+        }
     }
     if f.smap {
-        protect |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
         super::user::SMAP_ON.store(true, core::sync::atomic::Ordering::Relaxed);
     }
-    // SAFETY: the kernel runs no code from user pages, and reads user pages
-    // only in arch::user's copy routine, which sets RFLAGS.AC around it.
-    unsafe { Cr4::update(|c| c.insert(protect)) };
+    // SAFETY: PAE stays on (long mode needs it) and nothing else the
+    // kernel relies on goes off; the rest is described above.
+    unsafe { Cr4::write(cr4) };
+    if f.xsave {
+        super::user::init_xcr0();
+    }
 }
 
 /// Reads the TSC at the start of a timed stretch: `lfence` first, so no

@@ -18,6 +18,7 @@ use x86_64::VirtAddr;
 pub mod vector {
     pub const NMI: u8 = 2;
     pub const BREAKPOINT: u8 = 3;
+    pub const INVALID_OPCODE: u8 = 6;
     pub const DOUBLE_FAULT: u8 = 8;
     pub const GENERAL_PROTECTION: u8 = 13;
     pub const PAGE_FAULT: u8 = 14;

@@ -23,7 +23,7 @@
 use super::gdt::{KERNEL_CODE, KERNEL_DATA, USER_CODE, USER_DATA};
 use super::trap::{TrapFrame, FRAME_SWAPPED_GS, FRAME_SYSCALL};
 use crate::percpu;
-use x86_64::registers::model_specific::{Efer, EferFlags, KernelGsBase, LStar, SFMask, Star};
+use x86_64::registers::model_specific::{Efer, EferFlags, KernelGsBase, LStar, Msr, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 use x86_64::VirtAddr;
 
@@ -60,7 +60,37 @@ syscall_entry:
 
 unsafe extern "C" {
     fn syscall_entry();
+    fn syscall_compat_entry();
 }
+
+core::arch::global_asm!(
+    r#"
+.section .text
+/* A `syscall` from compatibility mode (AMD CPUs only; Intel's raise #UD).
+ * Ferrite has no 32-bit code segment, so this cannot happen; should it, the
+ * entry builds the usual frame, marked as an invalid opcode from user mode,
+ * and the fault path ends the process. It never returns with sysret. */
+.global syscall_compat_entry
+syscall_compat_entry:
+    swapgs
+    mov gs:[{user_rsp}], rsp
+    mov rsp, gs:[{kernel_rsp}]
+    push {user_ss}
+    push qword ptr gs:[{user_rsp}]
+    push r11
+    push {user_cs}
+    push rcx
+    push 0
+    mov rcx, {mark}
+    push rcx
+    jmp trap_save
+"#,
+    user_rsp = const percpu::USER_RSP,
+    kernel_rsp = const percpu::KERNEL_RSP,
+    user_ss = const USER_DATA.0,
+    user_cs = const USER_CODE.0,
+    mark = const super::idt::vector::INVALID_OPCODE as u64 | (1 << FRAME_SWAPPED_GS),
+);
 
 /// RFLAGS bits `syscall` clears on entry.
 fn entry_mask() -> RFlags {
@@ -73,8 +103,16 @@ fn entry_mask() -> RFlags {
         | RFlags::IOPL_LOW
 }
 
+/// IA32_CSTAR, and IA32_SYSENTER_CS, _ESP and _EIP (SDM vol. 4, table
+/// 2-2).
+const IA32_CSTAR: u32 = 0xc000_0083;
+const IA32_SYSENTER_CS: u32 = 0x174;
+const IA32_SYSENTER_ESP: u32 = 0x175;
+const IA32_SYSENTER_EIP: u32 = 0x176;
+
 /// Turns on `syscall`/`sysret` on this CPU: EFER.SCE, the selectors
-/// (STAR), the entry point (LSTAR) and the flag mask (FMASK). Also clears
+/// (STAR), the entry points (LSTAR, and CSTAR for compatibility mode) and
+/// the flag mask (FMASK); and turns `sysenter` off (SYSENTER_CS 0). Also clears
 /// the user GS base that the first `swapgs` to user mode will load.
 pub fn init_cpu() {
     if let Err(e) = Star::write(USER_CODE, USER_DATA, KERNEL_CODE, KERNEL_DATA) {
@@ -82,6 +120,16 @@ pub fn init_cpu() {
     }
     LStar::write(VirtAddr::new(syscall_entry as unsafe extern "C" fn() as usize as u64));
     SFMask::write(entry_mask());
+    // SYSENTER_CS 0: `sysenter` raises #GP (SDM vol. 2, SYSENTER), and its
+    // stack and entry point are nothing; whatever the firmware left there.
+    // SAFETY: these MSRs only matter to `sysenter`, which they now refuse.
+    // CSTAR: the compatibility-mode `syscall` entry.
+    unsafe {
+        Msr::new(IA32_CSTAR).write(syscall_compat_entry as unsafe extern "C" fn() as usize as u64);
+        Msr::new(IA32_SYSENTER_CS).write(0);
+        Msr::new(IA32_SYSENTER_ESP).write(0);
+        Msr::new(IA32_SYSENTER_EIP).write(0);
+    }
     KernelGsBase::write(VirtAddr::zero());
     // SAFETY: SCE only makes `syscall` legal; its entry point is set above.
     unsafe { Efer::update(|e| e.insert(EferFlags::SYSTEM_CALL_EXTENSIONS)) };

@@ -80,7 +80,7 @@ pub fn exception_name(v: u8) -> (&'static str, &'static str) {
         ("#UD", "invalid opcode"),
         ("#NM", "device not available"),
         ("#DF", "double fault"),
-        ("#MF", "coprocessor segment overrun"),
+        ("#CSO", "coprocessor segment overrun"),
         ("#TS", "invalid TSS"),
         ("#NP", "segment not present"),
         ("#SS", "stack-segment fault"),
@@ -255,9 +255,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::ipi::nmi();
             log::warn!("trap: NMI on cpu{} at rip={:#x}", cpu_index(), frame.rip);
         }
-        // A user program's fault ends its process, not the kernel. (A
-        // machine check is the hardware's, wherever it lands.)
-        0..vector::EXCEPTIONS if frame.is_from_user() && v != vector::MACHINE_CHECK => {
+        // A user program's fault ends its process, not the kernel. A machine
+        // check is the hardware's, wherever it lands, and a double fault
+        // is always the kernel's (it is an abort: the saved CS may say user
+        // mode, but the CPU could not deliver a fault, which only a broken
+        // kernel stack or IDT causes).
+        0..vector::EXCEPTIONS if frame.is_from_user() && v != vector::MACHINE_CHECK && v != vector::DOUBLE_FAULT => {
             crate::proc::user_fault(frame, exception_name(v), Cr2::read_raw())
         }
         0..vector::EXCEPTIONS => {

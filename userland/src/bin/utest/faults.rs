@@ -237,3 +237,69 @@ pub fn kill_threads(_args: &str) -> Outcome {
     let seen = unsafe { peek(black_box(0)) };
     fail!("read {seen:#x} at address 0 without a fault")
 }
+
+/// `fault_mf cpu=<n>`: on CPU n, an unmasked x87 divide by zero, then
+/// `fwait`: with CR0.NE set that raises #MF and the process ends. Without
+/// it the CPU would signal FERR# instead (and under QEMU carry on with a
+/// wrong result), which this case reports as a failure.
+pub fn fault_mf(args: &str) -> Outcome {
+    let cpu = crate::harness::arg(args, "cpu")?.unwrap_or(0);
+    sys::set_affinity(cpu).map_err(|e| format!("set_affinity({cpu}): {e:?}"))?;
+    // The x87 control word with every exception masked but zero divide.
+    let control: u16 = 0x037f & !(1 << 2);
+    // SAFETY: the instructions touch only the x87 registers and `control`;
+    // the exception they raise ends the process.
+    unsafe {
+        asm!(
+            "fninit",
+            "fldcw [{control}]",
+            "fld1",
+            "fldz",
+            "fdivp st(1), st",
+            "fwait",
+            control = in(reg) &control,
+            options(nostack),
+        )
+    };
+    fail!("an unmasked x87 zero divide on cpu{cpu} did not raise #MF")
+}
+
+/// CPUID.07H:ECX[2]: the CPU has UMIP.
+pub fn has_umip() -> bool {
+    let max = core::arch::x86_64::__cpuid(0).eax;
+    max >= 7 && core::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 2) != 0
+}
+
+/// `fault_umip op=<sgdt|sidt|sldt|str|smsw>`: where the CPU has UMIP the
+/// instruction must fault (the kernel turns UMIP on); without it, it runs
+/// and the case passes, saying so.
+pub fn fault_umip(args: &str) -> Outcome {
+    let op = args.split_whitespace().find_map(|w| w.strip_prefix("op=")).unwrap_or("sgdt");
+    let mut table = [0u8; 16];
+    let at = table.as_mut_ptr();
+    // SAFETY: each stores at most 10 bytes into `table` (or a register);
+    // with UMIP each raises #GP instead, which ends the process.
+    unsafe {
+        match op {
+            "sgdt" => asm!("sgdt [{}]", in(reg) at, options(nostack)),
+            "sidt" => asm!("sidt [{}]", in(reg) at, options(nostack)),
+            "sldt" => asm!("sldt word ptr [{}]", in(reg) at, options(nostack)),
+            "str" => asm!("str word ptr [{}]", in(reg) at, options(nostack)),
+            "smsw" => asm!("smsw word ptr [{}]", in(reg) at, options(nostack)),
+            other => fail!("unknown instruction '{other}'"),
+        }
+    }
+    if has_umip() {
+        fail!("{op} ran in user mode although the CPU has UMIP (it gave {:02x?})", &table[..10]);
+    }
+    Ok(format!("{op} runs: this CPU has no UMIP"))
+}
+
+/// `sysenter` in user mode: the kernel has turned it off (SYSENTER_CS 0),
+/// so it raises #GP (#UD on AMD), and the process ends.
+pub fn fault_sysenter(_args: &str) -> Outcome {
+    // SAFETY: `sysenter` must fault; were it to enter the kernel, the
+    // kernel is broken and the case cannot tell (it never comes back).
+    unsafe { asm!("sysenter", options(nostack)) };
+    fail!("sysenter came back")
+}

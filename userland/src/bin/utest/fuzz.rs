@@ -44,9 +44,9 @@ const SLEEP_MAX_NS: u64 = 100_000;
 /// otherwise have the kernel zero megabytes again and again).
 const MAP_FUZZ_MAX: u64 = 16 * PAGE;
 
-/// Each thread's own buffer: the kernel may read it (no system call writes
-/// user memory), and being in the program image rather than from `map` it
-/// can never be unmapped.
+/// Each thread's own buffer: the kernel may read it (only `limits` writes
+/// user memory, and it gets a scratch buffer of its own, below), and being
+/// in the program image rather than from `map` it can never be unmapped.
 const BUF_LEN: usize = 16 * 1024;
 static BUFFERS: [[u8; BUF_LEN]; THREADS] = [[0; BUF_LEN]; THREADS];
 
@@ -70,6 +70,8 @@ const GO_NS: u64 = 5_000_000_000;
 struct Own {
     buf: u64,
     stack: u64,
+    /// Where `limits` may write: this thread's alone.
+    scratch: u64,
     /// A rightless endpoint handle and a rightless notification handle.
     rightless: [u64; 2],
 }
@@ -117,6 +119,9 @@ fn tame(number: u64, args: &mut [u64; 6], rng: &mut Rng, own: &Own) {
         nr::MAP if (MAP_FUZZ_MAX + 1..=MAP_MAX).contains(&args[0]) => args[0] %= MAP_FUZZ_MAX,
         nr::UNMAP if user && !in_buffers(args[0]) => args[0] = addr(&BUFFERS),
         nr::HANDLE_CLOSE if protected(args[0]) => args[0] = u64::MAX,
+        // The one call that writes user memory: into the scratch buffer,
+        // never over the fuzzer's stack or buffers.
+        nr::LIMITS if user => args[0] = own.scratch,
         n if BLOCKING_ON_HANDLE.contains(&n) && rng.below(2) == 0 => args[0] = own.rightless[rng.below(2) as usize],
         n if BLOCKING_ON_HANDLE.contains(&n) && args[0] < MAX_HANDLES => args[0] += MAX_HANDLES,
         _ => {}
@@ -256,7 +261,10 @@ fn fuzz_thread(index: usize, seed: u64, iterations: u64) -> Result<u64, String> 
     let mut rng = Rng::new(seed, index);
     let local = 0u64;
     let rightless = RIGHTLESS[index].each_ref().map(|h| h.load(Ordering::Acquire));
-    let own = Own { buf: addr(&BUFFERS[index]), stack: addr(&local), rightless };
+    // Written by the kernel, never read: a cell, so that Rust knows it may
+    // change behind its back.
+    let scratch = core::cell::UnsafeCell::new([0u64; 8]);
+    let own = Own { buf: addr(&BUFFERS[index]), stack: addr(&local), scratch: scratch.get().addr() as u64, rightless };
     for _ in 0..iterations {
         let number = loop {
             let n = rng.below(nr::COUNT + EXTRA_NUMBERS);

@@ -23,6 +23,7 @@ extern crate alloc;
 
 #[macro_use]
 mod harness;
+mod avx;
 mod children;
 mod faults;
 mod fpu;
@@ -113,6 +114,10 @@ pub static CASES: &[(&str, Case)] = &[
     ("concurrent_maps", quota::concurrent_maps),
     ("quotas", quota::quotas),
     ("unjoined_threads", quota::unjoined_threads),
+    ("avx", avx::avx),
+    ("fault_mf", faults::fault_mf),
+    ("fault_umip", faults::fault_umip),
+    ("fault_sysenter", faults::fault_sysenter),
     // The peers other cases spawn.
     ("child_server", children::child_server),
     ("child_receive_and_die", children::child_receive_and_die),
