@@ -19,6 +19,7 @@ out=$here/build/bench.txt
 bash "$here/scripts/mkiso.sh" "$here/build/ferrite.elf" "$iso" "bench${CMDLINE:+ $CMDLINE}" || exit 2
 ISO=$iso bash "$here/scripts/qemu.sh" | tee "$log"
 status=${PIPESTATUS[0]}
-tr -d '\r' <"$log" | grep '^bench ' >"$out"
+# ubench's lines come marked as user output (`[pid] bench …`).
+tr -d '\r' <"$log" | sed -E 's/^\[[0-9]+\] //' | grep '^bench ' >"$out"
 echo "bench.sh: $(wc -l <"$out") figures in $out (SMP=${SMP:-4}, $(qemu-system-x86_64 --version | head -n 1))" >&2
 exit "$status"

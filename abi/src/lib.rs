@@ -91,9 +91,13 @@
 
 /// System-call numbers.
 pub mod nr {
-    /// `write(ptr, len) -> len`: bytes to the console as they are (no
-    /// prefix; one call's bytes are never interleaved with other output);
-    /// at most [`super::WRITE_MAX`] bytes.
+    /// `write(ptr, len) -> len`: bytes to the console, marked as this
+    /// process's: each line it starts shows as `[pid] ` and the text, with
+    /// control characters other than tab and newline escaped (`\x1b`), so
+    /// that nothing a program writes can pass for the kernel's output; a
+    /// line another writer interrupts goes on under a fresh prefix. At most
+    /// [`super::WRITE_MAX`] bytes; it returns once they are on their way
+    /// (it may wait for the console).
     pub const WRITE: u64 = 0;
     /// `exit(code) -> !`: ends the whole process, every thread of it.
     pub const EXIT: u64 = 1;

@@ -1,43 +1,334 @@
-//! The console: log records and bare lines, on COM1.
+//! The console: log records, bare lines and user programs' output, on COM1.
 //!
-//! Every record is one line, `[seconds.micros] cpuN LEVEL subsystem: message`
-//! (messages name their subsystem themselves),
-//! written whole under the serial lock (an [`IrqSpinlock`]), so lines never
-//! interleave and an interrupt handler may log. The panic and fatal-exception
-//! paths use [`emergency`], which takes the port even if the CPU they
-//! interrupted held it.
+//! **Kernel lines.** Every record is one line, `[seconds.micros] cpuN LEVEL
+//! subsystem: message` (messages name their subsystem themselves), and
+//! every kernel line starts at the beginning of a line: if a program left
+//! one unfinished, a newline comes first.
+//!
+//! **User output** is marked and cannot pass for the kernel's: every line a
+//! program writes starts with `[pid] `, and control characters (everything
+//! below 0x20 but tab and newline, DEL, and the C1 controls U+0080-U+009F)
+//! are shown escaped (`\x0d`, `\u{9b}`), so a program can neither start a
+//! line that looks like a kernel record or a test verdict, nor move the
+//! cursor over one. A line two writers share is split: a program's
+//! unfinished line ends where another writer's output begins, and goes on
+//! under a fresh prefix.
+//!
+//! **No long stretches with interrupts off.** Output goes into a ring
+//! buffer first, under a lock that is held for a copy of a few dozen bytes
+//! (an [`IrqSpinlock`], so an interrupt handler may log); whoever wrote
+//! then *drains* the ring to the UART with the lock dropped and its own
+//! interrupts as they were: a program's `write` with interrupts on, at the
+//! UART's pace (87 µs a byte at 115200 baud on a PC). One CPU drains at a
+//! time (`DRAINING`); a writer that finds another draining leaves its
+//! bytes to it. A writer with interrupts off (an interrupt handler) drains
+//! at most a FIFO's worth, so it never waits on the UART; the idle loop
+//! and the next writer send the rest. When the ring is full, a program's
+//! `write` waits for room; a kernel line that cannot wait is dropped and
+//! counted, and the count is reported with the next line that fits.
+//!
+//! The panic and fatal-exception paths use [`emergency`], which takes the
+//! ring and the UART even if the CPU they interrupted held them. Nothing
+//! here runs in an NMI (trap.rs defers what an NMI would log).
 use crate::arch::serial::{SerialPort, COM1_PORT};
 use crate::sync::IrqSpinlock;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
+use x86_64::instructions::interrupts;
+
+/// The ring's size.
+const RING: usize = 16 * 1024;
+/// The room for a kernel line; a longer one is cut short (and ends in
+/// `…`).
+const LINE_MAX: usize = 480;
+/// What a drain sends with interrupts off: the UART's FIFO, which takes it
+/// without waiting.
+const FIFO: usize = 16;
+/// Bytes of user output encoded per hold of the ring's lock.
+const USER_PIECE: usize = 64;
+/// The most a piece can grow: every byte escaped to `\u{9b}`-style six,
+/// plus a newline and a prefix.
+const PIECE_MAX_OUT: usize = USER_PIECE * 6 + 32;
+
+struct Ring {
+    buf: [u8; RING],
+    /// Where the oldest byte is, and how many there are.
+    head: usize,
+    len: usize,
+    /// The last byte written was a newline (or nothing was).
+    at_line_start: bool,
+    /// The process whose line is unfinished (0: a kernel line, or none).
+    owner: u64,
+    /// Kernel bytes dropped for want of room, not yet reported.
+    dropped: u64,
+}
+
+impl Ring {
+    fn room(&self) -> usize {
+        RING - self.len
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.len == RING {
+                return;
+            }
+            self.buf[(self.head + self.len) % RING] = b;
+            self.len += 1;
+        }
+        if let Some(&last) = bytes.last() {
+            self.at_line_start = last == b'\n';
+        }
+    }
+
+    fn pop(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len);
+        for slot in &mut out[..n] {
+            *slot = self.buf[self.head];
+            self.head = (self.head + 1) % RING;
+        }
+        self.len -= n;
+        n
+    }
+
+    /// Ends a line another writer left unfinished.
+    fn end_foreign_line(&mut self, owner: u64) {
+        if !self.at_line_start && self.owner != owner {
+            self.push(b"\n");
+        }
+    }
+}
+
+static CONSOLE: IrqSpinlock<Ring> =
+    IrqSpinlock::new(Ring { buf: [0; RING], head: 0, len: 0, at_line_start: true, owner: 0, dropped: 0 });
+/// A CPU is sending the ring's bytes to the UART.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Text being formatted, on the stack (nothing here allocates): up to `N`
+/// bytes, with room after them for an ellipsis and a newline.
+struct Line<const N: usize = LINE_MAX> {
+    buf: [u8; N],
+    len: usize,
+    cut: bool,
+}
+
+impl<const N: usize> Line<N> {
+    fn new() -> Self {
+        Line { buf: [0; N], len: 0, cut: false }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl<const N: usize> Write for Line<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len + 4 >= N {
+                self.cut = true;
+                break;
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Puts a kernel line (formatted from `args`) on the console.
+fn kernel_line(args: fmt::Arguments) {
+    let mut line: Line = Line::new();
+    let _ = line.write_fmt(args);
+    if line.cut {
+        line.buf[line.len..line.len + 3].copy_from_slice("…".as_bytes());
+        line.len += 3;
+    }
+    line.buf[line.len] = b'\n';
+    line.len += 1;
+    let bytes = line.bytes();
+    loop {
+        {
+            let mut ring = CONSOLE.lock();
+            if ring.room() > bytes.len() + 64 {
+                ring.end_foreign_line(0);
+                if ring.dropped > 0 {
+                    let mut note: Line<96> = Line::new();
+                    let _ = writeln!(
+                        note,
+                        "console: {} bytes of kernel output dropped (the console was full)",
+                        ring.dropped
+                    );
+                    ring.dropped = 0;
+                    ring.push(note.bytes());
+                }
+                ring.push(bytes);
+                ring.owner = 0;
+                break;
+            }
+            if !may_wait() {
+                // Cannot wait for the UART here (an interrupt handler, or
+                // a lock holder): drop the line, and say so later.
+                ring.dropped += bytes.len() as u64;
+                return;
+            }
+        }
+        drain(usize::MAX);
+        core::hint::spin_loop();
+    }
+    drain(if may_wait() { usize::MAX } else { FIFO });
+}
+
+/// Set once the boot CPU has interrupts on: before that, output goes out
+/// at once whatever the interrupt flag says (one CPU, nothing to delay).
+static BOOTED: AtomicBool = AtomicBool::new(false);
+
+/// The kernel is up: from now on a writer with interrupts off leaves most
+/// of its bytes to others.
+pub fn booted() {
+    BOOTED.store(true, Ordering::Release);
+}
+
+/// Whether this writer may wait for the UART.
+fn may_wait() -> bool {
+    interrupts::are_enabled() || !BOOTED.load(Ordering::Acquire)
+}
 
 /// Writes a bare line (no log prefix): test results, the final tally.
 pub fn print_line(args: fmt::Arguments) {
-    let mut port = COM1_PORT.lock();
-    let _ = port.write_fmt(args);
-    let _ = port.write_str("\n");
+    kernel_line(args);
 }
 
-/// Writes bytes as they are (a user program's `write`), in one piece.
-pub fn write_bytes(bytes: &[u8]) {
-    COM1_PORT.lock().write_bytes(bytes);
+/// Writes a user program's `bytes` for process `pid`, marked and escaped
+/// (see the module doc), waiting for room if the console is busy. Called
+/// with interrupts on.
+pub fn write_user(pid: u64, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let mut n = rest.len().min(USER_PIECE);
+        // Keep a C1 control's two bytes together.
+        if n < rest.len() && rest[n - 1] == 0xc2 {
+            n += 1;
+        }
+        let (piece, after) = rest.split_at(n);
+        loop {
+            {
+                let mut ring = CONSOLE.lock();
+                if ring.room() >= PIECE_MAX_OUT {
+                    encode_user(&mut ring, pid, piece);
+                    break;
+                }
+            }
+            drain(usize::MAX);
+            core::hint::spin_loop();
+        }
+        drain(usize::MAX);
+        rest = after;
+    }
+}
+
+/// Appends `piece` of process `pid`'s output: a prefix at each line start,
+/// control characters escaped.
+fn encode_user(ring: &mut Ring, pid: u64, piece: &[u8]) {
+    ring.end_foreign_line(pid);
+    ring.owner = pid;
+    let mut i = 0;
+    while i < piece.len() {
+        if ring.at_line_start {
+            let mut prefix: Line<32> = Line::new();
+            let _ = write!(prefix, "[{pid}] ");
+            ring.push(prefix.bytes());
+            ring.at_line_start = false;
+        }
+        let b = piece[i];
+        let mut esc: Line<16> = Line::new();
+        match b {
+            b'\n' | b'\t' => ring.push(&[b]),
+            0x00..=0x1f | 0x7f => {
+                let _ = write!(esc, "\\x{b:02x}");
+                ring.push(esc.bytes());
+            }
+            0xc2 if piece.get(i + 1).is_some_and(|c| (0x80..=0x9f).contains(c)) => {
+                let _ = write!(esc, "\\u{{{:x}}}", piece[i + 1]);
+                ring.push(esc.bytes());
+                i += 1;
+            }
+            _ => ring.push(&[b]),
+        }
+        i += 1;
+    }
+}
+
+/// Sends what the ring holds to the UART, up to `budget` bytes, with the
+/// ring's lock dropped; nothing if another CPU is at it (it sends what
+/// comes meanwhile too).
+fn drain(budget: usize) {
+    loop {
+        if DRAINING.swap(true, Ordering::Acquire) {
+            return;
+        }
+        // Not preempted while draining (others leave their bytes to us);
+        // only where preemption exists, in thread context.
+        let _preempt =
+            (interrupts::are_enabled() && BOOTED.load(Ordering::Acquire)).then(crate::sched::PreemptGuard::new);
+        let mut sent = 0;
+        while sent < budget {
+            let mut chunk = [0u8; FIFO];
+            let n = CONSOLE.lock().pop(&mut chunk[..FIFO.min(budget - sent)]);
+            if n == 0 {
+                break;
+            }
+            COM1_PORT.write_bytes(&chunk[..n]);
+            sent += n;
+        }
+        DRAINING.store(false, Ordering::Release);
+        // Bytes pushed while we held DRAINING were left to us.
+        if sent >= budget || CONSOLE.lock().len == 0 {
+            return;
+        }
+    }
+}
+
+/// Sends some of what is waiting, with interrupts on: for the idle loop.
+pub fn flush_some() {
+    if CONSOLE.try_with(|r| r.len).unwrap_or(0) > 0 {
+        drain(4 * FIFO);
+    }
+}
+
+/// Runs `f` with the UART, after what the ring held, taking both by force.
+/// Only for paths that never return to what they interrupted.
+pub fn emergency(f: impl FnOnce(&mut &'static SerialPort)) {
+    // SAFETY: callers of `emergency` never return to the interrupted holder.
+    unsafe { CONSOLE.force_unlock() };
+    DRAINING.store(true, Ordering::Release);
+    let mut ring = CONSOLE.lock();
+    let mut chunk = [0u8; FIFO];
+    loop {
+        let n = ring.pop(&mut chunk);
+        if n == 0 {
+            break;
+        }
+        COM1_PORT.write_bytes(&chunk[..n]);
+    }
+    let mut out: &'static SerialPort = &COM1_PORT;
+    if !ring.at_line_start {
+        out.write_bytes(b"\n");
+    }
+    f(&mut out);
+}
+
+/// Runs `f` while holding the console's lock, as a CPU in the middle of a
+/// write would: for the test that an NMI then does not deadlock.
+pub fn hold_for_test(f: impl FnOnce()) {
+    let _ring = CONSOLE.lock();
+    f();
 }
 
 /// Prints a bare line on the console.
 #[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => { $crate::console::print_line(format_args!($($arg)*)) };
-}
-
-/// Runs `f` with the console, taking it by force if it is held. Only for
-/// paths that never return to what they interrupted.
-pub fn emergency(f: impl FnOnce(&mut SerialPort)) {
-    force_unlock(&COM1_PORT);
-    f(&mut COM1_PORT.lock());
-}
-
-fn force_unlock<T>(lock: &IrqSpinlock<T>) {
-    // SAFETY: callers of `emergency` never return to the interrupted holder.
-    unsafe { lock.force_unlock() };
 }
 
 struct Logger;
@@ -52,16 +343,14 @@ impl log::Log for Logger {
             return;
         }
         let us = crate::time::uptime_us();
-        let mut port = COM1_PORT.lock();
-        let _ = writeln!(
-            port,
+        kernel_line(format_args!(
             "[{:5}.{:06}] cpu{} {:5} {}",
             us / 1_000_000,
             us % 1_000_000,
             crate::percpu::cpu_index(),
             record.level(),
             record.args()
-        );
+        ));
     }
 
     fn flush(&self) {}

@@ -72,6 +72,7 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
     percpu::current().online.store(true, core::sync::atomic::Ordering::Release);
     sched::init_bsp();
     x86_64::instructions::interrupts::enable();
+    console::booted();
     smp::init(boot, options.cpu_limit(), options.apfault);
 
     if let Some(kind) = options.crash {

@@ -66,6 +66,11 @@ pub struct PerCpu {
     pub user_running: AtomicBool,
     /// The generation of `loaded_aspace` that this CPU's TLB reflects.
     pub tlb_generation_seen: AtomicU64,
+    /// NMIs taken, how many of them have been logged, and where the last
+    /// one landed (trap.rs: the handler itself may not log).
+    pub nmis: AtomicU64,
+    pub nmis_reported: AtomicU64,
+    pub nmi_rip: AtomicU64,
 }
 
 /// Offsets of the fields syscall.S reaches through GS.
@@ -98,6 +103,9 @@ impl PerCpu {
             fpu_owner: AtomicU64::new(0),
             user_running: AtomicBool::new(false),
             tlb_generation_seen: AtomicU64::new(0),
+            nmis: AtomicU64::new(0),
+            nmis_reported: AtomicU64::new(0),
+            nmi_rip: AtomicU64::new(0),
         }
     }
 

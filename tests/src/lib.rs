@@ -51,7 +51,7 @@ mod smp;
 mod supervise;
 
 pub use artifacts::{build_dir, kernel, root, slug};
-pub use outcome::{check_all_tests_passed, Outcome, Status};
+pub use outcome::{check_all_tests_passed, user_line, Outcome, Status};
 pub use smp::{check_cpus_online, cpu_failure_lines, find_smp_report, SmpReport, CPU_FAILURE_MARKERS, SMP_LINE};
 
 use std::fmt::Display;

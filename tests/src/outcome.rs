@@ -48,6 +48,17 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// A line of user output, split into the writer's pid and its text; None
+/// for a kernel line.
+pub fn user_line(line: &str) -> Option<(u64, &str)> {
+    let rest = line.strip_prefix('[')?;
+    let (pid, text) = rest.split_once("] ")?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((pid.parse().ok()?, text))
+}
+
 /// Lines of the log quoted in a failure message.
 const TAIL_LINES: usize = 40;
 
@@ -56,6 +67,13 @@ impl Outcome {
     /// deliver `\r\n`).
     pub fn lines(&self) -> impl Iterator<Item = &str> {
         self.log.lines().map(|l| l.trim_end_matches('\r'))
+    }
+
+    /// Lines user programs wrote, as `(pid, text)`: the kernel marks every
+    /// line of a program's output with `[pid] ` (console.rs), so nothing a
+    /// program writes can pass for a kernel line.
+    pub fn user_lines(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.lines().filter_map(user_line)
     }
 
     /// Asserts that a `test=…` boot powered off with success after every

@@ -4,7 +4,7 @@
 //! this machine is shared and TCG's timing is noisy (the figures are
 //! `make bench`'s business, and the README's).
 
-use ferrite_tests::{Boot, Outcome, Status};
+use ferrite_tests::{user_line, Boot, Outcome, Status};
 
 /// The figures every run prints, with their units, and whether they need a
 /// second CPU (on one CPU they must read `n/a`).
@@ -43,7 +43,9 @@ fn problems(outcome: &Outcome, cpus: u32) -> Vec<String> {
     if outcome.status != Status::Success {
         problems.push(format!("expected status Success, got {:?}", outcome.status));
     }
-    let lines: Vec<&str> = outcome.lines().filter(|l| l.starts_with("bench ")).collect();
+    // The kernel's own figures, and ubench's (user output, marked).
+    let lines: Vec<&str> =
+        outcome.lines().map(|l| user_line(l).map_or(l, |(_, text)| text)).filter(|l| l.starts_with("bench ")).collect();
     let mut expected: Vec<(String, &str, bool)> =
         FIGURES.iter().map(|&(name, unit, cross)| (name.to_owned(), unit, cross && cpus < 2)).collect();
     let mut n = 1;

@@ -100,13 +100,13 @@ fn init_runs(name: &str, smp: u32) {
         problems.push(format!("init never reported its IPC round trips (status {:?})", outcome.status));
     }
     let running = format!("init: running on {smp} CPUs");
-    if !outcome.lines().any(|l| l == running) {
+    if !outcome.user_lines().any(|(_, l)| l == running) {
         problems.push(format!("no line {running:?}"));
     }
     for cpu in 0..smp {
         let to = (cpu + 1) % smp;
         let prefix = format!("init: cpu{cpu} made ");
-        match outcome.lines().find(|l| l.starts_with(&prefix)) {
+        match outcome.user_lines().map(|(_, l)| l).find(|l| l.starts_with(&prefix)) {
             None => problems.push(format!("no line starting {prefix:?}")),
             Some(line) => {
                 let words: Vec<&str> = line.split_whitespace().collect();

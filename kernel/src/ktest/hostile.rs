@@ -28,6 +28,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile::x87_fault_ap", run: x87_fault_ap },
     Test { name: "hostile::sysenter", run: sysenter },
     Test { name: "hostile::avx", run: avx },
+    Test { name: "hostile::nmi_in_console", run: nmi_in_console },
+    Test { name: "hostile::forged_output", run: forged_output },
 ];
 
 /// Cases that must exit 0, run as they are.
@@ -45,7 +47,8 @@ passing_cases!(
     abi_edges,
     quotas,
     unjoined_threads,
-    avx
+    avx,
+    forged_output
 );
 
 /// A thousand children killed while their threads are on their way into
@@ -141,4 +144,65 @@ fn x87_fault_ap() -> TestResult {
 /// `sysenter` is off: it faults in user mode.
 fn sysenter() -> TestResult {
     run_case("fault_sysenter", EXIT_FAULT)
+}
+
+/// An NMI that lands while its CPU holds the console's lock (mid-write)
+/// must not take that lock: it is counted, the holder carries on, and the
+/// NMI is logged afterwards. On one CPU the test sends the NMI to itself;
+/// otherwise to a thread pinned to another CPU that holds the lock.
+fn nmi_in_console() -> TestResult {
+    use crate::arch::apic::{self, Icr};
+    use crate::percpu;
+    use core::sync::atomic::{AtomicBool, Ordering};
+    let online = crate::smp::online_count();
+    let me = percpu::cpu_index();
+    let target = (me + 1) % online;
+    let cpu = percpu::get(target);
+    let before = cpu.nmis.load(Ordering::Acquire);
+    let arrived = move || {
+        let deadline = crate::arch::cpu::rdtsc() + 5 * crate::time::tsc_hz();
+        while cpu.nmis.load(Ordering::Acquire) == before {
+            if crate::arch::cpu::rdtsc() > deadline {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
+    };
+    let send = move || {
+        apic::send(Icr::nmi(cpu.apic_id()));
+    };
+    let handled = if target == me {
+        let mut handled = false;
+        crate::console::hold_for_test(|| {
+            send();
+            handled = arrived();
+        });
+        handled
+    } else {
+        static HOLDING: AtomicBool = AtomicBool::new(false);
+        static RELEASE: AtomicBool = AtomicBool::new(false);
+        HOLDING.store(false, Ordering::Release);
+        RELEASE.store(false, Ordering::Release);
+        let holder = crate::sched::spawn("console-holder", ferrite_kcore::sched::Class::High, target, || {
+            crate::console::hold_for_test(|| {
+                HOLDING.store(true, Ordering::Release);
+                let deadline = crate::arch::cpu::rdtsc() + 10 * crate::time::tsc_hz();
+                while !RELEASE.load(Ordering::Acquire) && crate::arch::cpu::rdtsc() < deadline {
+                    core::hint::spin_loop();
+                }
+            });
+        })
+        .map_err(|e| format!("spawn: {e}"))?;
+        while !HOLDING.load(Ordering::Acquire) {
+            crate::sched::yield_now();
+        }
+        send();
+        let handled = arrived();
+        RELEASE.store(true, Ordering::Release);
+        crate::ensure!(holder.join_within(20_000_000_000), "the lock holder on cpu{target} never finished");
+        handled
+    };
+    crate::ensure!(handled, "the NMI to cpu{target} was never counted (its handler is stuck?)");
+    Ok(())
 }

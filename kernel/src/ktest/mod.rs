@@ -42,7 +42,13 @@ pub fn run(selector: &str) -> bool {
     for test in SUITES.iter().flat_map(|s| s.iter()).filter(|t| test_selected(selector, t.name)) {
         let start = crate::time::uptime_ns();
         let result = (test.run)();
-        log::debug!("test: {} took {} ms", test.name, (crate::time::uptime_ns() - start) / 1_000_000);
+        log::debug!(
+            "test: {} took {} ms; {} frames free, heap {} KiB",
+            test.name,
+            (crate::time::uptime_ns() - start) / 1_000_000,
+            crate::mem::frames::free_count(),
+            crate::mem::heap::usage().1 >> 10
+        );
         match result {
             Ok(()) => {
                 crate::println!("test {} ... ok", test.name);

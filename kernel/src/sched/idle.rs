@@ -87,6 +87,9 @@ pub(super) fn poll_for_work(c: &CpuSched) -> bool {
     let work = || c.need_resched.load(Ordering::SeqCst) || interrupts_taken() != before;
     c.polling.store(true, Ordering::SeqCst);
     interrupts::enable();
+    // What interrupt handlers left in the console, and NMIs to report.
+    crate::arch::trap::report_nmis();
+    crate::console::flush_some();
     while !work() && rdtsc() < deadline {
         core::hint::spin_loop();
     }

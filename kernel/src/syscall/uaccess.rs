@@ -34,6 +34,22 @@ pub fn copy_in(ptr: u64, len: u64) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// Copies `dst.len()` bytes from user address `ptr` into `dst`. An empty
+/// range is not looked at.
+pub fn copy_in_to(ptr: u64, dst: &mut [u8]) -> Result<(), Error> {
+    if dst.is_empty() {
+        return Ok(());
+    }
+    check_range(ptr, dst.len() as u64)?;
+    // SAFETY: the range lies in user space (checked above); a page that is
+    // not mapped makes the copy fail, not the kernel.
+    if unsafe { copy_from_user(dst, ptr) } {
+        Ok(())
+    } else {
+        Err(Error::BadAddress)
+    }
+}
+
 /// Copies `count` words from user address `ptr`.
 pub fn copy_words(ptr: u64, count: u64) -> Result<Vec<u64>, Error> {
     let bytes = copy_in(ptr, count.checked_mul(8).ok_or(Error::BadLength)?)?;

@@ -3,8 +3,8 @@
 //! Real PCs often have no serial port; [`init`] probes for one through the
 //! scratch register and, if it finds none, output is dropped instead of
 //! spinning forever on a status register that never changes.
-use crate::sync::IrqSpinlock;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 use x86_64::instructions::port::Port;
 
 const COM1: u16 = 0x3f8;
@@ -33,12 +33,17 @@ const TX_SPIN_LIMIT: u32 = 1_000_000;
 
 pub struct SerialPort {
     base: u16,
-    present: bool,
+    present: AtomicBool,
 }
 
 impl SerialPort {
     fn port(&self, offset: u16) -> Port<u8> {
         Port::new(self.base + offset)
+    }
+
+    /// Whether a UART answered at [`init`].
+    pub fn present(&self) -> bool {
+        self.present.load(Ordering::Relaxed)
     }
 
     fn write_reg(&self, offset: u16, value: u8) {
@@ -51,11 +56,12 @@ impl SerialPort {
         unsafe { self.port(offset).read() }
     }
 
-    fn probe_and_init(&mut self) {
+    fn probe_and_init(&self) {
         // A missing UART reads back 0xff (floating bus), not what we wrote.
         self.write_reg(SCRATCH, 0x5a);
-        self.present = self.read_reg(SCRATCH) == 0x5a;
-        if !self.present {
+        let present = self.read_reg(SCRATCH) == 0x5a;
+        self.present.store(present, Ordering::Relaxed);
+        if !present {
             return;
         }
         self.write_reg(INT_ENABLE, 0);
@@ -67,8 +73,10 @@ impl SerialPort {
         self.write_reg(MODEM_CTRL, MCR_DTR_RTS);
     }
 
-    fn write_byte(&mut self, byte: u8) {
-        if !self.present {
+    /// Sends one byte: waits (a bounded time) for room in the transmitter,
+    /// then writes it. Callers serialise themselves (console.rs).
+    pub fn write_byte(&self, byte: u8) {
+        if !self.present() {
             return;
         }
         for _ in 0..TX_SPIN_LIMIT {
@@ -84,7 +92,7 @@ impl SerialPort {
 impl SerialPort {
     /// Writes `bytes` as they are, but for a carriage return before each
     /// line feed (what a terminal on the other end expects).
-    pub fn write_bytes(&mut self, bytes: &[u8]) {
+    pub fn write_bytes(&self, bytes: &[u8]) {
         for &byte in bytes {
             if byte == b'\n' {
                 self.write_byte(b'\r');
@@ -94,15 +102,17 @@ impl SerialPort {
     }
 }
 
-impl fmt::Write for SerialPort {
+impl fmt::Write for &SerialPort {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.write_bytes(s.as_bytes());
         Ok(())
     }
 }
 
-pub static COM1_PORT: IrqSpinlock<SerialPort> = IrqSpinlock::new(SerialPort { base: COM1, present: false });
+/// COM1. It has no lock of its own: the console (console.rs) is its one
+/// writer, and decides who may write when.
+pub static COM1_PORT: SerialPort = SerialPort { base: COM1, present: AtomicBool::new(false) };
 
 pub fn init() {
-    COM1_PORT.lock().probe_and_init();
+    COM1_PORT.probe_and_init();
 }

@@ -252,8 +252,16 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
         }
         vector::NMI => {
+            // An NMI may land anywhere, in the middle of a console write or
+            // inside any lock's holder on this CPU: it takes no lock and
+            // logs nothing itself. It is counted, and reported later from
+            // an ordinary context (`report_nmis`). It returns straight to
+            // what it interrupted, user mode included, with no scheduling.
             super::ipi::nmi();
-            log::warn!("trap: NMI on cpu{} at rip={:#x}", cpu_index(), frame.rip);
+            let cpu = crate::percpu::current();
+            cpu.nmi_rip.store(frame.rip, Ordering::Relaxed);
+            cpu.nmis.fetch_add(1, Ordering::Release);
+            return;
         }
         // A user program's fault ends its process, not the kernel. A machine
         // check is the hardware's, wherever it lands, and a double fault
@@ -272,6 +280,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         vector::TIMER => {
             apic::timer_interrupt();
             apic::end_of_interrupt();
+            report_nmis();
             crate::sched::timer_interrupt();
             crate::sched::preempt_point();
         }
@@ -285,6 +294,23 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
     if frame.is_from_user() {
         crate::proc::before_user_return();
+    }
+}
+
+/// Logs the NMIs this CPU has taken since it last looked (an NMI handler
+/// cannot log itself). Called from the timer interrupt and the idle loop.
+pub fn report_nmis() {
+    let cpu = crate::percpu::current();
+    let taken = cpu.nmis.load(Ordering::Acquire);
+    let reported = cpu.nmis_reported.load(Ordering::Relaxed);
+    if taken != reported {
+        cpu.nmis_reported.store(taken, Ordering::Relaxed);
+        log::warn!(
+            "trap: {} NMI(s) on cpu{}, the last at rip={:#x}",
+            taken - reported,
+            cpu_index(),
+            cpu.nmi_rip.load(Ordering::Relaxed)
+        );
     }
 }
 

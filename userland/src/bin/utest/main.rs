@@ -115,6 +115,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("quotas", quota::quotas),
     ("unjoined_threads", quota::unjoined_threads),
     ("avx", avx::avx),
+    ("forged_output", syscalls::forged_output),
     ("fault_mf", faults::fault_mf),
     ("fault_umip", faults::fault_umip),
     ("fault_sysenter", faults::fault_sysenter),

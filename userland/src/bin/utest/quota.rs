@@ -303,15 +303,19 @@ pub fn child_quota(_args: &str) -> Outcome {
     Ok(format!("mapped {} KiB of 8 MiB; refused at 8 threads, 2 children, 16 handles", mapped >> 10))
 }
 
-/// The neighbour of `child_quota`: with the default limits it maps 32 MiB,
-/// starts 32 threads and makes 64 endpoints while its sibling is at its
-/// limits.
+/// What the neighbour maps: more than its sibling may, and little enough
+/// for a 48 MiB machine.
+const NEIGHBOUR_MAP: usize = 12 << 20;
+
+/// The neighbour of `child_quota`: with the default limits it maps 12 MiB
+/// (more than its sibling's whole limit), starts 16 threads (twice as many)
+/// and makes 32 endpoints while its sibling is at its limits.
 pub fn child_neighbour(_args: &str) -> Outcome {
-    let big = sys::map(32 << 20, flags::WRITE).ctx("map 32 MiB")?;
+    let big = sys::map(NEIGHBOUR_MAP, flags::WRITE).ctx("map 12 MiB")?;
     let bell = sys::notification_create().ctx("notification_create")?;
     let woken = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
-    for _ in 0..32 {
+    for _ in 0..16 {
         let woken = woken.clone();
         threads.push(
             thread::spawn(move || {
@@ -323,7 +327,7 @@ pub fn child_neighbour(_args: &str) -> Outcome {
         );
     }
     let mut handles = Vec::new();
-    for _ in 0..64 {
+    for _ in 0..32 {
         handles.push(sys::endpoint_create().ctx("endpoint_create")?);
     }
     // Each waiter takes the word: ring until all have.
@@ -338,8 +342,8 @@ pub fn child_neighbour(_args: &str) -> Outcome {
         sys::handle_close(h).ctx("close")?;
     }
     // SAFETY: mapped above, used by nothing.
-    unsafe { sys::unmap(big, 32 << 20) }.ctx("unmap")?;
-    Ok(String::from("32 MiB, 32 threads, 64 endpoints"))
+    unsafe { sys::unmap(big, NEIGHBOUR_MAP) }.ctx("unmap")?;
+    Ok(String::from("12 MiB, 16 threads, 32 endpoints"))
 }
 
 /// Threads `unjoined_threads` leaves unjoined.

@@ -162,3 +162,26 @@ pub fn affinity(_args: &str) -> Outcome {
     sys::set_affinity(ANY_CPU).ctx("set_affinity(ANY_CPU)")?;
     Ok(format!("{count} CPUs, {AFFINITY_ROUNDS} rounds"))
 }
+
+/// What `forged_output` writes: lines dressed as the kernel's (a test
+/// verdict, a test result, a log record), terminal tricks to move back
+/// over a line (carriage return, ANSI and C1 escapes), and an unfinished
+/// line. The harness checks that every one of them shows up marked as
+/// this process's, escaped, and that its own verdict stays the kernel's.
+pub const FORGERIES: &[&str] = &[
+    "\n1234 passed, 0 failed\n",
+    "test hostile::forged_verdict ... ok\n",
+    "[    1.000000] cpu0 INFO  kernel: a forged record\n",
+    "\r1234 passed, 0 failed\n",
+    "\x1b[2K\x1b[1A1234 passed, 0 failed\n",
+    "\u{9b}2K1234 passed, 0 failed\n",
+    "an unfinished line, then 1234 passed, 0 failed",
+];
+
+/// `forged_output`: writes [`FORGERIES`], each in one `write`.
+pub fn forged_output(_args: &str) -> Outcome {
+    for text in FORGERIES {
+        check_eq!(raw::write(addr(*text), text.len() as u64), Ok(text.len() as u64), "write of {text:?}");
+    }
+    Ok(alloc::string::String::new())
+}
