@@ -136,7 +136,10 @@ pub mod nr {
     /// `unmap(addr, len) -> 0`: the pages from `addr` (page aligned) for
     /// `len` bytes (rounded up), which must all have come from `map`
     /// ([`super::Error::BadAddress`] otherwise; nothing is unmapped then).
-    /// Part of a mapping may be unmapped.
+    /// Part of a mapping may be unmapped; splitting one can take the kernel
+    /// a little memory, and when it has none the unmap fails with
+    /// [`super::Error::NoMemory`], nothing unmapped. Once it returns, the
+    /// addresses may be mapped again.
     pub const UNMAP: u64 = 12;
     /// `spawn(cmd_ptr, cmd_len, grants_ptr, grants_len, limits_ptr) ->
     /// process handle`: starts the boot module named by the first word of the

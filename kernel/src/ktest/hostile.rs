@@ -30,6 +30,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile::avx", run: avx },
     Test { name: "hostile::nmi_in_console", run: nmi_in_console },
     Test { name: "hostile::forged_output", run: forged_output },
+    Test { name: "hostile::map_race", run: map_race },
 ];
 
 /// Cases that must exit 0, run as they are.
@@ -205,4 +206,10 @@ fn nmi_in_console() -> TestResult {
     };
     crate::ensure!(handled, "the NMI to cpu{target} was never counted (its handler is stuck?)");
     Ok(())
+}
+
+/// Threads of one process map and unmap at once on every CPU; an unmap's
+/// addresses are not handed out again before its pages are gone.
+fn map_race() -> TestResult {
+    run_leak_checked("map_race", 0)
 }

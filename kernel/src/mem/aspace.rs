@@ -56,8 +56,8 @@
 //! **Bounded work with interrupts off.** `map` allocates and zeroes its
 //! frames [`CHUNK`] pages at a time with interrupts on and no lock held,
 //! and takes the address space's lock (which disables interrupts) only to
-//! write each chunk's entries; `unmap` clears at most [`CHUNK`] entries per
-//! lock hold, then shoots those down and frees them. Neither allocates:
+//! write each chunk's entries; `unmap` clears at most [`UNMAP_CHUNK`]
+//! entries per lock hold, then shoots those down and frees them. Neither allocates:
 //! a failed `map` cleans up with the same `unmap`, on a fixed buffer.
 use super::{frames, phys_to_virt, PAGE_SIZE, PHYS_OFFSET};
 use crate::arch::ipi::AtomicCpuSet;
@@ -94,9 +94,12 @@ pub struct Access {
     pub execute: bool,
 }
 
-/// Pages `map` prepares, and `unmap` clears, per hold of the address
-/// space's lock: 256 KiB, a few microseconds of page-table writes.
-pub const CHUNK: usize = 64;
+/// Pages `map` prepares per hold of the address space's lock (64 KiB:
+/// their entries, and the page tables they need, zeroed), and `unmap`
+/// clears per hold (256 KiB: entries only); each a few microseconds on
+/// hardware.
+pub const CHUNK: usize = 16;
+pub const UNMAP_CHUNK: usize = 64;
 /// Mappings (`map` regions, after splits) an address space may hold.
 pub const MAX_REGIONS: usize = 65536;
 
@@ -363,10 +366,11 @@ impl AddressSpace {
             if at + size > MAP_END {
                 return Err(KernelError::NoMemory);
             }
-            // Room for this region and for one split of any region later
-            // (unmap must not fail for want of memory), charged as kernel
-            // memory this address space holds.
-            self.reserve_regions(&mut inner.regions, 2)?;
+            // Room for this region and for what an unmap of part of one
+            // takes (a split and the hole while it is cleared), charged as
+            // kernel memory this address space holds: an unmap needs memory
+            // only after many splits.
+            self.reserve_regions(&mut inner.regions, 3)?;
             // Taken now, so that a concurrent `map` picks other space; not
             // ready, so that an `unmap` leaves it alone until it is mapped.
             inner.regions.insert(index, Region { start: at, end: at + size, ready: false });
@@ -407,7 +411,8 @@ impl AddressSpace {
 
     /// `unmap`: removes the pages `addr..addr + len` (page aligned, `len`
     /// rounded up), which must all lie in one region from [`map_anon`]
-    /// that is mapped (not still being mapped); otherwise nothing changes.
+    /// that is mapped (not still being mapped or unmapped); otherwise
+    /// nothing changes. The addresses can be mapped again once it returns.
     pub fn unmap_anon(&self, addr: u64, len: u64) -> Result<(), KernelError> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(KernelError::BadAddress);
@@ -421,39 +426,48 @@ impl AddressSpace {
             if end > region.end || !region.ready {
                 return Err(KernelError::BadAddress);
             }
-            // Split the region around the hole. A split needs one more entry,
-            // for which `map` made room; the next split's room is made now,
-            // and if that fails the unmap fails with nothing changed.
-            let (before, after) = (region.start < addr, end < region.end);
-            if before && after {
-                self.reserve_regions(&mut inner.regions, 2)?;
-            }
-            match (before, after) {
-                (false, false) => {
-                    inner.regions.remove(i);
+            // The hole stays taken (not ready) until its entries are clear and
+            // shot down, so that no `map` can pick its addresses meanwhile;
+            // the region around it is split. That takes up to two more
+            // entries, for which room is made first (if that fails, the
+            // unmap fails with nothing changed).
+            self.reserve_regions(&mut inner.regions, 2)?;
+            let hole = Region { start: addr, end, ready: false };
+            match (region.start < addr, end < region.end) {
+                (false, false) => inner.regions[i] = hole,
+                (true, false) => {
+                    inner.regions[i].end = addr;
+                    inner.regions.insert(i + 1, hole);
                 }
-                (true, false) => inner.regions[i].end = addr,
-                (false, true) => inner.regions[i].start = end,
+                (false, true) => {
+                    inner.regions[i].start = end;
+                    inner.regions.insert(i, hole);
+                }
                 (true, true) => {
                     inner.regions[i].end = addr;
-                    inner.regions.insert(i + 1, Region { start: end, end: region.end, ready: true });
+                    inner.regions.insert(i + 1, hole);
+                    inner.regions.insert(i + 2, Region { start: end, end: region.end, ready: true });
                 }
             }
         }
         self.unmap_range(addr, (end - addr) / PAGE_SIZE);
+        let mut inner = self.inner.lock();
+        if let Some(i) = inner.regions.iter().position(|r| r.start == addr && !r.ready) {
+            inner.regions.remove(i);
+        }
         Ok(())
     }
 
-    /// Unmaps `pages` pages from `addr` (those that are mapped), [`CHUNK`]
-    /// at a time: each chunk's entries are cleared under the lock, shot
+    /// Unmaps `pages` pages from `addr` (those that are mapped),
+    /// [`UNMAP_CHUNK`] at a time: each chunk's entries are cleared under the lock, shot
     /// down on every CPU that may cache them, and only then freed (and
     /// given back to the account). Allocates nothing.
     fn unmap_range(&self, addr: u64, pages: u64) {
         let mut done = 0;
         while done < pages {
-            let n = (pages - done).min(CHUNK as u64);
+            let n = (pages - done).min(UNMAP_CHUNK as u64);
             let from = addr + done * PAGE_SIZE;
-            let mut freed = [0u64; CHUNK];
+            let mut freed = [0u64; UNMAP_CHUNK];
             let count = self.with_tables(|inner, tables| {
                 let mut count = 0;
                 if !inner.alive {
@@ -565,7 +579,10 @@ impl AddressSpace {
             // threads from now on loads the kernel's tables instead.
             self.dead.store(true, Ordering::SeqCst);
         }
-        x86_64::instructions::interrupts::without_interrupts(|| leave_if_loaded(self));
+        {
+            let _irq = crate::sched::InterruptsOff::new();
+            leave_if_loaded(self);
+        }
         crate::arch::tlb::leave_everywhere(self, &self.active.snapshot());
         // SAFETY: no CPU has the tables loaded any more, none will load them
         // again (dead), and nothing maps into them (alive is false); they

@@ -116,6 +116,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("unjoined_threads", quota::unjoined_threads),
     ("avx", avx::avx),
     ("forged_output", syscalls::forged_output),
+    ("map_race", memory::map_race),
     ("fault_mf", faults::fault_mf),
     ("fault_umip", faults::fault_umip),
     ("fault_sysenter", faults::fault_sysenter),

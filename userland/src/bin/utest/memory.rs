@@ -357,3 +357,37 @@ pub fn exhaust_all(_args: &str) -> Outcome {
     check_eq!(sys::wait(again), Ok(0), "hello after the memory came back");
     Ok(format!("{} MiB taken, {EXHAUST_THREADS} threads; every request refused with NoMemory", taken / MIB))
 }
+
+/// Threads of `map_race`, and the rounds each makes.
+const RACERS: u64 = 4;
+const RACE_ROUNDS: u64 = 1500;
+
+/// `map_race`: threads of one process map and unmap at once, on every CPU:
+/// an address `unmap` gives back must not be handed out again while its
+/// pages are still mapped (a `map` that lands on them finds them taken).
+pub fn map_race(_args: &str) -> Outcome {
+    use crate::harness::spawn_checked;
+    let cpus = sys::cpu_count().ctx("cpu_count")?;
+    let mut threads = alloc::vec::Vec::new();
+    for t in 0..RACERS {
+        threads.push(
+            spawn_checked(move || {
+                sys::set_affinity(t % cpus).ctx("pin")?;
+                for round in 0..RACE_ROUNDS {
+                    let len = PAGE_LEN * (1 + (round as usize * 7 + t as usize) % 16);
+                    let at = sys::map(len, flags::WRITE).ctx("map")?;
+                    // SAFETY: ours, writable, used by nothing else.
+                    unsafe { poke(at, 0, 1) };
+                    // SAFETY: just mapped, used by nothing any more.
+                    unsafe { sys::unmap(at, len) }.ctx("unmap")?;
+                }
+                Ok(RACE_ROUNDS)
+            })
+            .ctx("spawn")?,
+        );
+    }
+    for t in threads {
+        crate::harness::join_expect(t, RACE_ROUNDS)?;
+    }
+    Ok(format!("{RACERS} threads mapped and unmapped {RACE_ROUNDS} times each"))
+}
