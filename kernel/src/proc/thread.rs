@@ -17,8 +17,8 @@ use crate::ipc::IpcState;
 use crate::mem::frames;
 use crate::percpu;
 use crate::quota::{Charge, Resource};
+use crate::sched;
 use crate::sched::thread::Thread;
-use crate::sched::{self, InterruptsOff};
 use crate::sync::IrqSpinlock;
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
@@ -195,10 +195,14 @@ pub fn kill_for_bad_return(rip: u64) -> ! {
 }
 
 /// Ends the running user thread with `code`; the last thread of a process
-/// tears it down. Everything runs with interrupts off: once the address
-/// space is gone, this thread must never be switched back in.
+/// tears it down.
 pub fn end_current_thread(code: u64) -> ! {
-    let _irq = InterruptsOff::new();
+    // Interrupts on, even from a fault or an interrupt handler (the frame
+    // it came from is never returned to): the last thread's teardown frees
+    // every page of the process, and must not hold the CPU deaf meanwhile.
+    // It may be preempted and moved; its address space, marked dead by the
+    // teardown, is then never loaded again (mem::aspace).
+    x86_64::instructions::interrupts::enable();
     let me = sched::current();
     let Some(user) = me.user() else {
         panic!("proc: end_current_thread on the kernel thread '{}'", me.name);
