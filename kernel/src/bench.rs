@@ -51,15 +51,40 @@ pub fn run() -> bool {
         crate::smp::bringup_ticks().map_or(Value::NotApplicable, |t| Value::Tenths(ticks_to_tenths_us(t, hz)));
     print("ap_bringup", bringup, Unit::Microseconds);
     ipi_roundtrip(hz);
-    user_ok
+    let storm_ok = irq_off_max(hz);
+    user_ok && storm_ok
+}
+
+/// `irq_off_max`: the longest stretch any CPU spends with interrupts off
+/// while every CPU maps, unmaps and tears down 16 MiB at a time (`ubench
+/// storm`), traced by arch::irqtrace; the info line says where it began.
+fn irq_off_max(hz: u64) -> bool {
+    crate::arch::irqtrace::start();
+    let ok = run_to_end("ubench", "storm");
+    let (ticks, cpu, from) = crate::arch::irqtrace::stop();
+    if !ok {
+        print("irq_off_max", Value::NotApplicable, Unit::Microseconds);
+        return false;
+    }
+    match from {
+        Some(at) => log::info!("bench: irq_off_max on cpu{cpu}, interrupts off at {}:{}", at.file(), at.line()),
+        None => log::info!("bench: irq_off_max on cpu{cpu}"),
+    }
+    print("irq_off_max", Value::Tenths(ticks_to_tenths_us(ticks, hz)), Unit::Microseconds);
+    true
 }
 
 /// Starts ubench and waits for it; its figures are its own output lines.
 fn user_figures() -> bool {
-    let process = match crate::proc::spawn("ubench", "", Vec::new()) {
+    run_to_end("ubench", "")
+}
+
+/// Starts `name` with `args` and waits for it to exit 0.
+fn run_to_end(name: &str, args: &str) -> bool {
+    let process = match crate::proc::spawn(name, args, Vec::new()) {
         Ok(p) => p,
         Err(e) => {
-            log::error!("bench: cannot start ubench: {e:?}");
+            log::error!("bench: cannot start '{name} {args}': {e:?}");
             return false;
         }
     };

@@ -71,6 +71,12 @@ pub struct PerCpu {
     pub nmis: AtomicU64,
     pub nmis_reported: AtomicU64,
     pub nmi_rip: AtomicU64,
+    /// Interrupts-off tracing (arch::irqtrace): since when (0: not off, or
+    /// not traced) and from where, and the longest stretch and its start.
+    pub irq_off_since: AtomicU64,
+    pub irq_off_from: AtomicU64,
+    pub irq_off_max: AtomicU64,
+    pub irq_off_max_from: AtomicU64,
 }
 
 /// Offsets of the fields syscall.S reaches through GS.
@@ -106,6 +112,10 @@ impl PerCpu {
             nmis: AtomicU64::new(0),
             nmis_reported: AtomicU64::new(0),
             nmi_rip: AtomicU64::new(0),
+            irq_off_since: AtomicU64::new(0),
+            irq_off_from: AtomicU64::new(0),
+            irq_off_max: AtomicU64::new(0),
+            irq_off_max_from: AtomicU64::new(0),
         }
     }
 

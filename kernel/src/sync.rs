@@ -22,9 +22,13 @@ impl<T> IrqSpinlock<T> {
         Self { inner: spin::Mutex::new(value) }
     }
 
+    #[track_caller]
     pub fn lock(&self) -> IrqSpinlockGuard<'_, T> {
         let interrupts_were_enabled = interrupts::are_enabled();
         interrupts::disable();
+        if interrupts_were_enabled {
+            crate::arch::irqtrace::off(core::panic::Location::caller());
+        }
         let guard = loop {
             if let Some(g) = self.inner.try_lock() {
                 break g;
@@ -79,6 +83,7 @@ impl<T> Drop for IrqSpinlockGuard<'_, T> {
         // interrupts come back on so that no handler finds it held.
         unsafe { ManuallyDrop::drop(&mut self.guard) };
         if self.interrupts_were_enabled {
+            crate::arch::irqtrace::on();
             interrupts::enable();
         }
     }

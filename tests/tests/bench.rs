@@ -20,6 +20,7 @@ const FIGURES: &[(&str, &str, bool)] = &[
     ("tlb_shootdown", "ns", false),
     ("ap_bringup", "us", true),
     ("boot_to_init", "us", false),
+    ("irq_off_max", "us", false),
 ];
 
 /// `bench <name> <value> <unit>`, split.

@@ -54,8 +54,11 @@ pub(super) fn idle_main() -> ! {
             continue;
         }
         let start = crate::arch::cpu::rdtsc();
+        // Halted with interrupts on: not an interrupts-off stretch.
+        crate::arch::irqtrace::on();
         interrupts::enable_and_hlt();
         interrupts::disable();
+        crate::arch::irqtrace::off(core::panic::Location::caller());
         let slept = crate::time::tsc_to_ns(crate::arch::cpu::rdtsc() - start);
         c.idle_ns.fetch_add(slept, Ordering::Relaxed);
         let poll = c.poll_ns.load(Ordering::Relaxed);
@@ -86,6 +89,7 @@ pub(super) fn poll_for_work(c: &CpuSched) -> bool {
     let before = interrupts_taken();
     let work = || c.need_resched.load(Ordering::SeqCst) || interrupts_taken() != before;
     c.polling.store(true, Ordering::SeqCst);
+    crate::arch::irqtrace::on();
     interrupts::enable();
     // What interrupt handlers left in the console, and NMIs to report.
     crate::arch::trap::report_nmis();
@@ -94,6 +98,7 @@ pub(super) fn poll_for_work(c: &CpuSched) -> bool {
         core::hint::spin_loop();
     }
     interrupts::disable();
+    crate::arch::irqtrace::off(core::panic::Location::caller());
     c.polling.store(false, Ordering::SeqCst);
     // A waker that saw `polling` sent no IPI: its need_resched is visible now.
     work() || !c.rq.lock().is_empty()

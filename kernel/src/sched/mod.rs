@@ -108,9 +108,13 @@ pub struct InterruptsOff {
 }
 
 impl InterruptsOff {
+    #[track_caller]
     pub fn new() -> Self {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
+        if were_enabled {
+            crate::arch::irqtrace::off(core::panic::Location::caller());
+        }
         InterruptsOff { were_enabled }
     }
 }
@@ -118,6 +122,7 @@ impl InterruptsOff {
 impl Drop for InterruptsOff {
     fn drop(&mut self) {
         if self.were_enabled {
+            crate::arch::irqtrace::on();
             interrupts::enable();
         }
     }

@@ -290,6 +290,7 @@ pub extern "C" fn thread_start() -> ! {
     finish_switch();
     rearm_timer();
     let entry = current().entry.lock().take();
+    crate::arch::irqtrace::on();
     interrupts::enable();
     if let Some(f) = entry {
         f();

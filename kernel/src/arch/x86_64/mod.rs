@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod gdt;
 pub mod idt;
 pub mod ipi;
+pub mod irqtrace;
 pub mod pic;
 pub mod pit;
 pub mod power;

@@ -87,10 +87,11 @@ pub fn flush_range(start: u64, pages: u64) {
 /// migrate between its local flush and the request, and the CPU it moved
 /// to would count itself flushed without having flushed.
 pub fn shootdown(addr: u64, pages: u64) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    {
+        let _irq = crate::sched::InterruptsOff::new();
         flush_range(addr, pages);
         request(&online_others(), addr, pages, core::ptr::null_mut());
-    });
+    }
 }
 
 /// Flushes every CPU's whole TLB (global entries included) with one
@@ -103,7 +104,8 @@ pub fn shootdown_all() {
 /// `targets` (the active set of their address space); this CPU flushes its
 /// own if it is one of them.
 pub fn shootdown_user(addr: u64, pages: u64, targets: &CpuSet) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    {
+        let _irq = crate::sched::InterruptsOff::new();
         let mut others = *targets;
         let me = percpu::cpu_index();
         if others.contains(me) {
@@ -111,7 +113,7 @@ pub fn shootdown_user(addr: u64, pages: u64, targets: &CpuSet) {
             others.remove(me);
         }
         request(&others, addr, pages, core::ptr::null_mut());
-    });
+    }
 }
 
 /// Makes every CPU in `targets` stop using `aspace` (load the kernel's
@@ -119,11 +121,12 @@ pub fn shootdown_user(addr: u64, pages: u64, targets: &CpuSet) {
 /// may walk an address space's tables once they are freed. The caller
 /// leaves it itself first.
 pub fn leave_everywhere(aspace: *const AddressSpace, targets: &CpuSet) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    {
+        let _irq = crate::sched::InterruptsOff::new();
         let mut others = *targets;
         others.remove(percpu::cpu_index());
         request(&others, 0, 0, aspace.cast_mut());
-    });
+    }
 }
 
 /// Every online CPU but this one.

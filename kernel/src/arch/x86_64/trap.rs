@@ -239,10 +239,19 @@ fn try_fixup(frame: &mut TrapFrame, cr2: u64) -> bool {
 
 /// Called by trap.S for every vector and every system call.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    // Interrupts went off on the way in (for irqtrace: from a context that
+    // had them on).
+    let interrupted_on = frame.rflags & x86_64::registers::rflags::RFlags::INTERRUPT_FLAG.bits() != 0;
+    if interrupted_on {
+        super::irqtrace::off(core::panic::Location::caller());
+    }
     if frame.vector & (1 << FRAME_SYSCALL) != 0 {
+        super::irqtrace::on();
         x86_64::instructions::interrupts::enable();
         crate::syscall::dispatch(frame);
         x86_64::instructions::interrupts::disable();
+        super::irqtrace::off(core::panic::Location::caller());
+        super::irqtrace::on();
         return;
     }
     // The low byte: trap.S keeps flags in the high bits.
@@ -294,6 +303,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
     if frame.is_from_user() {
         crate::proc::before_user_return();
+    }
+    if interrupted_on {
+        super::irqtrace::on();
     }
 }
 

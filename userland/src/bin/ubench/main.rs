@@ -11,7 +11,9 @@
 //! A figure that needs two CPUs prints `n/a` on a machine with one.
 //!
 //! `ubench server <cpu>` is the other end of the IPC figures: a process of
-//! its own, pinned to `cpu`, answering calls on its handle 0.
+//! its own, pinned to `cpu`, answering calls on its handle 0. `ubench
+//! storm` (with `ubench hog <MiB>`) is the load the kernel measures
+//! `irq_off_max` under (storm.rs).
 #![no_std]
 #![no_main]
 
@@ -21,6 +23,7 @@ mod clock;
 mod ipc;
 mod memory;
 mod sched;
+mod storm;
 
 use core::fmt;
 
@@ -39,6 +42,11 @@ fn main(args: &str) -> u64 {
         (Some("server"), Some(cpu)) => match cpu.parse() {
             Ok(cpu) => ipc::serve(cpu),
             Err(_) => Err(Failure::new(format_args!("bad CPU '{cpu}'"))),
+        },
+        (Some("storm"), None) => storm::storm(),
+        (Some("hog"), Some(mib)) => match mib.parse() {
+            Ok(mib) => storm::hog(mib),
+            Err(_) => Err(Failure::new(format_args!("bad size '{mib}'"))),
         },
         _ => Err(Failure::new(format_args!("unknown arguments '{args}'"))),
     };
