@@ -77,6 +77,15 @@ pub struct PerCpu {
     pub irq_off_from: AtomicU64,
     pub irq_off_max: AtomicU64,
     pub irq_off_max_from: AtomicU64,
+    /// The running thread (a copy of the scheduler's `current`, the
+    /// CPU's own reference): read with one GS-relative load, so that a
+    /// thread preempted and moved in the middle cannot read another CPU's
+    /// ([`current_thread`]).
+    pub current_thread: AtomicU64,
+    /// Preemption-disabling guards held on this CPU (sched::PreemptGuard),
+    /// moved by single GS-relative `inc`/`dec` instructions for the same
+    /// reason ([`preempt_disable`]).
+    pub preempt_count: AtomicU32,
 }
 
 /// Offsets of the fields syscall.S reaches through GS.
@@ -116,6 +125,8 @@ impl PerCpu {
             irq_off_from: AtomicU64::new(0),
             irq_off_max: AtomicU64::new(0),
             irq_off_max_from: AtomicU64::new(0),
+            current_thread: AtomicU64::new(0),
+            preempt_count: AtomicU32::new(0),
         }
     }
 
@@ -173,4 +184,42 @@ pub fn cpu_index() -> u32 {
             options(nostack, readonly, preserves_flags));
     }
     index
+}
+
+/// The running thread's pointer (0 before the scheduler starts): one load,
+/// which a migration cannot split.
+#[inline]
+pub fn current_thread() -> u64 {
+    let p: u64;
+    // SAFETY: as in current().
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{off}]", out(reg) p, off = const offset_of!(PerCpu, current_thread),
+            options(nostack, readonly, preserves_flags));
+    }
+    p
+}
+
+/// Counts a preemption guard on the CPU this runs on: one instruction, so
+/// it lands on the CPU it was taken on even if the thread is preempted
+/// right before or after (then its count moved with the instruction).
+#[inline]
+pub fn preempt_disable() {
+    // SAFETY: increments this CPU's own counter; interrupts cannot split
+    // one instruction, and no other CPU writes it.
+    unsafe {
+        core::arch::asm!("inc dword ptr gs:[{off}]", off = const offset_of!(PerCpu, preempt_count),
+            options(nostack));
+    }
+}
+
+/// Drops a preemption guard; true if it was this CPU's last one.
+#[inline]
+pub fn preempt_enable() -> bool {
+    let zero: u8;
+    // SAFETY: as in preempt_disable.
+    unsafe {
+        core::arch::asm!("dec dword ptr gs:[{off}]", "setz {z}", off = const offset_of!(PerCpu, preempt_count),
+            z = out(reg_byte) zero, options(nostack));
+    }
+    zero != 0
 }

@@ -77,7 +77,7 @@ use alloc::boxed::Box;
 use alloc::collections::BinaryHeap;
 use alloc::sync::Arc;
 use balance::loads;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use ferrite_kcore::sched::{pick_cpu, Class, RunQueue};
 use idle::{idle_main, IDLE_POLL_START_NS};
@@ -133,19 +133,27 @@ pub struct PreemptGuard(());
 
 impl PreemptGuard {
     pub fn new() -> Self {
-        cpu().preempt_count.fetch_add(1, Ordering::Relaxed);
+        crate::percpu::preempt_disable();
         PreemptGuard(())
     }
 }
 
 impl Drop for PreemptGuard {
     fn drop(&mut self) {
-        let c = cpu();
-        if c.preempt_count.fetch_sub(1, Ordering::Relaxed) == 1 && c.need_resched.load(Ordering::Relaxed) {
+        // The count is per CPU and the thread stays on this one while it is
+        // held; `preempt_enable` is one instruction either way. (Reading
+        // the CPU and then its counter, in two steps, let a preemption in
+        // between change the wrong CPU's count.)
+        if crate::percpu::preempt_enable() && cpu().need_resched.load(Ordering::Relaxed) {
             let irq = InterruptsOff::new();
             schedule(&irq);
         }
     }
+}
+
+/// Preemption guards held on this CPU.
+fn preempt_count() -> u32 {
+    crate::percpu::current().preempt_count.load(Ordering::Relaxed)
 }
 
 struct CpuSched {
@@ -170,7 +178,6 @@ struct CpuSched {
     /// How long the idle thread polls before it halts, adapted to how
     /// soon work comes (see idle_main).
     poll_ns: AtomicU64,
-    preempt_count: AtomicU32,
     ready: AtomicBool,
     /// TSC time at which the running thread's slice ends.
     slice_end: AtomicU64,
@@ -207,7 +214,6 @@ impl CpuSched {
             ipi_pending: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             poll_ns: AtomicU64::new(IDLE_POLL_START_NS),
-            preempt_count: AtomicU32::new(0),
             ready: AtomicBool::new(false),
             slice_end: AtomicU64::new(0),
             last_switch: AtomicU64::new(0),
@@ -238,7 +244,9 @@ fn class_code(c: Class) -> u8 {
 
 /// The running thread.
 pub fn current() -> Arc<Thread> {
-    let p = cpu().current.load(Ordering::Relaxed);
+    // One GS-relative load: a thread moved between reading "which CPU" and
+    // "its current thread" would get another CPU's thread.
+    let p = crate::percpu::current_thread() as *const Thread;
     assert!(!p.is_null(), "sched: no current thread on cpu{}", cpu_index());
     // SAFETY: `current` holds a strong reference for as long as the thread
     // runs here; this adds one for the caller.
@@ -273,6 +281,7 @@ pub fn init_bsp() {
     c.sleepers.lock().reserve(QUEUE_CAPACITY);
     let main = adopt_current("main", ANY_CPU);
     c.current.store(main as *mut Thread, Ordering::Release);
+    crate::percpu::current().current_thread.store(main as u64, Ordering::Release);
     c.current_class.store(class_code(Class::Normal), Ordering::Relaxed);
     c.load.store(1, Ordering::Relaxed);
     let stack = KernelStack::new(THREAD_STACK_SIZE).expect("sched: no memory for the idle thread");
@@ -302,6 +311,7 @@ pub fn init_ap() {
     unsafe { Arc::increment_strong_count(idle) };
     c.idle.store(idle as *mut Thread, Ordering::Release);
     c.current.store(idle as *mut Thread, Ordering::Release);
+    crate::percpu::current().current_thread.store(idle as u64, Ordering::Release);
     c.current_class.store(CLASS_IDLE, Ordering::Relaxed);
     c.last_switch.store(rdtsc(), Ordering::Relaxed);
     c.ready.store(true, Ordering::Release);
@@ -403,7 +413,7 @@ pub fn start(t: Arc<Thread>) -> Result<(), KernelError> {
 
 /// Runs `f` on the running thread, without touching its reference count.
 pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
-    let p = cpu().current.load(Ordering::Relaxed);
+    let p = crate::percpu::current_thread() as *const Thread;
     assert!(!p.is_null(), "sched: no current thread on cpu{}", cpu_index());
     // SAFETY: the CPU holds a reference to its running thread for as long
     // as it runs, and `f` runs on that thread (if it blocks and moves to

@@ -153,6 +153,7 @@ pub(super) fn switch(c: &CpuSched, prev_ptr: *mut Thread, next_ptr: *mut Thread,
     let now = rdtsc();
     prev.runtime.fetch_add(now.saturating_sub(c.last_switch.swap(now, Ordering::Relaxed)), Ordering::Relaxed);
     c.current.store(next_ptr, Ordering::Relaxed);
+    crate::percpu::current().current_thread.store(next_ptr as u64, Ordering::Relaxed);
     c.prev.store(prev_ptr, Ordering::Relaxed);
     c.switches.fetch_add(1, Ordering::Relaxed);
     if prev.user().is_some() || next.user().is_some() {
@@ -175,7 +176,7 @@ pub(super) fn switch(c: &CpuSched, prev_ptr: *mut Thread, next_ptr: *mut Thread,
 pub fn handoff(irq: &InterruptsOff, next: Arc<Thread>) {
     let me = cpu_index();
     let c = of(me);
-    if !next.allowed_on(me) || c.preempt_count.load(Ordering::Relaxed) != 0 {
+    if !next.allowed_on(me) || super::preempt_count() != 0 {
         wake(next);
         schedule(irq);
         return;
@@ -302,10 +303,7 @@ pub extern "C" fn thread_start() -> ! {
 /// allowed to.
 pub fn preempt_point() {
     let c = cpu();
-    if c.ready.load(Ordering::Relaxed)
-        && c.need_resched.load(Ordering::Acquire)
-        && c.preempt_count.load(Ordering::Relaxed) == 0
-    {
+    if c.ready.load(Ordering::Relaxed) && c.need_resched.load(Ordering::Acquire) && super::preempt_count() == 0 {
         let irq = InterruptsOff::new();
         schedule(&irq);
     }

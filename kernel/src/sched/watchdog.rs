@@ -47,7 +47,7 @@ pub fn dump_state() {
             crate::time::tsc_to_ns(now.saturating_sub(c.last_switch.load(Ordering::Relaxed))) / 1_000_000,
             c.ticks_since_pass.load(Ordering::Relaxed),
             c.need_resched.load(Ordering::Relaxed),
-            c.preempt_count.load(Ordering::Relaxed),
+            crate::percpu::get(cpu).preempt_count.load(Ordering::Relaxed),
             c.sleepers.try_with(|s| s.len()).map_or(alloc::string::String::from("locked"), |n| alloc::format!("{n}")),
         );
     }
