@@ -5,6 +5,10 @@
 
 use ferrite_tests::{check_all_tests_passed, user_line, Boot, Firmware, Machine, Outcome, Status};
 
+/// How long one boot of the suite may take: it runs a thousand children,
+/// and up to 8 virtual CPUs share 2 host cores with another boot.
+const SUITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The suite's cases; every boot must run them all.
 const CASES: usize = 20;
 
@@ -19,6 +23,7 @@ fn hostile_suite(name: &str, firmware: Firmware, smp: u32) {
         .cpu("max")
         .smp(smp)
         .cmdline("test=hostile")
+        .timeout(SUITE_TIMEOUT)
         .run();
     let mut problems = Vec::new();
     if outcome.status != Status::Success {
@@ -116,6 +121,7 @@ fn all_suites_in_48m() {
         .mem("48M")
         .smp(4)
         .cmdline("test=all")
+        .timeout(SUITE_TIMEOUT)
         .run()
         .assert_all_tests_passed();
 }

@@ -122,19 +122,25 @@ static ROOM_DEPTH: AtomicU32 = AtomicU32::new(0);
 const NOBODY: u32 = u32::MAX;
 
 impl Room {
+    /// Waits for the room with preemption on (a CPU that waits long, for a
+    /// holder its host is not running, still schedules), and takes it with
+    /// preemption off.
     fn enter() -> Room {
-        let preempt = crate::sched::PreemptGuard::new();
-        let me = crate::percpu::cpu_index();
-        if ROOM_OWNER.load(Ordering::Acquire) != me {
-            while ROOM_OWNER.compare_exchange_weak(NOBODY, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
-                // The caller may hold a lock with interrupts off (an address
-                // space's), and the holder may wait for a shootdown.
-                crate::arch::tlb::service();
-                core::hint::spin_loop();
+        loop {
+            let preempt = crate::sched::PreemptGuard::new();
+            let me = crate::percpu::cpu_index();
+            if ROOM_OWNER.load(Ordering::Acquire) == me
+                || ROOM_OWNER.compare_exchange(NOBODY, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            {
+                ROOM_DEPTH.fetch_add(1, Ordering::Relaxed);
+                return Room { _preempt: preempt };
             }
+            drop(preempt);
+            // The caller may hold a lock with interrupts off (an address
+            // space's), and the holder may wait for a shootdown.
+            crate::arch::tlb::service();
+            core::hint::spin_loop();
         }
-        ROOM_DEPTH.fetch_add(1, Ordering::Relaxed);
-        Room { _preempt: preempt }
     }
 }
 

@@ -20,7 +20,6 @@
 use super::{frames, paging, PAGE_SIZE, STACKS_START};
 use crate::error::KernelError;
 use crate::sync::IrqSpinlock;
-use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -32,12 +31,17 @@ const CACHE_MAX: usize = 64;
 /// without taking a lock.
 static SLOT_PAGES: [AtomicU32; MAX_SLOTS] = [const { AtomicU32::new(0) }; MAX_SLOTS];
 
+/// Slots handed out so far (`next`), and those given back, on a fixed
+/// stack: returning a slot never allocates.
 struct Slots {
     next: usize,
-    free: Vec<usize>,
+    free: [u16; MAX_SLOTS],
+    free_len: usize,
 }
 
-static SLOTS: IrqSpinlock<Slots> = IrqSpinlock::new(Slots { next: 0, free: Vec::new() });
+const _: () = assert!(MAX_SLOTS <= u16::MAX as usize + 1);
+
+static SLOTS: IrqSpinlock<Slots> = IrqSpinlock::new(Slots { next: 0, free: [0; MAX_SLOTS], free_len: 0 });
 
 /// Mapped stacks no one uses, as `(slot, pages)`; a fixed array, so that
 /// dropping a stack never allocates.
@@ -89,8 +93,11 @@ impl KernelStack {
     fn map_new(pages: u64) -> Result<Self, KernelError> {
         let slot = {
             let mut slots = SLOTS.lock();
-            match slots.free.pop() {
-                Some(s) => s,
+            match slots.free_len.checked_sub(1) {
+                Some(top) => {
+                    slots.free_len = top;
+                    usize::from(slots.free[top])
+                }
                 None if slots.next < MAX_SLOTS => {
                     slots.next += 1;
                     slots.next - 1
@@ -203,7 +210,11 @@ fn release(stacks: &[(usize, u64)]) {
         flush(&pending[..held]);
     }
     let mut slots = SLOTS.lock();
-    slots.free.extend(stacks.iter().map(|&(slot, _)| slot));
+    for &(slot, _) in stacks {
+        let top = slots.free_len;
+        slots.free[top] = slot as u16;
+        slots.free_len = top + 1;
+    }
 }
 
 /// Names the stack whose guard area holds `addr`.

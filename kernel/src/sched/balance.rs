@@ -2,10 +2,15 @@
 //! and the balancing a busy CPU does at the end of each slice (see the
 //! module doc of sched for the policy).
 use super::of;
+use super::thread::Thread;
 use crate::arch::ipi::{self, Ipi};
 use crate::percpu::MAX_CPUS;
+use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
-use ferrite_kcore::sched::{pick_victim, steal_count};
+use ferrite_kcore::sched::{pick_victim, steal_count, Class};
+
+/// Threads one steal moves at most.
+const STEAL_MAX: usize = 16;
 
 /// Every online CPU's load now (for diagnostics).
 pub fn loads_snapshot() -> [usize; MAX_CPUS] {
@@ -64,20 +69,23 @@ pub(super) fn try_steal(me: u32) -> bool {
     let loads = loads(online);
     let Some(victim) = pick_victim(&loads[..online as usize], me as usize) else { return false };
     let want = steal_count(loads[victim], loads[me as usize]);
-    let taken = {
+    // On the stack: the scheduler does not allocate. A bigger imbalance
+    // takes a few passes.
+    let mut taken: [Option<(Class, Arc<Thread>)>; STEAL_MAX] = Default::default();
+    let n = {
         let v = of(victim as u32);
         let mut rq = v.rq.lock();
-        let taken = rq.steal(want, |t| t.allowed_on(me));
-        v.load.fetch_sub(taken.len(), Ordering::Relaxed);
-        taken
+        let n = rq.steal_into(want, |t| t.allowed_on(me), &mut taken);
+        v.load.fetch_sub(n, Ordering::Relaxed);
+        n
     };
-    if taken.is_empty() {
+    if n == 0 {
         return false;
     }
     let c = of(me);
-    c.steals.fetch_add(taken.len() as u64, Ordering::Relaxed);
+    c.steals.fetch_add(n as u64, Ordering::Relaxed);
     let mut rq = c.rq.lock();
-    for (class, t) in taken {
+    for (class, t) in taken.into_iter().flatten() {
         t.cpu.store(me, Ordering::Relaxed);
         rq.push(class, t);
         c.load.fetch_add(1, Ordering::Relaxed);

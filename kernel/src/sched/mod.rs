@@ -144,7 +144,9 @@ impl Drop for PreemptGuard {
         // held; `preempt_enable` is one instruction either way. (Reading
         // the CPU and then its counter, in two steps, let a preemption in
         // between change the wrong CPU's count.)
-        if crate::percpu::preempt_enable() && cpu().need_resched.load(Ordering::Relaxed) {
+        // Not with interrupts off (a guard dropped inside a spinlock's
+        // section): the next preemption point takes the pending switch.
+        if crate::percpu::preempt_enable() && interrupts::are_enabled() && cpu().need_resched.load(Ordering::Relaxed) {
             let irq = InterruptsOff::new();
             schedule(&irq);
         }

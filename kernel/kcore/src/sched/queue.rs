@@ -113,6 +113,35 @@ impl<T> RunQueue<T> {
         taken
     }
 
+    /// [`steal`](Self::steal) into `out` instead of a new vector (the
+    /// kernel's scheduler must not allocate): takes at most `out.len()`
+    /// items (and at most `max`), fills `out[..n]` in pop order, returns
+    /// `n`.
+    pub fn steal_into(
+        &mut self,
+        max: usize,
+        mut can_take: impl FnMut(&T) -> bool,
+        out: &mut [Option<(Class, T)>],
+    ) -> usize {
+        let max = max.min(out.len());
+        let mut n = 0;
+        for class in Class::ALL.into_iter().rev() {
+            let queue = &mut self.queues[class.index()];
+            let mut i = queue.len();
+            while i > 0 && n < max {
+                i -= 1;
+                if can_take(&queue[i]) {
+                    if let Some(item) = queue.remove(i) {
+                        out[n] = Some((class, item));
+                        n += 1;
+                    }
+                }
+            }
+        }
+        out[..n].reverse();
+        n
+    }
+
     /// Removes and returns the first item, in pop order, for which `pred` is
     /// true (e.g. a thread whose affinity no longer allows this CPU).
     pub fn remove_first(&mut self, mut pred: impl FnMut(&T) -> bool) -> Option<(Class, T)> {

@@ -360,7 +360,7 @@ pub fn exhaust_all(_args: &str) -> Outcome {
 
 /// Threads of `map_race`, and the rounds each makes.
 const RACERS: u64 = 4;
-const RACE_ROUNDS: u64 = 1500;
+const RACE_ROUNDS: u64 = 400;
 
 /// `map_race`: threads of one process map and unmap at once, on every CPU:
 /// an address `unmap` gives back must not be handed out again while its

@@ -190,3 +190,20 @@ fn reserve_makes_room_without_changing_contents() {
     assert_eq!(q.pop(), Some((Class::Normal, 1)));
     assert!(q.is_empty());
 }
+
+#[test]
+fn steal_into_matches_steal_and_respects_the_buffer() {
+    for max in 0..10 {
+        for room in 0..10 {
+            let mut a = queue_of(&[10, 11, 12], &[1, 2, 3, 4, 5, 6, 7]);
+            let mut b = a.clone();
+            let stolen = a.steal(max.min(room), |&x| x % 3 != 0);
+            let mut out: Vec<Option<(Class, u32)>> = vec![None; room];
+            let n = b.steal_into(max, |&x| x % 3 != 0, &mut out);
+            assert_eq!(n, stolen.len(), "max {max} room {room}");
+            let got: Vec<(Class, u32)> = out[..n].iter().map(|x| x.unwrap()).collect();
+            assert_eq!(got, stolen, "max {max} room {room}");
+            assert_eq!(drain(&mut a), drain(&mut b));
+        }
+    }
+}
