@@ -124,18 +124,20 @@ fn two_thirds(freed: usize) -> usize {
 const ROOM: usize = 8 << 20;
 
 /// `concurrent_maps`: one thread pinned to each CPU; memory taken to the
-/// last page; `ROOM` freed; every thread maps half of it at the same
-/// moment, two thirds of it each. What they got together must fit in what
-/// was free.
+/// last page; `ROOM` freed; every thread maps two thirds of it at the same
+/// moment and keeps what it got until every racer has tried (one that
+/// mapped and unmapped before another started would make room for it).
+/// What they got together must fit in what was free.
 pub fn concurrent_maps(_args: &str) -> Outcome {
     let cpus = sys::cpu_count().ctx("cpu_count")?;
     let go = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicUsize::new(0));
     let got = Arc::new(AtomicUsize::new(0));
     let share = Arc::new(AtomicUsize::new(0));
+    let tried = Arc::new(AtomicUsize::new(0));
     let mut racers = Vec::new();
     for cpu in 0..cpus {
-        let (go, ready, got, share) = (go.clone(), ready.clone(), got.clone(), share.clone());
+        let (go, ready, got, share, tried) = (go.clone(), ready.clone(), got.clone(), share.clone(), tried.clone());
         racers.push(
             spawn_checked(move || {
                 sys::set_affinity(cpu).ctx("pin")?;
@@ -144,9 +146,16 @@ pub fn concurrent_maps(_args: &str) -> Outcome {
                     core::hint::spin_loop();
                 }
                 let want = share.load(Ordering::Acquire);
-                if let Ok(at) = sys::map(want, flags::WRITE) {
+                let mapped = sys::map(want, flags::WRITE).ok();
+                if mapped.is_some() {
                     got.fetch_add(want, Ordering::AcqRel);
-                    // SAFETY: just mapped, used by nothing.
+                }
+                tried.fetch_add(1, Ordering::AcqRel);
+                while tried.load(Ordering::Acquire) < cpus as usize {
+                    sys::yield_now().ctx("yield")?;
+                }
+                if let Some(at) = mapped {
+                    // SAFETY: mapped above, used by nothing.
                     unsafe { sys::unmap(at, want) }.ctx("unmap")?;
                 }
                 Ok(0)
