@@ -62,8 +62,12 @@ use std::time::{Duration, Instant};
 use supervise::{supervise, End, Semaphore};
 
 /// Boot timeout when neither [`Boot::timeout`] nor `FERRITE_BOOT_TIMEOUT`
-/// says otherwise: generous for TCG on a small, busy CI machine.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
+/// says otherwise: generous for TCG on a small, busy CI machine. A
+/// `test=all` boot on 8 CPUs takes 70 s alone on a 2-core host, but beside
+/// a 16-CPU boot (two QEMUs run at once) it took more than 180 s: TLB
+/// shootdowns wait for virtual CPUs the host is not running. A hang costs
+/// this much time; a slow machine must not look like one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(480);
 
 /// QEMUs allowed to run at once (per test process).
 const MAX_QEMUS: usize = 2;
