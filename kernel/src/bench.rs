@@ -37,7 +37,7 @@ fn print(name: &str, value: Value, unit: Unit) {
 /// Runs the suite; true if every figure was measured.
 pub fn run() -> bool {
     let hz = crate::time::tsc_hz();
-    let source = if cpu::features().tsc_hz_cpuid.is_some() { "from CPUID" } else { "calibrated against the PIT" };
+    let source = crate::time::tsc_source();
     log::info!(
         "bench: TSC at {hz} Hz ({source}); each figure is a median of timed batches with the empty loop's median subtracted; {} CPUs",
         crate::smp::online_count()

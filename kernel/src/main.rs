@@ -19,6 +19,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod arch;
 mod bench;
 mod boot_info;
@@ -67,7 +68,7 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
     arch::syscall::init_cpu();
 
     pic::init_and_mask();
-    apic::init_bsp();
+    apic::init_bsp(boot.acpi_root());
     percpu::set_apic_id(apic::id());
     percpu::current().online.store(true, core::sync::atomic::Ordering::Release);
     sched::init_bsp();

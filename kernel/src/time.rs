@@ -16,8 +16,19 @@ pub fn boot_tsc() -> u64 {
     BOOT_TSC.load(Ordering::Relaxed)
 }
 
-pub fn set_tsc_hz(hz: u64) {
+/// Where the TSC's rate came from (for the log and `make bench`).
+static TSC_SOURCE: spin::Once<&'static str> = spin::Once::new();
+
+/// Sets the TSC's rate, once, saying where it came from.
+pub fn set_tsc_hz(hz: u64, source: &'static str) {
+    TSC_SOURCE.call_once(|| source);
     TSC_HZ.store(hz, Ordering::Relaxed);
+}
+
+/// Where the TSC's rate came from: a CPUID leaf, "measured against" a
+/// clock, or a guess.
+pub fn tsc_source() -> &'static str {
+    TSC_SOURCE.get().copied().unwrap_or("not known yet")
 }
 
 /// TSC ticks per second, or 0 before calibration.

@@ -24,6 +24,7 @@
 //!   `kernel/kcore/fuzz`).
 
 mod madt;
+mod timers;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ mod tests;
 use core::fmt;
 
 pub use madt::{parse_madt, CpuEntry, CpuList, CpuSource, Madt, MADT_FIXED_LEN};
+pub use timers::{parse_fadt, parse_hpet, Fadt, GenericAddress, PmTimer, PmTimerBlock, PM_TIMER_HZ};
 
 /// The signature of the MADT ("Multiple APIC Description Table").
 pub const MADT_SIGNATURE: [u8; 4] = *b"APIC";
@@ -187,6 +189,16 @@ pub enum AcpiError {
         /// The entry's length byte (0 if the table ends before it).
         length: u8,
     },
+    /// A table names a register the kernel cannot use: in an address space
+    /// it does not support, at address 0, or misaligned.
+    BadRegister {
+        /// The table's signature.
+        table: [u8; 4],
+        /// The register's address space (0 memory, 1 I/O, ...).
+        space: u8,
+        /// The register's address.
+        address: u64,
+    },
 }
 
 impl fmt::Display for AcpiError {
@@ -207,6 +219,9 @@ impl fmt::Display for AcpiError {
             Self::NotFound(signature) => write!(f, "no valid '{}' table in the root table", Sig(&signature)),
             Self::BadEntry { offset, entry_type, length } => {
                 write!(f, "bad MADT entry at offset {offset}: type {entry_type}, length {length}")
+            }
+            Self::BadRegister { table, space, address } => {
+                write!(f, "'{}' table names an unusable register: space {space}, address {address:#x}", Sig(&table))
             }
         }
     }

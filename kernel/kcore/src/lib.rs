@@ -21,7 +21,8 @@
 //!   `std`-only code by accident.
 //!
 //! Current modules: the physical [`frame`] allocator, the kernel
-//! [`cmdline`] parser, the [`acpi`] table finder and MADT parser, the
+//! [`cmdline`] parser, the [`acpi`] table finder and its MADT, FADT and
+//! HPET parsers, what CPUID says about the [`clock`] rates, the
 //! [`sched`] run queue and scheduling policy, the [`elf`] load planner
 //! for user programs, and the [`bench`] arithmetic of the benchmarks.
 #![cfg_attr(not(test), no_std)]
@@ -32,6 +33,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod bench;
+pub mod clock;
 pub mod cmdline;
 pub mod elf;
 pub mod frame;

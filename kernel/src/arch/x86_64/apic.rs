@@ -1,10 +1,12 @@
 //! The local APIC: xAPIC (MMIO) or x2APIC (MSRs), chosen by CPUID, and its
-//! timer, calibrated once against the PIT.
+//! timer, whose rate (and the TSC's) CPUID gives or the boot CPU measures
+//! once against a reference clock (`refclock`).
 //!
 //! Register offsets are the xAPIC MMIO offsets (Intel SDM vol. 3, table
 //! 11-1); in x2APIC mode the same register is MSR `0x800 + offset / 16`.
+use super::cpu;
 use super::idt::vector;
-use super::{cpu, pit};
+use super::refclock::RefClock;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Once;
 use x86_64::registers::model_specific::Msr;
@@ -50,17 +52,22 @@ const LVT_TIMER_ONE_SHOT: u32 = 0;
 const LVT_TIMER_TSC_DEADLINE: u32 = 2 << 17;
 /// Timer divide configuration for divide-by-16 (SDM figure 11-10).
 const TIMER_DIVIDE_BY_16: u32 = 0b0011;
-/// Calibration window: 2 ms of PIT ticks, five times (10 ms of boot in
-/// all). Each window's error is its two brackets (`sample`: a few
+/// Calibration: five windows of 2 ms of the reference clock (10 ms of
+/// boot in all). Each window's error is its two brackets (`sample`: a few
 /// microseconds under emulation, far less on hardware), so a few tenths of
 /// a percent at worst, and the median drops the worst windows; Linux's
 /// quick PIT calibration settles for the same order in about as long.
-/// Five windows of 10 ms took 50 ms of every boot for accuracy nothing
-/// here needs.
-const CALIBRATION_PIT_TICKS: u16 = (pit::PIT_HZ / 500) as u16;
+const CALIBRATION_WINDOWS_PER_S: u64 = 500;
 const CALIBRATION_RUNS: usize = 5;
-/// PIT reads before deciding there is no PIT (several seconds' worth).
-const PIT_POLL_LIMIT: u64 = 5_000_000;
+/// TSC ticks to wait for a reference clock to count through a window
+/// before deciding it does not count: a quarter of a second at 4 GHz,
+/// ten at 100 MHz (the slowest TSC believed).
+const CALIBRATION_GIVE_UP_TSC: u64 = 1 << 30;
+/// What the TSC is taken to run at when no clock can measure it: fast, so
+/// that delays are too long rather than too short (time runs slow).
+const GUESSED_TSC_HZ: u64 = 4_000_000_000;
+/// The window over which the APIC timer is measured against the TSC.
+const APIC_WINDOW_NS: u64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {
@@ -223,9 +230,10 @@ fn enable_local() {
     let _ = read(Reg::ErrorStatus);
 }
 
-/// Sets up the boot CPU's local APIC, calibrates its timer and the TSC
-/// against the PIT, and starts the periodic tick.
-pub fn init_bsp() {
+/// Sets up the boot CPU's local APIC, learns its timer's rate and the
+/// TSC's (from CPUID, else measured against the clocks the ACPI tables
+/// under `acpi_root` describe, else the PIT), and starts the timer.
+pub fn init_bsp(acpi_root: Option<ferrite_kcore::acpi::RootTable>) {
     MODE.call_once(|| {
         if cpu::features().x2apic {
             Mode::X2Apic
@@ -236,7 +244,7 @@ pub fn init_bsp() {
         }
     });
     enable_local();
-    calibrate();
+    calibrate(acpi_root);
     start_timer();
     log::info!(
         "apic: {} id {} version {:#x}, timer {} kHz (after /16), {} one-shot, TSC {} kHz",
@@ -294,7 +302,8 @@ pub fn arm(deadline: Option<u64>) {
     write(Reg::TimerInitialCount, count);
 }
 
-/// One reading of the three clocks, bracketed by two TSC reads.
+/// One reading of the TSC and a reference clock: the TSC read before and
+/// after.
 #[derive(Clone, Copy)]
 struct Sample {
     /// Midpoint of the bracket.
@@ -302,60 +311,93 @@ struct Sample {
     /// How long the reads took, in TSC ticks: a sample taken while this
     /// CPU was interrupted or descheduled has a wide bracket.
     bracket: u64,
-    pit: u16,
-    apic: u32,
+    clock: u64,
 }
 
-fn sample() -> Sample {
+fn sample(clock: &RefClock) -> Sample {
     // Three tries, keeping the tightest: one wide bracket is common under
     // virtualisation, three in a row are not.
     (0..3)
         .map(|_| {
             let t0 = cpu::rdtsc();
-            let pit = pit::read_count();
-            let apic = read(Reg::TimerCurrentCount);
+            let count = clock.read();
             let t1 = cpu::rdtsc();
-            Sample { tsc: t0 + (t1 - t0) / 2, bracket: t1 - t0, pit, apic }
+            Sample { tsc: t0 + (t1 - t0) / 2, bracket: t1 - t0, clock: count }
         })
         .min_by_key(|s| s.bracket)
         .expect("three samples")
 }
 
-/// Measures the TSC against the PIT, and the APIC timer against the TSC,
-/// over a few windows, and keeps the median of each. The APIC/TSC ratio is
-/// exact whatever the delays (both are clocks); the TSC rate's error is
-/// bounded by the brackets, which `sample` keeps tight.
-fn calibrate() {
+/// The TSC's rate measured against `clock` (the median of a few windows),
+/// or `None` if the clock does not count or gives an implausible rate.
+fn measure_tsc(clock: &RefClock) -> Option<u64> {
+    let window = clock.hz() / CALIBRATION_WINDOWS_PER_S;
+    let mut tsc_hz = [0u64; CALIBRATION_RUNS];
+    for hz in &mut tsc_hz {
+        clock.start();
+        let start = sample(clock);
+        let mut end = sample(clock);
+        while clock.elapsed(start.clock, end.clock) < window {
+            if end.tsc - start.tsc > CALIBRATION_GIVE_UP_TSC {
+                log::warn!("clock: {} does not count", clock.name());
+                return None;
+            }
+            end = sample(clock);
+        }
+        let ticks = clock.elapsed(start.clock, end.clock);
+        *hz = (u128::from(end.tsc - start.tsc) * u128::from(clock.hz()) / u128::from(ticks)) as u64;
+    }
+    tsc_hz.sort_unstable();
+    let hz = tsc_hz[CALIBRATION_RUNS / 2];
+    if !ferrite_kcore::clock::TSC_HZ_PLAUSIBLE.contains(&hz) {
+        log::warn!("clock: against {}, the TSC runs at {hz} Hz; not believed", clock.name());
+        return None;
+    }
+    Some(hz)
+}
+
+/// Learns the TSC's and the APIC timer's rates. CPUID first (exact, and
+/// all that works where no legacy clock is left); else the TSC against
+/// the first reference clock that counts, and the APIC timer against the
+/// TSC. With no clock at all the kernel says so and carries on with a
+/// guess rather than stopping: a machine that boots with slow time can
+/// still be looked at.
+fn calibrate(acpi_root: Option<ferrite_kcore::acpi::RootTable>) {
+    let cpuid = cpu::features().cpuid_clocks;
+    let (tsc_hz, source) = if let Some(c) = cpuid {
+        (c.tsc_hz, c.source.describe())
+    } else if let Some((hz, clock)) =
+        super::refclock::candidates(acpi_root).find_map(|clock| measure_tsc(&clock).map(|hz| (hz, clock)))
+    {
+        (hz, clock.measured_against())
+    } else {
+        log::error!(
+            "clock: no clock could measure the TSC; guessing {} MHz (time may run slow)",
+            GUESSED_TSC_HZ / 1_000_000
+        );
+        (GUESSED_TSC_HZ, "a guess: no clock could measure it")
+    };
+    crate::time::set_tsc_hz(tsc_hz, source);
     write(Reg::TimerDivide, TIMER_DIVIDE_BY_16);
     write(Reg::LvtTimer, LVT_MASKED | u32::from(vector::TIMER));
-    let mut apic_hz = [0u64; CALIBRATION_RUNS];
-    let mut tsc_hz = [0u64; CALIBRATION_RUNS];
-    for run in 0..CALIBRATION_RUNS {
-        pit::start_countdown();
-        write(Reg::TimerInitialCount, u32::MAX);
-        let start = sample();
-        let mut end = start;
-        let mut polls = 0u64;
-        while start.pit.wrapping_sub(end.pit) < CALIBRATION_PIT_TICKS {
-            polls += 1;
-            if polls > PIT_POLL_LIMIT {
-                // Without a PIT there is no reference; CPUID may still name
-                // the TSC rate, but not the APIC's. Better loud than wrong.
-                panic!("apic: the PIT does not count down; cannot calibrate the timers");
+    let apic_hz = match cpuid.and_then(|c| c.apic_hz) {
+        Some(hz) => hz / 16,
+        None => {
+            let mut rates = [0u64; CALIBRATION_RUNS];
+            for rate in &mut rates {
+                *rate = measure_count_hz(APIC_WINDOW_NS).unwrap_or(0);
             }
-            end = sample();
+            rates.sort_unstable();
+            rates[CALIBRATION_RUNS / 2]
         }
-        let pit_ticks = u64::from(start.pit.wrapping_sub(end.pit));
-        let tsc_ticks = end.tsc - start.tsc;
-        tsc_hz[run] = tsc_ticks * pit::PIT_HZ / pit_ticks;
-        apic_hz[run] = u64::from(start.apic - end.apic) * tsc_hz[run] / tsc_ticks;
-    }
-    write(Reg::TimerInitialCount, 0);
-    apic_hz.sort_unstable();
-    tsc_hz.sort_unstable();
-    let median = CALIBRATION_RUNS / 2;
-    TIMER_HZ.store(apic_hz[median], Ordering::Relaxed);
-    crate::time::set_tsc_hz(tsc_hz[median]);
+    };
+    TIMER_HZ.store(apic_hz, Ordering::Relaxed);
+    log::info!(
+        "clock: TSC {} kHz ({source}); APIC timer {} kHz after /16 ({})",
+        tsc_hz / 1000,
+        apic_hz / 1000,
+        if cpuid.and_then(|c| c.apic_hz).is_some() { "CPUID" } else { "measured against the TSC" }
+    );
 }
 
 /// The timer's input frequency after the divide-by-16 stage.
@@ -376,6 +418,12 @@ pub fn measure_timer_hz(window_ns: u64) -> Option<u64> {
     if DEADLINE_MODE.load(Ordering::Relaxed) {
         return None;
     }
+    measure_count_hz(window_ns)
+}
+
+/// [`measure_timer_hz`] for a timer in count mode, which calibration also
+/// uses before the mode is chosen.
+fn measure_count_hz(window_ns: u64) -> Option<u64> {
     let window = window_ns * crate::time::tsc_hz() / 1_000_000_000;
     x86_64::instructions::interrupts::without_interrupts(|| {
         write(Reg::TimerInitialCount, u32::MAX);

@@ -1,4 +1,5 @@
 //! CPU features (CPUID) and the control-register bits the kernel relies on.
+use ferrite_kcore::clock::{CpuidClocks, CpuidFrequencies};
 use raw_cpuid::CpuId;
 use spin::Once;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
@@ -20,8 +21,9 @@ pub struct Features {
     pub invariant_tsc: bool,
     /// CPUID.01H:EDX[13]: global pages.
     pub global_pages: bool,
-    /// TSC frequency reported by CPUID leaf 15H/16H, if any.
-    pub tsc_hz_cpuid: Option<u64>,
+    /// The TSC's (and maybe the APIC timer's) frequency as CPUID leaves
+    /// 15H, 16H or 4000_0010H give it, if any (ferrite_kcore::clock).
+    pub cpuid_clocks: Option<CpuidFrequencies>,
     /// CPUID.07H:EBX[7]: supervisor-mode execution prevention.
     pub smep: bool,
     /// CPUID.07H:EBX[20]: supervisor-mode access prevention.
@@ -53,6 +55,27 @@ pub fn features() -> &'static Features {
     FEATURES.call_once(detect)
 }
 
+/// The CPUID leaves that may give the TSC's rate: 15H and 16H on Intel
+/// (elsewhere they are reserved or mean something else; Linux reads them
+/// on Intel only), and the hypervisor's timing leaf.
+fn cpuid_clocks(vendor: &[u8; 12], max_leaf: u32, info: Option<&raw_cpuid::FeatureInfo>) -> CpuidClocks {
+    use core::arch::x86_64::__cpuid;
+    let intel = vendor == b"GenuineIntel";
+    let hypervisor = info.is_some_and(|i| i.has_hypervisor());
+    CpuidClocks {
+        leaf15: (intel && max_leaf >= 0x15).then(|| {
+            let r = __cpuid(0x15);
+            [r.eax, r.ebx, r.ecx]
+        }),
+        leaf16_base_mhz: (intel && max_leaf >= 0x16).then(|| __cpuid(0x16).eax & 0xffff),
+        intel_family6_model: info.filter(|i| intel && i.family_id() == 6).map(|i| i.model_id()),
+        hypervisor_khz: (hypervisor && __cpuid(0x4000_0000).eax >= 0x4000_0010).then(|| {
+            let r = __cpuid(0x4000_0010);
+            [r.eax, r.ebx]
+        }),
+    }
+}
+
 fn detect() -> Features {
     let cpuid = CpuId::new();
     let mut vendor = [0u8; 12];
@@ -64,15 +87,10 @@ fn detect() -> Features {
     let info = cpuid.get_feature_info();
     let extended = cpuid.get_extended_feature_info();
     let ext = cpuid.get_extended_processor_and_feature_identifiers();
-    let tsc_hz_cpuid = cpuid.get_tsc_info().and_then(|t| t.tsc_frequency()).or_else(|| {
-        cpuid
-            .get_processor_frequency_info()
-            .map(|f| u64::from(f.processor_base_frequency()) * 1_000_000)
-            .filter(|&hz| hz != 0)
-    });
+    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
+    let cpuid_clocks = ferrite_kcore::clock::from_cpuid(&cpuid_clocks(&vendor, max_leaf, info.as_ref()));
     let leaf7 = cpuid.get_extended_feature_info();
     let xsave_leaf = |sub: u32| core::arch::x86_64::__cpuid_count(0xd, sub);
-    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
     let xsave = info.as_ref().is_some_and(|i| i.has_xsave()) && max_leaf >= 0xd;
     let (xsaveopt, xsavec, xcr0_supported) = if xsave {
         let one = xsave_leaf(1).eax;
@@ -95,7 +113,7 @@ fn detect() -> Features {
         nx: ext.as_ref().is_some_and(|e| e.has_execute_disable()),
         gib_pages: ext.as_ref().is_some_and(|e| e.has_1gib_pages()),
         invariant_tsc: cpuid.get_advanced_power_mgmt_info().is_some_and(|p| p.has_invariant_tsc()),
-        tsc_hz_cpuid,
+        cpuid_clocks,
         smep: extended.as_ref().is_some_and(|e| e.has_smep()),
         smap: extended.as_ref().is_some_and(|e| e.has_smap()),
         rdtscp: ext.as_ref().is_some_and(|e| e.has_rdtscp()),
@@ -111,7 +129,7 @@ fn detect() -> Features {
 pub fn log_features() {
     let f = features();
     log::info!(
-        "cpu: {} x2apic={} tsc-deadline={} nx={} 1g-pages={} invariant-tsc={} global-pages={} smep={} smap={} umip={} xsave={} cpuid-tsc-hz={:?}",
+        "cpu: {} x2apic={} tsc-deadline={} nx={} 1g-pages={} invariant-tsc={} global-pages={} smep={} smap={} umip={} xsave={} cpuid-tsc-hz={}",
         core::str::from_utf8(&f.vendor).unwrap_or("?"),
         f.x2apic,
         f.tsc_deadline,
@@ -123,7 +141,7 @@ pub fn log_features() {
         f.smap,
         f.umip,
         f.xsave,
-        f.tsc_hz_cpuid
+        f.cpuid_clocks.map_or(0, |c| c.tsc_hz)
     );
 }
 

@@ -11,6 +11,7 @@ pub mod irqtrace;
 pub mod pic;
 pub mod pit;
 pub mod power;
+pub mod refclock;
 pub mod serial;
 pub mod switch;
 pub mod syscall;

@@ -1,5 +1,5 @@
-//! The 8254 programmable interval timer, used once at boot as the reference
-//! clock that calibrates the TSC and the local APIC timer.
+//! The 8254 programmable interval timer, the last reference clock the boot
+//! calibration tries (`refclock`): many recent machines gate it off.
 //!
 //! Channel 2 counts down from 0xffff with its gate held high through port
 //! 0x61 (the speaker stays off); it needs no interrupt. The caller reads the

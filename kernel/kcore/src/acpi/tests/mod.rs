@@ -10,6 +10,7 @@ mod find;
 mod fuzz;
 mod header;
 mod madt;
+mod timers;
 
 use std::cell::Cell;
 

@@ -1,0 +1,119 @@
+//! The FADT's PM timer and flags, and the HPET table's base address.
+
+use super::sdt;
+use crate::acpi::{parse_fadt, parse_hpet, AcpiError, PmTimer, PmTimerBlock};
+
+/// A FADT body (everything after the header) of `len` table bytes, zeroed,
+/// for the tests to fill in at the FADT's own offsets.
+fn fadt_body(len: usize) -> Vec<u8> {
+    vec![0; len - 36]
+}
+
+fn put_u32(body: &mut [u8], table_offset: usize, value: u32) {
+    body[table_offset - 36..table_offset - 32].copy_from_slice(&value.to_le_bytes());
+}
+
+/// A Generic Address Structure at `table_offset`.
+fn put_gas(body: &mut [u8], table_offset: usize, space: u8, width: u8, address: u64) {
+    let at = table_offset - 36;
+    body[at..at + 4].copy_from_slice(&[space, width, 0, 3]);
+    body[at + 4..at + 12].copy_from_slice(&address.to_le_bytes());
+}
+
+/// An ACPI 1.0 FADT (revision 1, 116 bytes): the PM timer at a port
+/// (QEMU's is 0x608), 24 bits.
+#[test]
+fn acpi1_fadt_names_the_port() {
+    let mut body = fadt_body(116);
+    put_u32(&mut body, 76, 0x608);
+    body[91 - 36] = 4;
+    let fadt = parse_fadt(&sdt(b"FACP", 1, &body)).unwrap();
+    assert_eq!(fadt.pm_timer, Some(PmTimer { block: PmTimerBlock::Port(0x608), wide: false }));
+    assert!(!fadt.hardware_reduced);
+}
+
+#[test]
+fn the_extended_block_wins_and_tmr_val_ext_widens() {
+    let mut body = fadt_body(276);
+    put_u32(&mut body, 76, 0x408);
+    body[91 - 36] = 4;
+    put_u32(&mut body, 112, 1 << 8);
+    put_gas(&mut body, 208, 1, 32, 0x608);
+    let fadt = parse_fadt(&sdt(b"FACP", 6, &body)).unwrap();
+    assert_eq!(fadt.pm_timer, Some(PmTimer { block: PmTimerBlock::Port(0x608), wide: true }));
+    // In memory space.
+    put_gas(&mut body, 208, 0, 32, 0xfed0_0808);
+    let fadt = parse_fadt(&sdt(b"FACP", 6, &body)).unwrap();
+    assert_eq!(fadt.pm_timer.unwrap().block, PmTimerBlock::Memory(0xfed0_0808));
+    // In a space the kernel cannot read (PCI configuration): none.
+    put_gas(&mut body, 208, 2, 32, 0x608);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 6, &body)).unwrap().pm_timer, None);
+    // An empty extended block: the 32-bit one counts.
+    put_gas(&mut body, 208, 0, 0, 0);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 6, &body)).unwrap().pm_timer.unwrap().block, PmTimerBlock::Port(0x408));
+}
+
+#[test]
+fn no_timer_when_absent_or_malformed_or_hardware_reduced() {
+    let mut body = fadt_body(244);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 5, &body)).unwrap().pm_timer, None);
+    // A block whose length is not 4.
+    put_u32(&mut body, 76, 0x608);
+    body[91 - 36] = 2;
+    assert_eq!(parse_fadt(&sdt(b"FACP", 5, &body)).unwrap().pm_timer, None);
+    // A port beyond 16 bits.
+    body[91 - 36] = 4;
+    put_u32(&mut body, 76, 0x1_0608);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 5, &body)).unwrap().pm_timer, None);
+    // Hardware-reduced ACPI has no fixed hardware, whatever the fields say.
+    put_u32(&mut body, 76, 0x608);
+    put_u32(&mut body, 112, 1 << 20);
+    let fadt = parse_fadt(&sdt(b"FACP", 5, &body)).unwrap();
+    assert_eq!((fadt.pm_timer, fadt.hardware_reduced), (None, true));
+}
+
+#[test]
+fn short_or_foreign_tables_are_errors() {
+    // Too short for the flags.
+    let body = fadt_body(100);
+    assert!(matches!(parse_fadt(&sdt(b"FACP", 1, &body)), Err(AcpiError::Truncated { need: 116, .. })));
+    // A length field that claims less than the bytes there: trusted.
+    let mut table = sdt(b"FACP", 1, &fadt_body(116));
+    table[4..8].copy_from_slice(&60u32.to_le_bytes());
+    assert!(matches!(parse_fadt(&table), Err(AcpiError::Truncated { have: 60, .. })));
+    // A header alone, or less.
+    assert!(matches!(parse_fadt(&table[..20]), Err(AcpiError::Truncated { .. })));
+    assert!(matches!(parse_fadt(&sdt(b"APIC", 1, &fadt_body(116))), Err(AcpiError::BadSignature { .. })));
+}
+
+/// An HPET table: event timer block ID, base address, number, minimum
+/// tick, page protection.
+fn hpet(space: u8, address: u64) -> Vec<u8> {
+    let mut body = vec![0u8; 20];
+    body[..4].copy_from_slice(&0x8086_a201u32.to_le_bytes());
+    body[4..8].copy_from_slice(&[space, 64, 0, 0]);
+    body[8..16].copy_from_slice(&address.to_le_bytes());
+    sdt(b"HPET", 1, &body)
+}
+
+#[test]
+fn hpet_base_address() {
+    assert_eq!(parse_hpet(&hpet(0, 0xfed0_0000)), Ok(0xfed0_0000));
+    assert_eq!(parse_hpet(&hpet(0, 0x1_2345_6000)), Ok(0x1_2345_6000));
+}
+
+#[test]
+fn unusable_hpet_tables_are_errors() {
+    for (space, address) in [(1, 0xfed0_0000), (0, 0), (0, 0xfed0_0004)] {
+        assert_eq!(
+            parse_hpet(&hpet(space, address)),
+            Err(AcpiError::BadRegister { table: *b"HPET", space, address }),
+            "space {space} address {address:#x}"
+        );
+    }
+    let short = hpet(0, 0xfed0_0000);
+    let mut short = short[..50].to_vec();
+    short[4..8].copy_from_slice(&50u32.to_le_bytes());
+    assert!(matches!(parse_hpet(&short), Err(AcpiError::Truncated { .. })));
+    assert!(matches!(parse_hpet(&sdt(b"FACP", 1, &[0; 20])), Err(AcpiError::BadSignature { .. })));
+}

@@ -1,0 +1,143 @@
+//! The two ACPI-described clocks the kernel can calibrate the TSC against
+//! when CPUID does not give its frequency: the ACPI power-management timer
+//! (from the FADT) and the HPET (from its own table).
+//!
+//! | table | offset | field                         | used for                  |
+//! |-------|--------|-------------------------------|---------------------------|
+//! | FADT  | 76     | `PM_TMR_BLK` (u32, I/O port)  | the PM timer, ACPI 1.0    |
+//! | FADT  | 91     | `PM_TMR_LEN` (u8, must be 4)  | whether that block exists |
+//! | FADT  | 112    | `Flags` (u32)                 | bit 8 `TMR_VAL_EXT`, bit 20 `HW_REDUCED_ACPI` |
+//! | FADT  | 208    | `X_PM_TMR_BLK` (GAS)          | the PM timer, ACPI 2.0+   |
+//! | HPET  | 40     | `BASE_ADDRESS` (GAS)          | the HPET's registers      |
+//!
+//! (ACPI 6.5, 5.2.9 and table 5.6; the IA-PC HPET specification 1.0a,
+//! table 3.) A firmware that fills in both the 32-bit and the extended
+//! field should make them agree; where it does not, the extended one wins,
+//! as the specification says and Linux (through ACPICA) does. A table too
+//! short for a field simply lacks it: FADTs of ACPI 1.0 end at byte 116.
+use super::{u32_at, u64_at, AcpiError, SdtHeader};
+
+/// A Generic Address Structure (ACPI 6.5, 5.2.3.2): where a register is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenericAddress {
+    /// 0 system memory, 1 system I/O, others (PCI, embedded controller...)
+    /// that the kernel does not use.
+    pub space: u8,
+    /// The register's width in bits (0 if the firmware did not say).
+    pub bit_width: u8,
+    /// The register's physical or port address.
+    pub address: u64,
+}
+
+impl GenericAddress {
+    /// `space`: system memory.
+    pub const MEMORY: u8 = 0;
+    /// `space`: system I/O ports.
+    pub const IO: u8 = 1;
+    /// Its size in bytes.
+    pub const SIZE: usize = 12;
+
+    fn parse(bytes: &[u8], offset: usize) -> Option<Self> {
+        let gas = bytes.get(offset..offset + Self::SIZE)?;
+        Some(Self { space: gas[0], bit_width: gas[1], address: u64_at(gas, 4) })
+    }
+}
+
+/// Where the ACPI PM timer's counter register is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PmTimerBlock {
+    /// A 32-bit I/O port.
+    Port(u16),
+    /// A 32-bit memory-mapped register at this physical address.
+    Memory(u64),
+}
+
+/// The ACPI power-management timer: a free-running counter at
+/// [`PM_TIMER_HZ`], 24 bits wide unless `TMR_VAL_EXT` says 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PmTimer {
+    /// Its counter register.
+    pub block: PmTimerBlock,
+    /// The counter has 32 bits (else 24).
+    pub wide: bool,
+}
+
+/// The PM timer's frequency (ACPI 6.5, 4.8.3.3): 3.579545 MHz.
+pub const PM_TIMER_HZ: u64 = 3_579_545;
+
+/// What the kernel reads from the FADT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fadt {
+    /// The PM timer, if the machine has one.
+    pub pm_timer: Option<PmTimer>,
+    /// `HW_REDUCED_ACPI`: no fixed hardware (no PM timer, no PM1 blocks).
+    pub hardware_reduced: bool,
+}
+
+/// FADT field offsets.
+const PM_TMR_BLK: usize = 76;
+const PM_TMR_LEN: usize = 91;
+const FLAGS: usize = 112;
+const X_PM_TMR_BLK: usize = 208;
+/// FADT flag bits.
+const TMR_VAL_EXT: u32 = 1 << 8;
+const HW_REDUCED_ACPI: u32 = 1 << 20;
+
+/// Reads what the kernel needs from a FADT (`FACP`), given as its bytes
+/// (the length field is trusted only as far as `table` reaches). A FADT
+/// too short for the flags is an error; fields past its end are absent.
+pub fn parse_fadt(table: &[u8]) -> Result<Fadt, AcpiError> {
+    let header = SdtHeader::parse(table)?;
+    if header.signature != *b"FACP" {
+        return Err(AcpiError::BadSignature { expected: *b"FACP", found: header.signature });
+    }
+    let table = &table[..(header.length as usize).min(table.len())];
+    if table.len() < FLAGS + 4 {
+        return Err(AcpiError::Truncated { what: "FADT", need: FLAGS + 4, have: table.len() });
+    }
+    let flags = u32_at(table, FLAGS);
+    let hardware_reduced = flags & HW_REDUCED_ACPI != 0;
+    let extended = GenericAddress::parse(table, X_PM_TMR_BLK).filter(|gas| gas.address != 0);
+    let block = match extended {
+        Some(GenericAddress { space: GenericAddress::IO, address, .. }) => {
+            u16::try_from(address).ok().map(PmTimerBlock::Port)
+        }
+        Some(GenericAddress { space: GenericAddress::MEMORY, address, .. }) => Some(PmTimerBlock::Memory(address)),
+        // Another address space: not a timer the kernel can read.
+        Some(_) => None,
+        None => match (u32_at(table, PM_TMR_BLK), table[PM_TMR_LEN]) {
+            (0, _) => None,
+            (port, 4) => u16::try_from(port).ok().map(PmTimerBlock::Port),
+            // A block of the wrong length is no PM timer (ACPI: it must be 4).
+            _ => None,
+        },
+    };
+    let pm_timer =
+        if hardware_reduced { None } else { block.map(|block| PmTimer { block, wide: flags & TMR_VAL_EXT != 0 }) };
+    Ok(Fadt { pm_timer, hardware_reduced })
+}
+
+/// HPET table field offsets.
+const HPET_BASE: usize = 40;
+/// The HPET table's fixed length (header, event timer block ID, base
+/// address, HPET number, minimum tick, page protection).
+const HPET_LEN: usize = 56;
+
+/// Reads the physical address of the HPET's registers from its table
+/// (`HPET`). The registers must be in memory space (the specification
+/// allows nothing else) at a non-zero, 8-byte aligned address (its
+/// registers are 64 bits wide).
+pub fn parse_hpet(table: &[u8]) -> Result<u64, AcpiError> {
+    let header = SdtHeader::parse(table)?;
+    if header.signature != *b"HPET" {
+        return Err(AcpiError::BadSignature { expected: *b"HPET", found: header.signature });
+    }
+    let table = &table[..(header.length as usize).min(table.len())];
+    let Some(base) = GenericAddress::parse(table, HPET_BASE).filter(|_| table.len() >= HPET_LEN) else {
+        return Err(AcpiError::Truncated { what: "HPET table", need: HPET_LEN, have: table.len() });
+    };
+    if base.space != GenericAddress::MEMORY || base.address == 0 || base.address % 8 != 0 {
+        return Err(AcpiError::BadRegister { table: *b"HPET", space: base.space, address: base.address });
+    }
+    Ok(base.address)
+}
