@@ -94,7 +94,10 @@ qemu_pkg=qemu-system-x86
 policy=$(apt-cache policy qemu-system-x86 2>/dev/null || true)
 if [ "$want_backports" = yes ] && [[ $policy == *bookworm-backports* ]]; then
 	# Backports first; if that fails (a partial mirror, say), fall back to Debian's own.
-	if apt-get install -y -q -t bookworm-backports qemu-system-x86 >&2; then
+	# Without recommends: they pull in about 200 packages (GUI, spice, speech
+	# data) that headless TCG runs never use; seabios and ipxe-qemu are
+	# dependencies, and ovmf comes with the rest below.
+	if apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86 >&2; then
 		qemu_pkg=""
 	else
 		echo "setup: QEMU from backports failed to install; using Debian's" >&2
