@@ -111,7 +111,7 @@ fn run_to_end(name: &str, args: &str) -> bool {
 /// the figure includes waking a halted CPU, as a wakeup IPI must.
 fn ipi_roundtrip(hz: u64) {
     let me = percpu::cpu_index();
-    let Some(target) = (0..crate::smp::online_count()).find(|&c| c != me) else {
+    let Some(target) = crate::smp::online_cpus().iter().find(|&c| c != me) else {
         print("ipi_roundtrip", Value::NotApplicable, Unit::Nanoseconds);
         return;
     };

@@ -70,7 +70,7 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
     pic::init_and_mask();
     apic::init_bsp(boot.acpi_root());
     percpu::set_apic_id(apic::id());
-    percpu::current().online.store(true, core::sync::atomic::Ordering::Release);
+    smp::mark_online(0);
     sched::init_bsp();
     x86_64::instructions::interrupts::enable();
     console::booted();

@@ -218,6 +218,18 @@ fn ap_not_responding_is_reported() {
     assert_one_ap_failed(&outcome, "cpu3 (APIC ID 3) not responding");
 }
 
+/// An AP in the middle that gets stuck leaves a hole in the kernel's CPU
+/// numbers: the CPUs above it are online and must get every kernel TLB
+/// shootdown, cross-CPU call and thread, and user programs still number
+/// the CPUs densely. (Before the online CPU set, `0..online_count()` left
+/// cpu3 out of shootdowns, and the tests pinned threads to cpu1.)
+#[test]
+fn ap_stuck_in_the_middle() {
+    let outcome = smp_boot("ap_stuck_in_the_middle", "4").cmdline("test=smp,sched,user apfault=stuck@1").run();
+    assert_one_ap_failed(&outcome, "cpu1 (APIC ID 1) stuck: it reached long mode");
+    outcome.assert_contains_all(&["smp: logical CPU:APIC ID 0:0 2:2 3:3"]);
+}
+
 /// An AP that ran the trampoline but never came online (a fault on its way
 /// up): it must be told apart from a silent one by the last mode it
 /// reached, and must not join later behind the boot CPU's report.

@@ -11,7 +11,7 @@
 //! | `crash=<kind>`    | provoke a fault on purpose, for the test harness       |
 //! | `smp=<n>`         | use at most `n` CPUs (`n` >= 1), the boot CPU included |
 //! | `nosmp`           | bare flag: use the boot CPU only, whatever `smp=` says |
-//! | `apfault=<kind>`  | make one AP fail to start on purpose, for the harness  |
+//! | `apfault=<kind>[@n]` | make one AP (the last, or number n) fail to start, for the harness |
 //! | `seed=<n>`        | seed of the stress tests' random choices (decimal)     |
 //! | `bench`           | bare flag: run the benchmarks, print them, power off   |
 //!

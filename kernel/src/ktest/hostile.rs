@@ -99,7 +99,6 @@ fn control_registers() -> TestResult {
     use core::sync::atomic::{AtomicU64, Ordering};
     use x86_64::registers::control::{Cr0, Cr4};
     static SEEN: [AtomicU64; crate::percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; crate::percpu::MAX_CPUS];
-    let online = crate::smp::online_count();
     crate::smp::call::run_on_all(&|cpu| {
         let cpu = cpu as usize;
         SEEN[cpu].store(Cr0::read_raw() << 32 | (Cr4::read_raw() & 0xffff_ffff), Ordering::Release);
@@ -114,8 +113,8 @@ fn control_registers() -> TestResult {
     for (has, bit, name) in [(f.umip, 11, "UMIP"), (f.mce, 6, "MCE"), (f.xsave, 18, "OSXSAVE"), (f.smep, 20, "SMEP")] {
         crate::ensure!((cr4 >> bit) & 1 == u64::from(has), "CR4.{name} is {} but CPUID says {has}", (cr4 >> bit) & 1);
     }
-    for (cpu, seen) in SEEN.iter().enumerate().take(online as usize).skip(1) {
-        let seen = seen.load(Ordering::Acquire);
+    for cpu in crate::smp::online_cpus().iter().filter(|&c| c != 0) {
+        let seen = SEEN[cpu as usize].load(Ordering::Acquire);
         crate::ensure!(seen == first, "cpu{cpu} has CR0:CR4 {seen:#x}, the boot CPU {first:#x}");
     }
     Ok(())
@@ -155,9 +154,8 @@ fn nmi_in_console() -> TestResult {
     use crate::arch::apic::{self, Icr};
     use crate::percpu;
     use core::sync::atomic::{AtomicBool, Ordering};
-    let online = crate::smp::online_count();
     let me = percpu::cpu_index();
-    let target = (me + 1) % online;
+    let target = super::nth_cpu(super::my_rank() + 1);
     let cpu = percpu::get(target);
     let before = cpu.nmis.load(Ordering::Acquire);
     let arrived = move || {

@@ -17,6 +17,19 @@ mod user;
 
 pub type TestResult = Result<(), String>;
 
+/// The `i`th online CPU, counting round (`i` modulo the CPUs online): how
+/// the tests spread work over CPUs, so that they also hold where an AP
+/// failed to start and left a hole in the kernel's CPU numbers.
+pub fn nth_cpu(i: u32) -> u32 {
+    let n = crate::smp::online_count().max(1);
+    crate::smp::nth_online(i % n).unwrap_or(0)
+}
+
+/// This CPU's place among the online CPUs (what [`nth_cpu`] counts).
+pub fn my_rank() -> u32 {
+    crate::smp::online_rank(crate::percpu::cpu_index())
+}
+
 pub struct Test {
     pub name: &'static str,
     pub run: fn() -> TestResult,

@@ -73,9 +73,9 @@ fn placement_spreads() -> TestResult {
     let quiet = wait_for(2_000_000_000, || {
         let loads = sched::loads_snapshot();
         let me = cpu_index() as usize;
-        (0..n as usize).all(|c| loads[c] == usize::from(c == me))
+        (0..smp::cpu_span() as usize).all(|c| loads[c] == usize::from(c == me))
     });
-    ensure!(quiet, "CPUs still busy before the test: loads {:?}", &sched::loads_snapshot()[..n as usize]);
+    ensure!(quiet, "CPUs still busy before the test: loads {:?}", &sched::loads_snapshot()[..smp::cpu_span() as usize]);
     let started = Arc::new(AtomicU32::new(0));
     let seen = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
@@ -114,7 +114,7 @@ fn placement_spreads() -> TestResult {
 /// in a row (two: a timer preemption between a step and its yield).
 fn yield_alternates() -> TestResult {
     const STEPS: usize = 200;
-    let cpu = smp::online_count() - 1;
+    let cpu = super::nth_cpu(smp::online_count() - 1);
     let log = Arc::new(crate::sync::IrqSpinlock::new(Vec::new()));
     let ready = Arc::new(AtomicU32::new(0));
     let mut handles = Vec::new();
@@ -147,7 +147,7 @@ fn yield_alternates() -> TestResult {
 /// A thread that never yields cannot keep another thread of its class
 /// off its CPU: the timer takes the CPU away when its slice ends.
 fn timer_preempts() -> TestResult {
-    let cpu = smp::online_count() - 1;
+    let cpu = super::nth_cpu(smp::online_count() - 1);
     let flag = Arc::new(AtomicBool::new(false));
     let spinner = {
         let flag = flag.clone();
@@ -175,7 +175,7 @@ fn timer_preempts() -> TestResult {
 /// A High thread woken on a CPU busy with a Normal one runs at once, not
 /// at the end of the Normal thread's slice.
 fn high_class_preempts() -> TestResult {
-    let cpu = smp::online_count() - 1;
+    let cpu = super::nth_cpu(smp::online_count() - 1);
     let stop = Arc::new(AtomicBool::new(false));
     let high_ran = Arc::new(AtomicBool::new(false));
     let busy = {
@@ -216,7 +216,7 @@ fn wait_queue_across_cpus() -> TestResult {
     let tickets = Arc::new(AtomicU32::new(0));
     let done = Arc::new(AtomicU32::new(0));
     let mut handles = Vec::new();
-    for cpu in 0..n {
+    for cpu in smp::online_cpus().iter() {
         for _ in 0..4 {
             let (wq, tickets, done) = (wq.clone(), tickets.clone(), done.clone());
             handles.push(
@@ -257,7 +257,7 @@ fn preempt_guard_holds() -> TestResult {
     let main = sched::current();
     let me = cpu_index();
     sched::set_affinity(&main, me);
-    let result = guard_holds_on((me + 1) % n);
+    let result = guard_holds_on(super::nth_cpu(super::my_rank() + 1));
     sched::set_affinity(&main, ANY_CPU);
     result
 }
@@ -407,7 +407,7 @@ fn sleep_not_early() -> TestResult {
         let (early, late) = (early.clone(), late.clone());
         let naps: Vec<u64> = (0..5).map(|_| 100_000 + rng.below(20_000_000)).collect();
         handles.push(
-            spawn("sleeper", Class::Normal, i % n, move || {
+            spawn("sleeper", Class::Normal, super::nth_cpu(i), move || {
                 for ns in naps {
                     let start = time::uptime_ns();
                     sched::sleep_ns(ns);
@@ -443,7 +443,7 @@ fn idle_cpu_takes_no_ticks() -> TestResult {
     }
     for _ in 0..3 {
         let me = cpu_index();
-        let watched = (me + 1) % n;
+        let watched = super::nth_cpu(super::my_rank() + 1);
         // Make the watched CPU run a thread and go back to idle, so that it
         // has been through the scheduler (and armed timers) first.
         spawn("brief", Class::Normal, watched, || {}).map_err(|e| alloc::format!("spawn: {e}"))?.join();
@@ -469,7 +469,7 @@ fn affinity_change_moves() -> TestResult {
         spawn("mover", Class::Normal, 0, move || {
             let me = sched::current();
             for step in 0..(2 * n) {
-                let target = step % n;
+                let target = super::nth_cpu(step);
                 sched::set_affinity(&me, target);
                 yield_now();
                 path.lock().push((target, cpu_index()));
@@ -496,8 +496,8 @@ fn affinity_change_while_queued() -> TestResult {
     let main = sched::current();
     let me = cpu_index();
     sched::set_affinity(&main, me);
-    let from = (me + 1) % n;
-    let to = if n == 2 { me } else { (me + 2) % n };
+    let from = super::nth_cpu(super::my_rank() + 1);
+    let to = if n == 2 { me } else { super::nth_cpu(super::my_rank() + 2) };
     let result = queued_move(from, to);
     sched::set_affinity(&main, ANY_CPU);
     result

@@ -84,7 +84,7 @@ fn spawn_storm() -> TestResult {
     let mut spawners = Vec::new();
     for s in 0..n {
         let (sums, failures) = (sums.clone(), failures.clone());
-        spawners.push(spawn_or_fail("spawner", s as u32, move || {
+        spawners.push(spawn_or_fail("spawner", super::nth_cpu(s as u32), move || {
             let mut rng = XorShift64::new(base ^ s);
             let mut children = VecDeque::new();
             for _ in 0..per {
@@ -142,7 +142,7 @@ fn ping_pong() -> TestResult {
     let done = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for p in 0..pairs {
-        let (a_cpu, b_cpu) = if n == 1 { (0, 0) } else { (2 * p, 2 * p + 1) };
+        let (a_cpu, b_cpu) = if n == 1 { (0, 0) } else { (super::nth_cpu(2 * p), super::nth_cpu(2 * p + 1)) };
         let ping = Arc::new(Semaphore::new(0));
         let pong = Arc::new(Semaphore::new(0));
         let (ping_a, pong_a) = (ping.clone(), pong.clone());
@@ -186,7 +186,7 @@ fn producers_consumers() -> TestResult {
     for p in 0..producers {
         let (buffer, slots, filled) = (buffer.clone(), slots.clone(), filled.clone());
         let yield_every = 1 + rng.below(16);
-        handles.push(spawn_or_fail("producer", (p % n) as u32, move || {
+        handles.push(spawn_or_fail("producer", super::nth_cpu((p % n) as u32), move || {
             for i in 0..per {
                 slots.acquire();
                 buffer.lock().push_back(p * per + i);
@@ -199,7 +199,7 @@ fn producers_consumers() -> TestResult {
     }
     for c in 0..producers {
         let (buffer, slots, filled, seen) = (buffer.clone(), slots.clone(), filled.clone(), seen.clone());
-        handles.push(spawn_or_fail("consumer", ((c + 1) % n) as u32, move || {
+        handles.push(spawn_or_fail("consumer", super::nth_cpu(((c + 1) % n) as u32), move || {
             for _ in 0..per {
                 filled.acquire();
                 let item = buffer.lock().pop_front();
@@ -231,7 +231,7 @@ fn migration_storm() -> TestResult {
         handles.push(spawn_or_fail("migrant", ANY_CPU, move || {
             let me = sched::current();
             for _ in 0..STEPS {
-                let cpu = rng.below(u64::from(n)) as u32;
+                let cpu = super::nth_cpu(rng.below(u64::from(n)) as u32);
                 sched::set_affinity(&me, cpu);
                 if rng.chance(2) {
                     yield_now();
@@ -275,7 +275,7 @@ fn fairness() -> TestResult {
     let mut handles = Vec::new();
     for i in 0..k {
         let stop = stop.clone();
-        let cpu = if i / 2 == lonely && i % 2 == 1 { crowded } else { i / 2 };
+        let cpu = super::nth_cpu(if i / 2 == lonely && i % 2 == 1 { crowded } else { i / 2 });
         handles.push(spawn_or_fail("hog", cpu, move || {
             while !stop.load(Ordering::Acquire) {
                 core::hint::spin_loop();
@@ -323,7 +323,7 @@ fn backlog_spreads() -> TestResult {
     }
     // The test thread stays off the CPU it loads and counts for nothing.
     let me = sched::current();
-    sched::set_affinity(&me, n - 1);
+    sched::set_affinity(&me, super::nth_cpu(n - 1));
     let k = 2 * n;
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -340,8 +340,8 @@ fn backlog_spreads() -> TestResult {
     }
     let deadline = time::uptime_ns() + JOIN_LIMIT_NS;
     let balanced = loop {
-        let loads = sched::loads_snapshot();
-        let loads = &loads[..n as usize];
+        let all = sched::loads_snapshot();
+        let loads: Vec<usize> = smp::online_cpus().iter().map(|c| all[c as usize]).collect();
         let (min, max) = (loads.iter().min().copied().unwrap_or(0), loads.iter().max().copied().unwrap_or(0));
         if min >= 1 && max - min <= 1 {
             break Ok(());

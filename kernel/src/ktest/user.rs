@@ -278,9 +278,12 @@ fn shootdown_targets() -> TestResult {
     use crate::percpu;
     use core::sync::atomic::{AtomicBool, Ordering};
     let online = crate::smp::online_count();
+    let span = crate::smp::cpu_span();
     let me = percpu::cpu_index();
-    let other = (me + 1) % online;
-    let process = start(&format!("spin {other}"))?;
+    // `spin` takes a CPU as user programs number them (among the online).
+    let other_rank = (super::my_rank() + 1) % crate::smp::online_count();
+    let other = super::nth_cpu(other_rank);
+    let process = start(&format!("spin {other_rank}"))?;
     let aspace = &process.aspace;
     let cpu = percpu::get(other);
     let runs_it =
@@ -293,7 +296,7 @@ fn shootdown_targets() -> TestResult {
         // going back to the cache) while this one counts: let them go, and
         // empty the cache now. Idle threads, this one and the spinner stay.
         settle(u64::from(online) + 2);
-        let acks = || (0..online).map(|c| percpu::get(c).tlb_served.load(Ordering::Acquire)).collect::<Vec<_>>();
+        let acks = || (0..span).map(|c| percpu::get(c).tlb_served.load(Ordering::Acquire)).collect::<Vec<_>>();
         let unmap_one = || -> Result<(Vec<u64>, Vec<u64>, u64), String> {
             let page = aspace.map_anon(PAGE_SIZE, true).map_err(|e| format!("map: {e}"))?;
             let (before, count) = (acks(), crate::arch::tlb::count());
@@ -302,7 +305,7 @@ fn shootdown_targets() -> TestResult {
         };
         // Running: asked, alone (unless it is this very CPU: one CPU).
         let (before, after, sent) = unmap_one()?;
-        for c in 0..online {
+        for c in 0..span {
             let asked = u64::from(c == other && other != me);
             let served = after[c as usize] - before[c as usize];
             ensure!(

@@ -14,14 +14,15 @@ const STEAL_MAX: usize = 16;
 
 /// Every online CPU's load now (for diagnostics).
 pub fn loads_snapshot() -> [usize; MAX_CPUS] {
-    loads(crate::smp::online_count())
+    loads(crate::smp::cpu_span())
 }
 
-/// Every online CPU's load, in a stack array: the scheduler's paths do not
-/// allocate.
-pub(super) fn loads(online: u32) -> [usize; MAX_CPUS] {
+/// The load of every CPU below `span`, in a stack array: the scheduler's
+/// paths do not allocate. A CPU that is not online (a hole left by one
+/// that failed to start) has none, so it is never a victim.
+pub(super) fn loads(span: u32) -> [usize; MAX_CPUS] {
     let mut loads = [0usize; MAX_CPUS];
-    for (cpu, load) in loads.iter_mut().enumerate().take(online as usize) {
+    for (cpu, load) in loads.iter_mut().enumerate().take(span as usize) {
         *load = of(cpu as u32).load.load(Ordering::Relaxed);
     }
     loads
@@ -36,7 +37,7 @@ pub(super) fn loads(online: u32) -> [usize; MAX_CPUS] {
 /// - a CPU with threads waiting kicks halted CPUs that could run one of
 ///   them: a halted CPU has no timer armed and would otherwise never look.
 pub(super) fn balance_tick(me: u32) {
-    let online = crate::smp::online_count();
+    let online = crate::smp::cpu_span();
     let loads = loads(online);
     if pick_victim(&loads[..online as usize], me as usize).is_some() {
         try_steal(me);
@@ -65,7 +66,7 @@ pub(super) fn balance_tick(me: u32) {
 
 /// Moves up to half the imbalance from the busiest CPU to this one.
 pub(super) fn try_steal(me: u32) -> bool {
-    let online = crate::smp::online_count();
+    let online = crate::smp::cpu_span();
     let loads = loads(online);
     let Some(victim) = pick_victim(&loads[..online as usize], me as usize) else { return false };
     let want = steal_count(loads[victim], loads[me as usize]);

@@ -339,7 +339,7 @@ pub fn spawn(
 
 /// Whether CPU `cpu` is online and may take threads.
 fn usable(cpu: u32) -> bool {
-    cpu < crate::smp::online_count() && crate::percpu::get(cpu).online.load(Ordering::Acquire)
+    crate::smp::is_online(cpu)
 }
 
 /// Makes sure every CPU's run queue and sleepers' heap can hold `threads`
@@ -357,7 +357,7 @@ fn make_queue_room(threads: usize) -> Result<(), KernelError> {
         return Ok(());
     }
     let want = threads.max(room * 2);
-    let cpus = crate::smp::online_count() as usize;
+    let cpus = crate::smp::cpu_span() as usize;
     // Two classes of pointers and a sleeper (deadline and pointer) a thread.
     let bytes = (want - room) * cpus * (2 * 8 + 16);
     let _room = crate::mem::heap::make_room(bytes as u64)?;
@@ -402,7 +402,7 @@ pub fn create(
 /// Starts a thread made by [`create`] on the least loaded CPU its affinity
 /// allows.
 pub fn start(t: Arc<Thread>) -> Result<(), KernelError> {
-    let online = crate::smp::online_count();
+    let online = crate::smp::cpu_span();
     let loads = loads(online);
     let target =
         pick_cpu(&loads[..online as usize], cpu_index() as usize, |c| usable(c as u32) && t.allowed_on(c as u32))
@@ -426,7 +426,7 @@ pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
 /// Per-CPU statistics: `sched: cpuN switches=… ipis_sent=… ipis_received=…
 /// steals=… idle_ms=…`, one line per online CPU.
 pub fn log_stats() {
-    for cpu in 0..crate::smp::online_count() {
+    for cpu in crate::smp::online_cpus().iter() {
         let c = of(cpu);
         let p = crate::percpu::get(cpu);
         log::info!(

@@ -12,7 +12,7 @@ use core::sync::atomic::Ordering;
 pub(super) fn enqueue(t: Arc<Thread>) {
     let last = t.cpu.load(Ordering::Relaxed);
     let target = match t.affinity() {
-        ANY_CPU if last < crate::smp::online_count() => last,
+        ANY_CPU if crate::smp::is_online(last) => last,
         ANY_CPU => cpu_index(),
         pinned => pinned,
     };

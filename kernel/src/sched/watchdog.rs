@@ -29,7 +29,7 @@ pub fn watchdog_bites() -> (u64, u32) {
 /// Logs every CPU's scheduling state: for the reports of hung tests.
 pub fn dump_state() {
     let now = rdtsc();
-    for cpu in 0..crate::smp::online_count() {
+    for cpu in crate::smp::online_cpus().iter() {
         let c = of(cpu);
         let class = match c.current_class.load(Ordering::Relaxed) {
             CLASS_IDLE => "idle",

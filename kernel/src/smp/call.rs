@@ -39,7 +39,7 @@ pub fn run_on_all<'a>(f: &'a (dyn Fn(u32) + Sync + 'a)) {
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     percpu::current().call_generation.store(generation, Ordering::Relaxed);
     if others > 0 {
-        ipi::send_all_others(Ipi::Call);
+        ipi::send_online_others(Ipi::Call);
     }
     f(percpu::cpu_index());
     let start = crate::arch::cpu::rdtsc();

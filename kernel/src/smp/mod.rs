@@ -39,6 +39,7 @@ pub mod call;
 mod madt;
 
 use crate::arch::apic::{self, Icr};
+use crate::arch::ipi::{AtomicCpuSet, CpuSet};
 use crate::arch::{cpu, gdt, idt, power};
 use crate::boot_info::BootInfo;
 use crate::mem::{frames, paging, phys_to_virt, stack::KernelStack};
@@ -106,6 +107,59 @@ pub fn online_count() -> u32 {
     ONLINE.load(Ordering::Acquire)
 }
 
+/// Which logical CPUs are online. Logical numbers are given before the APs
+/// start, so an AP that fails leaves a hole: CPUs above it are online, and
+/// `0..online_count()` would miss them. Loops over CPUs go through this
+/// set, or through `0..cpu_span()` checking [`is_online`].
+static ONLINE_SET: AtomicCpuSet = AtomicCpuSet::new();
+/// One more than the highest online logical CPU.
+static SPAN: AtomicU32 = AtomicU32::new(1);
+
+/// Marks this CPU online: in the set, the span and the count.
+pub fn mark_online(cpu: u32) {
+    percpu::get(cpu).online.store(true, Ordering::Release);
+    ONLINE_SET.insert(cpu);
+    SPAN.fetch_max(cpu + 1, Ordering::AcqRel);
+    if cpu != 0 {
+        ONLINE.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The online CPUs, now.
+pub fn online_cpus() -> CpuSet {
+    ONLINE_SET.snapshot()
+}
+
+/// One more than the highest online logical CPU: what per-CPU loops and
+/// arrays span (with [`is_online`] to skip the holes).
+pub fn cpu_span() -> u32 {
+    SPAN.load(Ordering::Acquire)
+}
+
+/// Whether logical CPU `cpu` is online (and has not been stopped).
+pub fn is_online(cpu: u32) -> bool {
+    (cpu as usize) < MAX_CPUS && percpu::get(cpu).online.load(Ordering::Acquire)
+}
+
+/// Every present CPU is online: a broadcast IPI (by shorthand, to all but
+/// oneself) then reaches exactly the online CPUs. Not so if an AP failed
+/// or `smp=` left CPUs parked: those must get nothing.
+pub fn all_present_online() -> bool {
+    online_count() >= present_count()
+}
+
+/// The `n`th online CPU (counting from 0): how user programs number CPUs
+/// (`cpu`, `cpu_count`, `set_affinity`), densely even where the kernel's
+/// numbers have a hole.
+pub fn nth_online(n: u32) -> Option<u32> {
+    online_cpus().iter().nth(n as usize)
+}
+
+/// How many online CPUs come before `cpu`: its number for user programs.
+pub fn online_rank(cpu: u32) -> u32 {
+    ONLINE_SET.snapshot().count_below(cpu)
+}
+
 /// How long AP bring-up took, from the first STARTUP IPI until every AP
 /// had checked in, in TSC ticks; None if there was no AP or one failed.
 pub fn bringup_ticks() -> Option<u64> {
@@ -143,14 +197,20 @@ fn enumerate(boot: &BootInfo, limit: usize) -> (Vec<u32>, u32) {
     if cpus.beyond_capacity > 0 {
         log::warn!("smp: {} CPUs beyond the {MAX_CPUS} Ferrite supports are not used", cpus.beyond_capacity);
     }
-    let mut present = cpus.len() as u32;
+    // Online Capable entries are CPUs that may be added later (hot plug):
+    // possible, not present. Sending them INIT/SIPI would only time out.
+    let possible = cpus.iter().filter(|c| !c.enabled).count();
+    if possible > 0 {
+        log::info!("smp: {possible} more CPUs are online capable (possible later); not started");
+    }
+    let mut present = cpus.iter().filter(|c| c.enabled).count() as u32;
     if !cpus.contains(bsp) {
         log::warn!("smp: the boot CPU's APIC ID {bsp} is not in the MADT; counting it anyway");
         present += 1;
     }
     let mut ids = alloc::vec![bsp];
     let mut excluded = Vec::new();
-    for c in cpus.iter().filter(|c| c.apic_id != bsp) {
+    for c in cpus.iter().filter(|c| c.apic_id != bsp && c.enabled) {
         if ids.len() >= limit {
             excluded.push(c.apic_id);
             continue;
@@ -212,19 +272,35 @@ impl TrampolineTables {
 pub fn init(boot: &BootInfo, limit: Option<u32>, fault: Option<&str>) {
     let limit = limit.map_or(MAX_CPUS, |l| (l as usize).clamp(1, MAX_CPUS));
     let (ids, present) = enumerate(boot, limit);
-    let fault = match fault {
+    // `apfault=<kind>[@<cpu>]`: the last AP unless an index says which.
+    let (kind, which) = match fault.map(|f| f.split_once('@').unwrap_or((f, ""))) {
+        None => (None, ""),
+        Some((kind, which)) => (Some(kind), which),
+    };
+    let fault = match kind {
         None => ApFault::None,
         Some("silent") => ApFault::Silent,
         Some("stuck") => ApFault::Stuck,
         Some(other) => {
-            log::error!("smp: unknown apfault '{other}' (known: silent, stuck); ignored");
+            log::error!("smp: unknown apfault '{other}' (known: silent, stuck, with an optional @<cpu>); ignored");
             ApFault::None
         }
     };
-    if fault != ApFault::None && ids.len() > 1 {
-        log::warn!("smp: apfault: cpu{} will fail to start on purpose ({fault:?})", ids.len() - 1);
-        AP_FAULT.store(fault as u32, Ordering::Relaxed);
-        FAULTY_AP.store(ids.len() as u32 - 1, Ordering::Relaxed);
+    let last = ids.len().saturating_sub(1);
+    let faulty = match which {
+        "" => Some(last),
+        n => n.parse::<usize>().ok().filter(|&n| (1..=last).contains(&n)),
+    };
+    match faulty {
+        Some(cpu) if fault != ApFault::None && ids.len() > 1 => {
+            log::warn!("smp: apfault: cpu{cpu} will fail to start on purpose ({fault:?})");
+            AP_FAULT.store(fault as u32, Ordering::Relaxed);
+            FAULTY_AP.store(cpu as u32, Ordering::Relaxed);
+        }
+        None if fault != ApFault::None => {
+            log::error!("smp: apfault: '{which}' is not an AP (1 to {last}); ignored")
+        }
+        _ => {}
     }
     PRESENT.store(present, Ordering::Relaxed);
     let start = cpu::rdtsc();
@@ -441,7 +517,6 @@ extern "C" fn ap_entry(index: u64) -> ! {
         power::halt_forever();
     }
     slot.state.store(state::ONLINE, Ordering::Release);
-    me.online.store(true, Ordering::Release);
-    ONLINE.fetch_add(1, Ordering::AcqRel);
+    mark_online(index);
     crate::sched::run_ap()
 }

@@ -50,7 +50,7 @@ fn handle(frame: &mut TrapFrame) -> Result<u64, Error> {
             Ok(0)
         }
         nr::TIME => Ok(crate::time::uptime_ns()),
-        nr::CPU => Ok(u64::from(crate::percpu::cpu_index())),
+        nr::CPU => Ok(u64::from(crate::smp::online_rank(crate::percpu::cpu_index()))),
         nr::CPU_COUNT => Ok(u64::from(crate::smp::online_count())),
         nr::THREAD_SPAWN => tasks::thread_spawn(a0, a1, a2),
         nr::THREAD_JOIN => tasks::thread_join(a0),

@@ -57,15 +57,15 @@ pub fn thread_join(handle: u64) -> Result<u64, Error> {
     Ok(code)
 }
 
-/// `set_affinity(cpu)`: returns once the thread runs there.
+/// `set_affinity(cpu)`: returns once the thread runs there. `cpu` counts
+/// online CPUs (as `cpu` and `cpu_count` do), not the kernel's numbers.
 pub fn set_affinity(cpu: u64) -> Result<u64, Error> {
     let target = if cpu == ferrite_abi::ANY_CPU {
         ANY_CPU
     } else {
-        let online = crate::smp::online_count();
-        match u32::try_from(cpu) {
-            Ok(c) if c < online && crate::percpu::get(c).online.load(core::sync::atomic::Ordering::Acquire) => c,
-            _ => return Err(Error::BadArgument),
+        match u32::try_from(cpu).ok().and_then(crate::smp::nth_online) {
+            Some(c) => c,
+            None => return Err(Error::BadArgument),
         }
     };
     let me = sched::current();

@@ -60,6 +60,12 @@ impl CpuSet {
     pub fn len(&self) -> u32 {
         self.0.iter().map(|w| w.count_ones()).sum()
     }
+    /// How many members are below `cpu`.
+    pub fn count_below(&self, cpu: u32) -> u32 {
+        let (word, bit) = (cpu as usize / 64, cpu % 64);
+        let whole: u32 = self.0.iter().take(word).map(|w| w.count_ones()).sum();
+        whole + self.0.get(word).map_or(0, |w| (w & ((1u64 << bit) - 1)).count_ones())
+    }
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().enumerate().flat_map(|(i, &word)| {
             (0..64u32).filter(move |bit| word & (1 << bit) != 0).map(move |bit| i as u32 * 64 + bit)
@@ -110,6 +116,19 @@ pub fn send_set(set: &CpuSet, ipi: Ipi) {
 pub fn send_all_others(ipi: Ipi) {
     percpu::current().ipis_sent.fetch_add(1, Ordering::Relaxed);
     apic::send(Icr::fixed(0, ipi.vector()).to_all_but_self());
+}
+
+/// Sends `ipi` to every other online CPU: by shorthand (one ICR write) when
+/// every present CPU is online, else to each, so that a CPU that failed to
+/// start or was left parked gets nothing.
+pub fn send_online_others(ipi: Ipi) {
+    if crate::smp::all_present_online() {
+        send_all_others(ipi);
+    } else {
+        let mut others = crate::smp::online_cpus();
+        others.remove(percpu::cpu_index());
+        send_set(&others, ipi);
+    }
 }
 
 /// Set by the panic path: an NMI now means "stop".

@@ -44,7 +44,7 @@ pub fn on() {
 
 /// Starts tracing, every CPU's longest stretch forgotten.
 pub fn start() {
-    for cpu in 0..crate::smp::online_count() {
+    for cpu in crate::smp::online_cpus().iter() {
         let c = percpu::get(cpu);
         c.irq_off_max.store(0, Ordering::Relaxed);
         c.irq_off_since.store(0, Ordering::Relaxed);
@@ -57,7 +57,7 @@ pub fn start() {
 pub fn stop() -> (u64, u32, Option<&'static Location<'static>>) {
     ENABLED.store(false, Ordering::SeqCst);
     let mut worst = (0, 0, None);
-    for cpu in 0..crate::smp::online_count() {
+    for cpu in crate::smp::online_cpus().iter() {
         let c = percpu::get(cpu);
         let ticks = c.irq_off_max.load(Ordering::Relaxed);
         if ticks > worst.0 {

@@ -131,13 +131,8 @@ pub fn leave_everywhere(aspace: *const AddressSpace, targets: &CpuSet) {
 
 /// Every online CPU but this one.
 fn online_others() -> CpuSet {
-    let me = percpu::cpu_index();
-    let mut set = CpuSet::new();
-    for cpu in (0..crate::smp::online_count()).filter(|&c| c != me) {
-        if percpu::get(cpu).online.load(Ordering::Acquire) {
-            set.insert(cpu);
-        }
-    }
+    let mut set = crate::smp::online_cpus();
+    set.remove(percpu::cpu_index());
     set
 }
 
@@ -161,8 +156,9 @@ fn request(targets: &CpuSet, addr: u64, pages: u64, leave: *mut AddressSpace) {
         percpu::get(cpu).tlb_request.store(generation, Ordering::Release);
     }
     COUNT.fetch_add(1, Ordering::Relaxed);
-    if count + 1 == crate::smp::online_count() {
-        // Everyone else: one ICR write instead of one per CPU.
+    if count + 1 == crate::smp::online_count() && crate::smp::all_present_online() {
+        // Everyone else, and no CPU that is not online: one ICR write
+        // instead of one per CPU.
         ipi::send_all_others(Ipi::TlbShootdown);
     } else {
         ipi::send_set(targets, Ipi::TlbShootdown);
