@@ -194,6 +194,9 @@ fn enumerate(boot: &BootInfo, limit: usize) -> (Vec<u32>, u32) {
         cpus.invalid_ids,
         madt.io_apics
     );
+    if let Some(first) = madt.first_malformed {
+        log::warn!("smp: {} malformed MADT entries skipped; the first: {first}", madt.malformed);
+    }
     if cpus.beyond_capacity > 0 {
         log::warn!("smp: {} CPUs beyond the {MAX_CPUS} Ferrite supports are not used", cpus.beyond_capacity);
     }

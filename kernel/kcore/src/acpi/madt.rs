@@ -213,9 +213,18 @@ pub struct Madt<const N: usize> {
     pub cpus: CpuList<N>,
     /// Number of I/O APIC entries (type 1), for the log.
     pub io_apics: u32,
+    /// Malformed entries skipped (or where the walk had to stop).
+    pub malformed: u32,
+    /// The first of them, as an [`AcpiError::BadEntry`], for the log.
+    pub first_malformed: Option<AcpiError>,
 }
 
 impl<const N: usize> Madt<N> {
+    fn note_malformed(&mut self, error: AcpiError) {
+        self.malformed = self.malformed.saturating_add(1);
+        self.first_malformed.get_or_insert(error);
+    }
+
     /// True if flag bit 0 (PCAT_COMPAT) is set: the machine also has the
     /// legacy dual 8259 PICs, which must be masked before using the APICs.
     pub const fn has_dual_8259(&self) -> bool {
@@ -228,11 +237,13 @@ impl<const N: usize> Madt<N> {
 ///
 /// Checks, in order: the header fits, the signature is `APIC`, the length
 /// covers the fixed part ([`MADT_FIXED_LEN`]) and fits in `table`, and the
-/// checksum. Then walks the entries: one shorter than 2 bytes or than its
-/// type needs (8 bytes for type 0, 12 for type 5, 16 for type 9), or one
-/// running past the end of the table, is an [`AcpiError::BadEntry`] and
-/// fails the whole parse, since the rest of the table can no longer be
-/// trusted.
+/// checksum. Then walks the entries. A malformed entry does not cost the
+/// table (a machine whose firmware got one entry wrong still has its other
+/// CPUs): one shorter than its type needs (8 bytes for type 0, 12 for type
+/// 5, 16 for type 9) is skipped by its length; one shorter than 2 bytes or
+/// running past the end of the table ends the walk, since the next entry
+/// can no longer be found. Either is counted in `malformed`, the first
+/// kept as an [`AcpiError::BadEntry`] for the log.
 ///
 /// Which entries become CPUs: type 0 (xAPIC) and type 9 (x2APIC) entries
 /// alike, if Enabled, or Online Capable in an MADT of revision 5 or later;
@@ -259,6 +270,8 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
         flags: u32_at(table, SdtHeader::SIZE + 4),
         cpus: CpuList::new(),
         io_apics: 0,
+        malformed: 0,
+        first_malformed: None,
     };
     let online_capable_defined = header.revision >= ONLINE_CAPABLE_REVISION;
 
@@ -269,7 +282,8 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
         let entry_len = rest.get(1).copied().unwrap_or(0);
         let bad_entry = AcpiError::BadEntry { offset, entry_type, length: entry_len };
         let Some(entry) = rest.get(..usize::from(entry_len)).filter(|entry| entry.len() >= 2) else {
-            return Err(bad_entry);
+            madt.note_malformed(bad_entry);
+            break;
         };
         let min_len = match entry_type {
             0 => 8,
@@ -278,7 +292,9 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
             _ => 2,
         };
         if entry.len() < min_len {
-            return Err(bad_entry);
+            madt.note_malformed(bad_entry);
+            offset += entry.len();
+            continue;
         }
         match entry_type {
             0 => {

@@ -272,20 +272,27 @@ fn length_beyond_the_slice_is_truncated() {
     );
 }
 
+/// The CPUs a table lists, by APIC ID, and its malformed-entry report.
+fn cpus_and_malformed(table: &[u8]) -> (Vec<u32>, u32, Option<AcpiError>) {
+    let madt = parse_madt::<8>(table).expect("a table with malformed entries still parses");
+    (madt.cpus.iter().map(|c| c.apic_id).collect(), madt.malformed, madt.first_malformed)
+}
+
 #[test]
 fn length_cutting_an_entry_is_a_bad_entry() {
     // Two type 0 entries; the length field ends the table 3 bytes into the
-    // second (the checksum is made right for that length).
+    // second (the checksum is made right for that length): the first CPU
+    // stays, the cut one is reported.
     let mut table = MadtBuilder::new(5).lapic(0, 0, ENABLED).lapic(1, 1, ENABLED).build();
     set_len(&mut table, (MADT_FIXED_LEN + 8 + 3) as u32);
     fix_checksum(&mut table);
     let error = AcpiError::BadEntry { offset: MADT_FIXED_LEN + 8, entry_type: 0, length: 8 };
-    assert_eq!(parse_madt::<4>(&table), Err(error));
+    assert_eq!(cpus_and_malformed(&table), (vec![0], 1, Some(error)));
     // One byte into it: not even the length byte is there.
     set_len(&mut table, (MADT_FIXED_LEN + 8 + 1) as u32);
     fix_checksum(&mut table);
     let error = AcpiError::BadEntry { offset: MADT_FIXED_LEN + 8, entry_type: 0, length: 0 };
-    assert_eq!(parse_madt::<4>(&table), Err(error));
+    assert_eq!(cpus_and_malformed(&table), (vec![0], 1, Some(error)));
 }
 
 #[test]
@@ -294,7 +301,11 @@ fn entries_shorter_than_two_bytes() {
         let table = qemu_like(1).raw(&[0x7F, length, 0, 0, 0, 0]).lapic(9, 9, ENABLED).build();
         let offset = table.len() - 6 - 8;
         let error = AcpiError::BadEntry { offset, entry_type: 0x7F, length };
-        assert_eq!(parse_madt::<4>(&table), Err(error), "length {length}");
+        // The walk cannot go past it: the CPU after it is lost, the one
+        // before kept.
+        let (cpus, malformed, first) = cpus_and_malformed(&table);
+        assert_eq!((malformed, first), (1, Some(error)), "length {length}");
+        assert!(!cpus.contains(&9) && !cpus.is_empty(), "length {length}: {cpus:?}");
     }
 }
 
@@ -302,7 +313,7 @@ fn entries_shorter_than_two_bytes() {
 fn entry_running_past_the_end() {
     let table = MadtBuilder::new(5).lapic(0, 0, ENABLED).raw(&[1, 12, 0, 0]).build();
     let error = AcpiError::BadEntry { offset: MADT_FIXED_LEN + 8, entry_type: 1, length: 12 };
-    assert_eq!(parse_madt::<4>(&table), Err(error));
+    assert_eq!(cpus_and_malformed(&table), (vec![0], 1, Some(error)));
 }
 
 #[test]
@@ -310,8 +321,10 @@ fn entries_too_short_for_their_type() {
     for (entry_type, length) in [(0u8, 7u8), (0, 2), (5, 11), (9, 15), (9, 8)] {
         let mut entry = vec![entry_type, length];
         entry.resize(usize::from(length), ENABLED as u8);
-        let table = MadtBuilder::new(5).lapic(0, 0, ENABLED).raw(&entry).build();
+        // A good CPU on either side: the short entry is skipped by its
+        // length and both are kept.
+        let table = MadtBuilder::new(5).lapic(0, 0, ENABLED).raw(&entry).lapic(1, 1, ENABLED).build();
         let error = AcpiError::BadEntry { offset: MADT_FIXED_LEN + 8, entry_type, length };
-        assert_eq!(parse_madt::<4>(&table), Err(error), "type {entry_type} length {length}");
+        assert_eq!(cpus_and_malformed(&table), (vec![0, 1], 1, Some(error)), "type {entry_type} length {length}");
     }
 }
