@@ -31,7 +31,7 @@ mod tests;
 
 use core::fmt;
 
-pub use madt::{parse_madt, CpuEntry, CpuList, CpuSource, Madt, MADT_FIXED_LEN};
+pub use madt::{parse_madt, CpuEntry, CpuList, CpuSource, LocalNmi, Madt, MADT_FIXED_LEN, MAX_NMI_ENTRIES};
 pub use timers::{parse_fadt, parse_hpet, Fadt, GenericAddress, PmTimer, PmTimerBlock, PM_TIMER_HZ};
 
 /// The signature of the MADT ("Multiple APIC Description Table").

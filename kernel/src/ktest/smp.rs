@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "smp::unlisted_cpu_parks", run: unlisted_cpu_parks },
     Test { name: "smp::tlb_shootdown_reaches_every_cpu", run: tlb_shootdown_reaches_every_cpu },
     Test { name: "smp::call_reaches_polling_cpus", run: call_reaches_polling_cpus },
+    Test { name: "smp::nmi_pins_programmed", run: nmi_pins_programmed },
 ];
 
 const WORDS: usize = MAX_CPUS / 64;
@@ -271,5 +272,28 @@ fn call_reaches_polling_cpus() -> TestResult {
         });
         ensure!(ran.load(Ordering::Relaxed) == online, "a CPU skipped the call");
     }
+    Ok(())
+}
+
+/// Every CPU programmed the LINT pins that the MADT's Local APIC NMI
+/// entries name as NMI (QEMU's table wires LINT1 of every processor), so
+/// that a machine's NMI button and watchdog reach the kernel.
+fn nmi_pins_programmed() -> TestResult {
+    if crate::boot_info::get().acpi_root().is_none() {
+        return Ok(());
+    }
+    ensure!(!smp::nmi_pins(0).is_empty(), "the MADT lists no Local APIC NMI for the boot CPU (QEMU's does)");
+    let wrong = AtomicU64::new(0);
+    run_on_all(&|cpu| {
+        for (lint, active_low) in smp::nmi_pins(cpu) {
+            let lvt = apic::lint_lvt(lint);
+            let (delivery, masked, low) = ((lvt >> 8) & 7, lvt & (1 << 16) != 0, lvt & (1 << 13) != 0);
+            if delivery != 0b100 || masked || low != active_low {
+                log::error!("smp: cpu{cpu} LINT{lint} is {lvt:#x}, not an unmasked NMI (active low: {active_low})");
+                wrong.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    ensure!(wrong.load(Ordering::Relaxed) == 0, "{} LINT pins are not NMIs", wrong.load(Ordering::Relaxed));
     Ok(())
 }

@@ -47,6 +47,7 @@ use crate::percpu::{self, MAX_CPUS};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use ferrite_kcore::acpi::LocalNmi;
 use ferrite_trampoline::{state, Params, PARAMS_OFFSET};
 use x86_64::registers::control::{Cr3, Cr4Flags};
 use x86_64::registers::model_specific::EferFlags;
@@ -89,6 +90,28 @@ fn ap_fault() -> ApFault {
         x if x == ApFault::Stuck as u32 => ApFault::Stuck,
         _ => ApFault::None,
     }
+}
+
+/// Each logical CPU's ACPI processor UID (`u32::MAX` if the MADT did not
+/// list it), and the MADT's Local APIC NMI entries: which LINT pin of
+/// which CPU the machine's NMI is wired to.
+static NMI_PINS: spin::Once<(Vec<u32>, Vec<LocalNmi>)> = spin::Once::new();
+
+/// Programs this CPU's LINT pins that the MADT names as NMI (every CPU
+/// does, the boot CPU once the MADT is read, an AP as it comes up).
+fn program_nmi_pins(cpu: u32) {
+    let Some((uids, nmis)) = NMI_PINS.get() else { return };
+    let uid = uids.get(cpu as usize).copied().unwrap_or(u32::MAX);
+    for nmi in nmis.iter().filter(|n| n.applies_to(uid)) {
+        apic::set_lint_nmi(nmi.lint, nmi.active_low());
+    }
+}
+
+/// The LINT pins programmed as NMI on `cpu`, for the tests.
+pub fn nmi_pins(cpu: u32) -> Vec<(u8, bool)> {
+    let Some((uids, nmis)) = NMI_PINS.get() else { return Vec::new() };
+    let uid = uids.get(cpu as usize).copied().unwrap_or(u32::MAX);
+    nmis.iter().filter(|n| n.applies_to(uid)).map(|n| (n.lint, n.active_low())).collect()
 }
 
 /// CPUs the MADT lists that the `smp=` limit left out.
@@ -225,6 +248,14 @@ fn enumerate(boot: &BootInfo, limit: usize) -> (Vec<u32>, u32) {
         ids.push(c.apic_id);
     }
     EXCLUDED.call_once(|| excluded);
+    let uid_of = |id: u32| cpus.iter().find(|c| c.apic_id == id).map_or(u32::MAX, |c| c.acpi_uid);
+    let uids = ids.iter().map(|&id| uid_of(id)).collect();
+    let nmis = madt.nmis[..madt.nmi_count].to_vec();
+    if !nmis.is_empty() {
+        log::info!("smp: NMI wired to {:?} (MADT Local APIC NMI entries)", nmis);
+    }
+    NMI_PINS.call_once(|| (uids, nmis));
+    program_nmi_pins(0);
     (ids, present)
 }
 
@@ -506,6 +537,7 @@ extern "C" fn ap_entry(index: u64) -> ! {
     idt::load(true);
     crate::arch::syscall::init_cpu();
     apic::init_ap();
+    program_nmi_pins(index);
     crate::sched::init_ap();
     let me = percpu::current();
     me.call_generation.store(call::generation(), Ordering::Relaxed);

@@ -9,8 +9,10 @@
 //! |------|-----------------------------|-------------------------------|
 //! | 0    | Processor Local APIC        | a CPU with an 8-bit APIC ID   |
 //! | 1    | I/O APIC                    | counted, for the log          |
+//! | 4    | Local APIC NMI              | which LINT pin carries NMI    |
 //! | 5    | Local APIC Address Override | the 64-bit local APIC address |
 //! | 9    | Processor Local x2APIC      | a CPU with a 32-bit APIC ID   |
+//! | 0Ah  | Local x2APIC NMI            | the same, 32-bit processor UID |
 //!
 //! Everything else is skipped by its length. Points that other parsers get
 //! wrong, and that the tests pin down:
@@ -199,6 +201,43 @@ impl<'a, const N: usize> IntoIterator for &'a CpuList<N> {
     }
 }
 
+/// The most Local APIC NMI entries kept (real tables have one for all
+/// processors, or one per processor on old firmware; more are dropped).
+pub const MAX_NMI_ENTRIES: usize = 16;
+
+/// A Local APIC NMI entry: NMI arrives on `lint` (0 or 1) of the CPUs with
+/// ACPI processor UID `uid` (`None`: every CPU), with the MPS INTI `flags`
+/// (bits 0-1 polarity: 3 is active low; bits 2-3 trigger mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalNmi {
+    /// The processor it is for, or every one.
+    pub uid: Option<u32>,
+    /// The pin: LINT0 or LINT1.
+    pub lint: u8,
+    /// MPS INTI flags.
+    pub flags: u16,
+}
+
+impl LocalNmi {
+    const EMPTY: Self = Self { uid: None, lint: 0, flags: 0 };
+
+    /// Whether it is for the CPU with ACPI processor UID `uid`.
+    pub fn applies_to(&self, uid: u32) -> bool {
+        self.uid.is_none_or(|u| u == uid)
+    }
+
+    /// The pin is active low (polarity bits 11b); else active high (the
+    /// bus default, 00b, is active high for ISA-style NMI).
+    pub const fn active_low(&self) -> bool {
+        self.flags & 3 == 3
+    }
+
+    /// The NMIs the kernel should program on the CPU with `uid`.
+    pub fn for_cpu<const N: usize>(madt: &Madt<N>, uid: u32) -> impl Iterator<Item = &LocalNmi> {
+        madt.nmis[..madt.nmi_count].iter().filter(move |n| n.applies_to(uid))
+    }
+}
+
 /// What the kernel needs from the MADT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Madt<const N: usize> {
@@ -213,6 +252,12 @@ pub struct Madt<const N: usize> {
     pub cpus: CpuList<N>,
     /// Number of I/O APIC entries (type 1), for the log.
     pub io_apics: u32,
+    /// Local APIC NMI entries (types 4 and 0Ah), at most [`MAX_NMI_ENTRIES`]
+    /// of them (`nmi_count`): which LINT pin of which CPU the machine's NMI
+    /// (button, watchdog) is wired to.
+    pub nmis: [LocalNmi; MAX_NMI_ENTRIES],
+    /// How many of `nmis` are filled.
+    pub nmi_count: usize,
     /// Malformed entries skipped (or where the walk had to stop).
     pub malformed: u32,
     /// The first of them, as an [`AcpiError::BadEntry`], for the log.
@@ -220,6 +265,16 @@ pub struct Madt<const N: usize> {
 }
 
 impl<const N: usize> Madt<N> {
+    /// Keeps an NMI entry; one naming a pin other than LINT0/1 is malformed.
+    fn add_nmi(&mut self, nmi: LocalNmi, offset: usize, entry_type: u8, length: u8) {
+        if nmi.lint > 1 {
+            self.note_malformed(AcpiError::BadEntry { offset, entry_type, length });
+        } else if let Some(slot) = self.nmis.get_mut(self.nmi_count) {
+            *slot = nmi;
+            self.nmi_count += 1;
+        }
+    }
+
     fn note_malformed(&mut self, error: AcpiError) {
         self.malformed = self.malformed.saturating_add(1);
         self.first_malformed.get_or_insert(error);
@@ -270,6 +325,8 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
         flags: u32_at(table, SdtHeader::SIZE + 4),
         cpus: CpuList::new(),
         io_apics: 0,
+        nmis: [LocalNmi::EMPTY; MAX_NMI_ENTRIES],
+        nmi_count: 0,
         malformed: 0,
         first_malformed: None,
     };
@@ -287,8 +344,10 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
         };
         let min_len = match entry_type {
             0 => 8,
+            4 => 6,
             5 => 12,
             9 => 16,
+            0xa => 12,
             _ => 2,
         };
         if entry.len() < min_len {
@@ -302,7 +361,17 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
                 madt.cpus.add(apic_id.into(), uid.into(), CpuSource::LocalApic, flags, online_capable_defined);
             }
             1 => madt.io_apics = madt.io_apics.saturating_add(1),
+            4 => {
+                let uid = (entry[2] != 0xff).then_some(u32::from(entry[2]));
+                let flags = u16::from_le_bytes([entry[3], entry[4]]);
+                madt.add_nmi(LocalNmi { uid, lint: entry[5], flags }, offset, entry_type, entry_len);
+            }
             5 => madt.local_apic_address = u64_at(entry, 4),
+            0xa => {
+                let flags = u16::from_le_bytes([entry[2], entry[3]]);
+                let uid = Some(u32_at(entry, 4)).filter(|&u| u != u32::MAX);
+                madt.add_nmi(LocalNmi { uid, lint: entry[8], flags }, offset, entry_type, entry_len);
+            }
             9 => {
                 let (apic_id, flags, uid) = (u32_at(entry, 4), u32_at(entry, 8), u32_at(entry, 12));
                 madt.cpus.add(apic_id, uid, CpuSource::LocalX2Apic, flags, online_capable_defined);

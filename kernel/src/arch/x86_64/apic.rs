@@ -32,6 +32,8 @@ enum Reg {
     IcrLow = 0x300,
     IcrHigh = 0x310,
     LvtTimer = 0x320,
+    LvtLint0 = 0x350,
+    LvtLint1 = 0x360,
     TimerInitialCount = 0x380,
     TimerCurrentCount = 0x390,
     TimerDivide = 0x3e0,
@@ -398,6 +400,21 @@ fn calibrate(acpi_root: Option<ferrite_kcore::acpi::RootTable>) {
         apic_hz / 1000,
         if cpuid.and_then(|c| c.apic_hz).is_some() { "CPUID" } else { "measured against the TSC" }
     );
+}
+
+/// Makes pin LINT`lint` (0 or 1) of this CPU's APIC deliver an NMI (edge
+/// triggered, as NMIs are; active low if the MADT says so): where the
+/// machine's NMI button or watchdog is wired.
+pub fn set_lint_nmi(lint: u8, active_low: bool) {
+    const LVT_NMI: u32 = 0b100 << 8;
+    const LVT_ACTIVE_LOW: u32 = 1 << 13;
+    let reg = if lint == 0 { Reg::LvtLint0 } else { Reg::LvtLint1 };
+    write(reg, LVT_NMI | if active_low { LVT_ACTIVE_LOW } else { 0 });
+}
+
+/// The LVT entry of pin LINT`lint`, for the tests.
+pub fn lint_lvt(lint: u8) -> u32 {
+    read(if lint == 0 { Reg::LvtLint0 } else { Reg::LvtLint1 })
 }
 
 /// The timer's input frequency after the divide-by-16 stage.

@@ -328,3 +328,41 @@ fn entries_too_short_for_their_type() {
         assert_eq!(cpus_and_malformed(&table), (vec![0, 1], 1, Some(error)), "type {entry_type} length {length}");
     }
 }
+
+#[test]
+fn nmi_entries() {
+    use crate::acpi::LocalNmi;
+    // QEMU's: every processor, LINT1, bus-default flags.
+    let madt = parse_madt::<4>(&qemu_like(2).build()).unwrap();
+    assert_eq!(&madt.nmis[..madt.nmi_count], &[LocalNmi { uid: None, lint: 1, flags: 0 }]);
+    assert_eq!(LocalNmi::for_cpu(&madt, 7).count(), 1);
+    // Per processor, xAPIC and x2APIC kinds, active low; a pin that is not
+    // LINT0/1 is malformed and dropped; the good CPUs stay.
+    let table = MadtBuilder::new(5)
+        .lapic(0, 0, ENABLED)
+        .lapic(1, 1, ENABLED)
+        .lapic_nmi(1, 0xf, 0)
+        .x2apic_nmi(0x7, 300, 1)
+        .x2apic_nmi(0, u32::MAX, 1)
+        .lapic_nmi(0, 0, 2)
+        .build();
+    let madt = parse_madt::<4>(&table).unwrap();
+    assert_eq!(madt.cpus.len(), 2);
+    assert_eq!(
+        &madt.nmis[..madt.nmi_count],
+        &[
+            LocalNmi { uid: Some(1), lint: 0, flags: 0xf },
+            LocalNmi { uid: Some(300), lint: 1, flags: 0x7 },
+            LocalNmi { uid: None, lint: 1, flags: 0 },
+        ]
+    );
+    assert_eq!(madt.malformed, 1);
+    let pins = |uid| LocalNmi::for_cpu(&madt, uid).map(|n| (n.lint, n.active_low())).collect::<Vec<_>>();
+    assert_eq!(pins(1), vec![(0, true), (1, false)]);
+    assert_eq!(pins(300), vec![(1, true), (1, false)]);
+    assert_eq!(pins(0), vec![(1, false)]);
+    // Too short for its type: skipped.
+    let table = MadtBuilder::new(5).lapic(0, 0, ENABLED).raw(&[4, 5, 0xff, 0, 0]).build();
+    let madt = parse_madt::<4>(&table).unwrap();
+    assert_eq!((madt.nmi_count, madt.malformed), (0, 1));
+}

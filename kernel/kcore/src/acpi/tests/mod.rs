@@ -136,6 +136,14 @@ impl MadtBuilder {
         self.entry(4, &[uid, f0, f1, lint])
     }
 
+    /// Type 0Ah: Local x2APIC NMI.
+    fn x2apic_nmi(self, flags: u16, uid: u32, lint: u8) -> Self {
+        let mut payload = flags.to_le_bytes().to_vec();
+        payload.extend_from_slice(&uid.to_le_bytes());
+        payload.extend_from_slice(&[lint, 0, 0, 0]);
+        self.entry(0xa, &payload)
+    }
+
     /// Type 5: Local APIC Address Override.
     fn lapic_address(self, address: u64) -> Self {
         let mut payload = vec![0, 0];
