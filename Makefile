@@ -28,6 +28,8 @@
 #   MACHINE=q35      QEMU machine: q35 or pc
 #   CPU=             QEMU CPU model; empty: max under TCG, host under KVM
 #                    (qemu64 has no x2APIC)
+#   SERIAL=stdio     what COM1, COM2, ... connect to, a QEMU -serial value each:
+#                    'none stdio' (no COM1, COM2 on the terminal), 'none' (no port)
 #   QEMU_ARGS=       extra QEMU arguments, appended
 #   GRUB_TIMEOUT=0   seconds GRUB shows its menu (raise it for a USB stick)
 
@@ -38,10 +40,11 @@ FIRMWARE ?= bios
 ACCEL ?= tcg
 MACHINE ?= q35
 CPU ?=
+SERIAL ?= stdio
 QEMU_ARGS ?=
 GRUB_TIMEOUT ?= 0
 
-export SMP MEM FIRMWARE ACCEL MACHINE CPU QEMU_ARGS GRUB_TIMEOUT
+export SMP MEM FIRMWARE ACCEL MACHINE CPU SERIAL QEMU_ARGS GRUB_TIMEOUT
 
 KERNEL_TARGET := x86_64-unknown-none
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)

@@ -9,6 +9,9 @@
 #   FIRMWARE   bios (SeaBIOS) or uefi (OVMF)        (bios)
 #   ACCEL      tcg or kvm                           (tcg)
 #   CPU        QEMU -cpu model           (max under TCG, host under KVM)
+#   SERIAL     what COM1, COM2, ... connect to, one word each, as -serial  (stdio)
+#              takes them: "none stdio" (no COM1, COM2 on stdout),
+#              "null stdio" (COM1 discards), "none" (no serial port at all)
 #   QEMU_ARGS  extra arguments, word-split, appended
 #
 # Exit status: 0 when the kernel powered off reporting success through
@@ -35,10 +38,12 @@ EXIT_FAILURE=$(((0x11 << 1) | 1))
 args=(
 	-machine "$MACHINE" -cpu "$CPU" -smp "$SMP" -m "$MEM"
 	-cdrom "$ISO" -boot d
-	-serial stdio -display none -monitor none
+	-display none -monitor none
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-no-reboot
 )
+# shellcheck disable=SC2086 # one -serial per word
+for port in ${SERIAL:-stdio}; do args+=(-serial "$port"); done
 case $ACCEL in
 tcg) args+=(-accel tcg) ;;
 kvm) args+=(-accel kvm) ;;

@@ -30,7 +30,7 @@
 //! The panic and fatal-exception paths use [`emergency`], which takes the
 //! ring and the UART even if the CPU they interrupted held them. Nothing
 //! here runs in an NMI (trap.rs defers what an NMI would log).
-use crate::arch::serial::{SerialPort, COM1_PORT};
+use crate::arch::serial::{self, SerialPort};
 use crate::sync::IrqSpinlock;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +103,10 @@ static CONSOLE: IrqSpinlock<Ring> =
     IrqSpinlock::new(Ring { buf: [0; RING], head: 0, len: 0, at_line_start: true, owner: 0, dropped: 0 });
 /// A CPU is sending the ring's bytes to the UART.
 static DRAINING: AtomicBool = AtomicBool::new(false);
+/// Set once [`configure`] has picked the serial port: until then output
+/// waits in the ring (a few KiB at most), so that all of it, from the
+/// first line, reaches the port `console=` or the firmware names.
+static CONFIGURED: AtomicBool = AtomicBool::new(false);
 
 /// Text being formatted, on the stack (nothing here allocates): up to `N`
 /// bytes, with room after them for an ellipsis and a newline.
@@ -166,9 +170,10 @@ fn kernel_line(args: fmt::Arguments) {
                 ring.owner = 0;
                 break;
             }
-            if !may_wait() {
-                // Cannot wait for the UART here (an interrupt handler, or
-                // a lock holder): drop the line, and say so later.
+            if !may_wait() || !CONFIGURED.load(Ordering::Acquire) {
+                // Cannot wait for the UART here (an interrupt handler, a
+                // lock holder, or no port picked yet): drop the line, and
+                // say so later.
                 ring.dropped += bytes.len() as u64;
                 return;
             }
@@ -263,6 +268,9 @@ fn encode_user(ring: &mut Ring, pid: u64, piece: &[u8]) {
 /// ring's lock dropped; nothing if another CPU is at it (it sends what
 /// comes meanwhile too).
 fn drain(budget: usize) {
+    if !CONFIGURED.load(Ordering::Acquire) {
+        return;
+    }
     loop {
         if DRAINING.swap(true, Ordering::Acquire) {
             return;
@@ -278,7 +286,7 @@ fn drain(budget: usize) {
             if n == 0 {
                 break;
             }
-            COM1_PORT.write_bytes(&chunk[..n]);
+            serial::console().write_bytes(&chunk[..n]);
             sent += n;
         }
         DRAINING.store(false, Ordering::Release);
@@ -309,9 +317,9 @@ pub fn emergency(f: impl FnOnce(&mut &'static SerialPort)) {
         if n == 0 {
             break;
         }
-        COM1_PORT.write_bytes(&chunk[..n]);
+        serial::console().write_bytes(&chunk[..n]);
     }
-    let mut out: &'static SerialPort = &COM1_PORT;
+    let mut out: &'static SerialPort = serial::console();
     if !ring.at_line_start {
         out.write_bytes(b"\n");
     }
@@ -362,4 +370,43 @@ pub fn init_logger() {
     // The only logger; set_logger fails only if one is already set.
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
+}
+
+/// Picks the console's serial port once the command line and the ACPI
+/// tables can be read: `console=ttyS<n>` if that port exists, else the one
+/// the SPCR table names if it exists, else the first that answered at boot
+/// (what early output already went to). Says which.
+pub fn configure(choice: Option<ferrite_kcore::cmdline::Console>, acpi_root: Option<ferrite_kcore::acpi::RootTable>) {
+    use ferrite_kcore::acpi::{parse_spcr, GenericAddress};
+    use ferrite_kcore::cmdline::Console;
+    let spcr = acpi_root
+        .and_then(|root| crate::acpi::read_table(root, b"SPCR").and_then(|t| parse_spcr(&t)).ok())
+        .filter(|gas| gas.space == GenericAddress::IO)
+        .and_then(|gas| serial::BASES.iter().position(|&b| u64::from(b) == gas.address));
+    let wanted = match choice {
+        Some(Console::Tty(n)) => Some((usize::from(n), "console=")),
+        Some(Console::Screen) => {
+            log::warn!("console: there is no screen console yet; keeping the serial port");
+            None
+        }
+        _ => spcr.map(|n| (n, "the ACPI SPCR table")),
+    };
+    if let Some((n, by)) = wanted {
+        if serial::choose(Some(n)).is_err() {
+            log::warn!("console: ttyS{n} (named by {by}) does not answer; keeping the port found at boot");
+        }
+    }
+    let mut found: Line<64> = Line::new();
+    for n in serial::present() {
+        let _ = write!(found, " ttyS{n}");
+    }
+    CONFIGURED.store(true, Ordering::Release);
+    match serial::chosen() {
+        Some(n) => log::info!(
+            "console: serial ports:{}; the console is on ttyS{n}",
+            core::str::from_utf8(found.bytes()).unwrap_or("")
+        ),
+        // Nobody sees this on serial; it is for the screen console to come.
+        None => log::warn!("console: no serial port answered"),
+    }
 }

@@ -63,6 +63,7 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
     cpu::log_features();
     cpu::init_control_registers();
     mem::init(boot);
+    console::configure(options.console, boot.acpi_root());
     gdt::init_cpu();
     idt::load(true);
     arch::syscall::init_cpu();

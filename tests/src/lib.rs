@@ -106,6 +106,7 @@ pub struct Boot {
     cpu: String,
     cmdline: String,
     qemu_args: Vec<String>,
+    serial: String,
     timeout: Option<Duration>,
 }
 
@@ -123,6 +124,7 @@ impl Boot {
             cpu: "max".to_owned(),
             cmdline: String::new(),
             qemu_args: Vec::new(),
+            serial: "stdio".to_owned(),
             timeout: None,
         }
     }
@@ -196,6 +198,14 @@ impl Boot {
         self
     }
 
+    /// What COM1, COM2, ... connect to, one QEMU `-serial` value each
+    /// (qemu.sh's `SERIAL`; default `stdio`): the harness reads stdout, so
+    /// one of them must be `stdio` for it to see the log.
+    pub fn serial(mut self, ports: &str) -> Self {
+        self.serial = ports.to_owned();
+        self
+    }
+
     /// Sets this boot's timeout, overriding `FERRITE_BOOT_TIMEOUT` and
     /// [`DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -236,6 +246,7 @@ impl Boot {
             .env("FIRMWARE", self.firmware_name())
             .env("CPU", &self.cpu)
             .env("QEMU_ARGS", self.qemu_args.join(" "))
+            .env("SERIAL", &self.serial)
             // KVM only when asked for: TCG behaves the same everywhere,
             // KVM needs a working /dev/kvm.
             .env("ACCEL", if std::env::var("ACCEL").as_deref() == Ok("kvm") { "kvm" } else { "tcg" });

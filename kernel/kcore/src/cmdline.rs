@@ -13,6 +13,7 @@
 //! | `nosmp`           | bare flag: use the boot CPU only, whatever `smp=` says |
 //! | `apfault=<kind>[@n]` | make one AP (the last, or number n) fail to start, for the harness |
 //! | `seed=<n>`        | seed of the stress tests' random choices (decimal)     |
+//! | `console=<where>` | `serial`, `screen`, `both`, or `ttyS0`-`ttyS3` (one port) |
 //! | `bench`           | bare flag: run the benchmarks, print them, power off   |
 //!
 //! Design choices:
@@ -111,6 +112,37 @@ pub struct Options<'a> {
     pub nosmp: bool,
     /// Run the benchmark suite instead of init (`bench`).
     pub bench: bool,
+    /// Where the console goes (`console=`); `None` is the default (both
+    /// the screen and the serial port the kernel picks).
+    pub console: Option<Console>,
+}
+
+/// A `console=` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// The serial port the kernel picks (the ACPI SPCR's, else the first
+    /// that exists) and no screen.
+    Serial,
+    /// The screen only.
+    Screen,
+    /// Both.
+    Both,
+    /// This serial port only (`ttyS0` is COM1 ... `ttyS3` COM4).
+    Tty(u8),
+}
+
+impl Console {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "serial" => Some(Self::Serial),
+            "screen" => Some(Self::Screen),
+            "both" => Some(Self::Both),
+            _ => match value.strip_prefix("ttyS")?.as_bytes() {
+                [n @ b'0'..=b'3'] => Some(Self::Tty(n - b'0')),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl Options<'_> {
@@ -158,6 +190,7 @@ impl fmt::Display for Problem<'_> {
                         f.write_str(")")
                     }
                     Some(Key::Smp) => f.write_str(" (expected a number of CPUs, at least 1)"),
+                    Some(Key::Console) => f.write_str(" (expected serial, screen, both or ttyS0-ttyS3)"),
                     Some(Key::Nosmp | Key::Bench) => f.write_str(" (it is a flag and takes no value)"),
                     _ => Ok(()),
                 }
@@ -194,10 +227,11 @@ enum Key {
     Apfault,
     Seed,
     Bench,
+    Console,
 }
 
 impl Key {
-    const COUNT: usize = 8;
+    const COUNT: usize = 9;
 
     fn parse(name: &str) -> Option<Self> {
         match name {
@@ -209,6 +243,7 @@ impl Key {
             "apfault" => Some(Self::Apfault),
             "seed" => Some(Self::Seed),
             "bench" => Some(Self::Bench),
+            "console" => Some(Self::Console),
             _ => None,
         }
     }
@@ -290,6 +325,13 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
             Key::Test => options.test = Some(value),
             Key::Crash => options.crash = Some(value),
             Key::Apfault => options.apfault = Some(value),
+            Key::Console => match Console::parse(value) {
+                Some(console) => options.console = Some(console),
+                None => {
+                    report(Problem::BadValue { key: name, value });
+                    continue;
+                }
+            },
             Key::Seed => match value.bytes().all(|b| b.is_ascii_digit()).then(|| value.parse().ok()).flatten() {
                 Some(seed) => options.seed = Some(seed),
                 None => {

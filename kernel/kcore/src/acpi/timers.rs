@@ -117,6 +117,24 @@ pub fn parse_fadt(table: &[u8]) -> Result<Fadt, AcpiError> {
     Ok(Fadt { pm_timer, hardware_reduced })
 }
 
+/// The SPCR's (Serial Port Console Redirection, Microsoft's table) base
+/// address field: where the firmware's console UART is.
+const SPCR_BASE: usize = 40;
+
+/// Reads where the console UART the firmware names in its SPCR table is.
+pub fn parse_spcr(table: &[u8]) -> Result<GenericAddress, AcpiError> {
+    let header = SdtHeader::parse(table)?;
+    if header.signature != *b"SPCR" {
+        return Err(AcpiError::BadSignature { expected: *b"SPCR", found: header.signature });
+    }
+    let table = &table[..(header.length as usize).min(table.len())];
+    GenericAddress::parse(table, SPCR_BASE).ok_or(AcpiError::Truncated {
+        what: "SPCR",
+        need: SPCR_BASE + GenericAddress::SIZE,
+        have: table.len(),
+    })
+}
+
 /// HPET table field offsets.
 const HPET_BASE: usize = 40;
 /// The HPET table's fixed length (header, event timer block ID, base

@@ -1,6 +1,6 @@
 //! Host tests for the command-line parser and the test selector.
 
-use super::{parse, test_selected, LogLevel, Options, Problem};
+use super::{parse, test_selected, Console, LogLevel, Options, Problem};
 
 /// Parses `line` and collects the problems in the order reported.
 fn parse_all(line: &str) -> (Options<'_>, Vec<Problem<'_>>) {
@@ -60,7 +60,8 @@ fn log_level_parse_and_order() {
 
 #[test]
 fn all_options_together() {
-    let options = parse_clean("log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck bench");
+    let options =
+        parse_clean("log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck bench console=ttyS1");
     assert_eq!(
         options,
         Options {
@@ -72,6 +73,7 @@ fn all_options_together() {
             smp: Some(2),
             nosmp: true,
             bench: true,
+            console: Some(Console::Tty(1)),
         }
     );
 }
@@ -364,4 +366,23 @@ fn bench_flag() {
     assert!(!options.bench);
     assert_eq!(problems, ["bad value '1' for 'bench' (it is a flag and takes no value)"]);
     assert!(!parse("", |_| {}).bench);
+}
+
+#[test]
+fn console_where() {
+    assert_eq!(parse_clean("console=serial").console, Some(Console::Serial));
+    assert_eq!(parse_clean("console=screen").console, Some(Console::Screen));
+    assert_eq!(parse_clean("console=both").console, Some(Console::Both));
+    assert_eq!(parse_clean("console=ttyS0").console, Some(Console::Tty(0)));
+    assert_eq!(parse_clean("console=ttyS3").console, Some(Console::Tty(3)));
+    assert_eq!(parse_clean("").console, None);
+    for bad in ["ttyS4", "ttyS", "ttyS01", "COM1", "tty0"] {
+        let line = format!("console={bad}");
+        let (options, problems) = parse_all(&line);
+        assert_eq!(options.console, None, "{bad}");
+        assert_eq!(problems, [Problem::BadValue { key: "console", value: bad }]);
+    }
+    let mut text = Vec::new();
+    parse("console=lpt1", |p| text.push(p.to_string()));
+    assert_eq!(text, ["bad value 'lpt1' for 'console' (expected serial, screen, both or ttyS0-ttyS3)"]);
 }

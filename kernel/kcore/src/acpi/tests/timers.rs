@@ -1,7 +1,7 @@
 //! The FADT's PM timer and flags, and the HPET table's base address.
 
 use super::sdt;
-use crate::acpi::{parse_fadt, parse_hpet, AcpiError, PmTimer, PmTimerBlock};
+use crate::acpi::{parse_fadt, parse_hpet, parse_spcr, AcpiError, GenericAddress, PmTimer, PmTimerBlock};
 
 /// A FADT body (everything after the header) of `len` table bytes, zeroed,
 /// for the tests to fill in at the FADT's own offsets.
@@ -116,4 +116,16 @@ fn unusable_hpet_tables_are_errors() {
     short[4..8].copy_from_slice(&50u32.to_le_bytes());
     assert!(matches!(parse_hpet(&short), Err(AcpiError::Truncated { .. })));
     assert!(matches!(parse_hpet(&sdt(b"FACP", 1, &[0; 20])), Err(AcpiError::BadSignature { .. })));
+}
+
+#[test]
+fn spcr_names_the_uart() {
+    // Interface type 0 (16550), reserved, then the base address: COM2.
+    let mut body = vec![0u8; 44];
+    body[4..8].copy_from_slice(&[1, 8, 0, 1]);
+    body[8..16].copy_from_slice(&0x2f8u64.to_le_bytes());
+    let gas = parse_spcr(&sdt(b"SPCR", 2, &body)).unwrap();
+    assert_eq!(gas, GenericAddress { space: 1, bit_width: 8, address: 0x2f8 });
+    assert!(matches!(parse_spcr(&sdt(b"SPCR", 2, &body[..10])), Err(AcpiError::Truncated { .. })));
+    assert!(matches!(parse_spcr(&sdt(b"HPET", 2, &body)), Err(AcpiError::BadSignature { .. })));
 }
