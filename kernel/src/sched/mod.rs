@@ -348,19 +348,33 @@ fn usable(cpu: u32) -> bool {
 /// programs may take (the heap's `make_room`): a thread that would need
 /// more is refused instead.
 fn make_queue_room(threads: usize) -> Result<(), KernelError> {
-    if threads <= QUEUE_ROOM.load(Ordering::Acquire) {
-        return Ok(());
+    loop {
+        let room = QUEUE_ROOM.load(Ordering::Acquire);
+        if threads <= room {
+            return Ok(());
+        }
+        let want = threads.max(room * 2);
+        let cpus = crate::smp::cpu_span() as usize;
+        // Two classes of pointers and a sleeper (deadline and pointer) a
+        // thread.
+        let bytes = (want - room) * cpus * (2 * 8 + 16);
+        // The heap's room first, then the growth lock: a user thread's
+        // creation holds room (its own structures') when it gets here, so
+        // taking the lock first and then waiting for room would deadlock
+        // with it (lock order: room, then QUEUE_GROWTH).
+        let _room = crate::mem::heap::make_room(bytes as u64)?;
+        let _one = QUEUE_GROWTH.lock();
+        if QUEUE_ROOM.load(Ordering::Acquire) != room {
+            // Another CPU grew the queues meanwhile: start again from there.
+            continue;
+        }
+        return grow_queues(want, cpus);
     }
-    let _one = QUEUE_GROWTH.lock();
-    let room = QUEUE_ROOM.load(Ordering::Acquire);
-    if threads <= room {
-        return Ok(());
-    }
-    let want = threads.max(room * 2);
-    let cpus = crate::smp::cpu_span() as usize;
-    // Two classes of pointers and a sleeper (deadline and pointer) a thread.
-    let bytes = (want - room) * cpus * (2 * 8 + 16);
-    let _room = crate::mem::heap::make_room(bytes as u64)?;
+}
+
+/// Grows every CPU's run queue and sleepers' heap to `want` threads (the
+/// caller holds QUEUE_GROWTH and the heap's room).
+fn grow_queues(want: usize, cpus: usize) -> Result<(), KernelError> {
     for cpu in 0..cpus as u32 {
         let c = of(cpu);
         c.rq.lock().try_reserve(want).map_err(|_| KernelError::NoMemory)?;
