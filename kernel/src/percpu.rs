@@ -71,6 +71,9 @@ pub struct PerCpu {
     pub nmis: AtomicU64,
     pub nmis_reported: AtomicU64,
     pub nmi_rip: AtomicU64,
+    /// The CS and RFLAGS the last NMI interrupted (user or kernel mode,
+    /// interrupts on or off), for the hang reports.
+    pub nmi_cs_flags: AtomicU64,
     /// Interrupts-off tracing (arch::irqtrace): since when (0: not off, or
     /// not traced) and from where, and the longest stretch and its start.
     pub irq_off_since: AtomicU64,
@@ -121,6 +124,7 @@ impl PerCpu {
             nmis: AtomicU64::new(0),
             nmis_reported: AtomicU64::new(0),
             nmi_rip: AtomicU64::new(0),
+            nmi_cs_flags: AtomicU64::new(0),
             irq_off_since: AtomicU64::new(0),
             irq_off_from: AtomicU64::new(0),
             irq_off_max: AtomicU64::new(0),

@@ -26,8 +26,34 @@ pub fn watchdog_bites() -> (u64, u32) {
     (WATCHDOG_BITES.load(Ordering::Acquire), WATCHDOG_CPU.load(Ordering::Relaxed))
 }
 
-/// Logs every CPU's scheduling state: for the reports of hung tests.
+/// Logs every CPU's scheduling state: for the reports of hung tests. First
+/// it sends every other CPU an NMI, which even a CPU spinning with
+/// interrupts off takes, and logs where each was (its RIP, and whether in
+/// user mode and with interrupts on): a CPU that takes no timer interrupt
+/// shows where it is stuck.
 pub fn dump_state() {
+    let me = crate::percpu::cpu_index();
+    let others = crate::smp::online_cpus();
+    let before: alloc::vec::Vec<u64> =
+        others.iter().map(|c| crate::percpu::get(c).nmis.load(Ordering::Acquire)).collect();
+    // To each online CPU, not by shorthand: a parked or half-started CPU
+    // may have no IDT to take it with.
+    for cpu in others.iter().filter(|&c| c != me) {
+        crate::arch::apic::send(crate::arch::apic::Icr::nmi(crate::percpu::get(cpu).apic_id()));
+    }
+    crate::time::spin_ns(20_000_000);
+    for (i, cpu) in others.iter().enumerate().filter(|&(_, c)| c != me) {
+        let p = crate::percpu::get(cpu);
+        let took = p.nmis.load(Ordering::Acquire) != before[i];
+        let cs_flags = p.nmi_cs_flags.load(Ordering::Relaxed);
+        log::error!(
+            "sched state: cpu{cpu} {} at rip={:#x} ({} mode, interrupts {})",
+            if took { "was" } else { "took no NMI; last seen" },
+            p.nmi_rip.load(Ordering::Relaxed),
+            if (cs_flags >> 32) & 3 == 3 { "user" } else { "kernel" },
+            if cs_flags & (1 << 9) != 0 { "on" } else { "off" },
+        );
+    }
     let now = rdtsc();
     for cpu in crate::smp::online_cpus().iter() {
         let c = of(cpu);

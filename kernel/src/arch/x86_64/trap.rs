@@ -269,6 +269,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::ipi::nmi();
             let cpu = crate::percpu::current();
             cpu.nmi_rip.store(frame.rip, Ordering::Relaxed);
+            cpu.nmi_cs_flags.store(frame.cs << 32 | (frame.rflags & 0xffff_ffff), Ordering::Relaxed);
             cpu.nmis.fetch_add(1, Ordering::Release);
             return;
         }
