@@ -129,15 +129,26 @@ pub fn candidates(root: Option<RootTable>) -> impl Iterator<Item = RefClock> {
     hpet.into_iter().chain(pm).chain(core::iter::once(RefClock::Pit))
 }
 
-fn hpet(root: RootTable) -> Option<RefClock> {
-    let phys = match crate::acpi::read_table(root, b"HPET").and_then(|t| acpi::parse_hpet(&t)) {
-        Ok(phys) => phys,
-        Err(acpi::AcpiError::NotFound(_)) => return None,
+/// The table `signature` parsed by `parse`; `None` if it is absent, and
+/// also (said in the log, naming `what`) if it cannot be used.
+fn parsed<T>(
+    root: RootTable,
+    signature: &[u8; 4],
+    parse: fn(&[u8]) -> Result<T, acpi::AcpiError>,
+    what: &str,
+) -> Option<T> {
+    match crate::acpi::read_table(root, signature).and_then(|t| parse(&t)) {
+        Ok(parsed) => Some(parsed),
+        Err(acpi::AcpiError::NotFound(_)) => None,
         Err(e) => {
-            log::warn!("clock: not using the HPET: {e}");
-            return None;
+            log::warn!("clock: not using {what}: {e}");
+            None
         }
-    };
+    }
+}
+
+fn hpet(root: RootTable) -> Option<RefClock> {
+    let phys = parsed(root, b"HPET", acpi::parse_hpet, "the HPET")?;
     let regs = match crate::mem::paging::map_mmio(phys, 1024) {
         Ok(regs) => regs,
         Err(e) => {
@@ -162,15 +173,7 @@ fn hpet(root: RootTable) -> Option<RefClock> {
 }
 
 fn pm_timer(root: RootTable) -> Option<RefClock> {
-    let fadt = match crate::acpi::read_table(root, b"FACP").and_then(|t| acpi::parse_fadt(&t)) {
-        Ok(fadt) => fadt,
-        Err(acpi::AcpiError::NotFound(_)) => return None,
-        Err(e) => {
-            log::warn!("clock: cannot read the FADT: {e}");
-            return None;
-        }
-    };
-    let timer = fadt.pm_timer?;
+    let timer = parsed(root, b"FACP", acpi::parse_fadt, "the FADT's PM timer")?.pm_timer?;
     let block = match timer.block {
         PmTimerBlock::Port(port) => Block::Port(port),
         PmTimerBlock::Memory(phys) => match crate::mem::paging::map_mmio(phys, 4) {
