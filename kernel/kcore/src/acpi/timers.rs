@@ -74,6 +74,16 @@ pub struct Fadt {
     pub hardware_reduced: bool,
 }
 
+/// `table`'s own bytes (as far as its length field and the slice reach),
+/// once its header says it is the `signature` table.
+fn own_bytes<'a>(table: &'a [u8], signature: &[u8; 4]) -> Result<&'a [u8], AcpiError> {
+    let header = SdtHeader::parse(table)?;
+    if header.signature != *signature {
+        return Err(AcpiError::BadSignature { expected: *signature, found: header.signature });
+    }
+    Ok(&table[..(header.length as usize).min(table.len())])
+}
+
 /// FADT field offsets.
 const PM_TMR_BLK: usize = 76;
 const PM_TMR_LEN: usize = 91;
@@ -87,11 +97,7 @@ const HW_REDUCED_ACPI: u32 = 1 << 20;
 /// (the length field is trusted only as far as `table` reaches). A FADT
 /// too short for the flags is an error; fields past its end are absent.
 pub fn parse_fadt(table: &[u8]) -> Result<Fadt, AcpiError> {
-    let header = SdtHeader::parse(table)?;
-    if header.signature != *b"FACP" {
-        return Err(AcpiError::BadSignature { expected: *b"FACP", found: header.signature });
-    }
-    let table = &table[..(header.length as usize).min(table.len())];
+    let table = own_bytes(table, b"FACP")?;
     if table.len() < FLAGS + 4 {
         return Err(AcpiError::Truncated { what: "FADT", need: FLAGS + 4, have: table.len() });
     }
@@ -123,11 +129,7 @@ const SPCR_BASE: usize = 40;
 
 /// Reads where the console UART the firmware names in its SPCR table is.
 pub fn parse_spcr(table: &[u8]) -> Result<GenericAddress, AcpiError> {
-    let header = SdtHeader::parse(table)?;
-    if header.signature != *b"SPCR" {
-        return Err(AcpiError::BadSignature { expected: *b"SPCR", found: header.signature });
-    }
-    let table = &table[..(header.length as usize).min(table.len())];
+    let table = own_bytes(table, b"SPCR")?;
     GenericAddress::parse(table, SPCR_BASE).ok_or(AcpiError::Truncated {
         what: "SPCR",
         need: SPCR_BASE + GenericAddress::SIZE,
@@ -146,11 +148,7 @@ const HPET_LEN: usize = 56;
 /// allows nothing else) at a non-zero, 8-byte aligned address (its
 /// registers are 64 bits wide).
 pub fn parse_hpet(table: &[u8]) -> Result<u64, AcpiError> {
-    let header = SdtHeader::parse(table)?;
-    if header.signature != *b"HPET" {
-        return Err(AcpiError::BadSignature { expected: *b"HPET", found: header.signature });
-    }
-    let table = &table[..(header.length as usize).min(table.len())];
+    let table = own_bytes(table, b"HPET")?;
     let Some(base) = GenericAddress::parse(table, HPET_BASE).filter(|_| table.len() >= HPET_LEN) else {
         return Err(AcpiError::Truncated { what: "HPET table", need: HPET_LEN, have: table.len() });
     };
