@@ -9,16 +9,30 @@
 //! CPUs of the ACPI MADT; `online` is at most what `smp=` or `nosmp` allow.
 //!
 //! Unless a test says otherwise: SeaBIOS, q35, 512M, CPU model `max` (which
-//! has x2APIC under TCG on QEMU 8 and later), command line `test=all`.
+//! has x2APIC under TCG on QEMU 8 and later), command line [`KERNEL_SUITES`]:
+//! the suites that run in the kernel on every CPU. The user and hostile
+//! suites have their own boots on several CPU counts (user.rs, hostile.rs);
+//! `smp_4` and `smp_topology_with_gaps` run `test=all` here as well, so that
+//! user mode also meets bring-up's quirks.
 
 use ferrite_tests::{check_all_tests_passed, check_cpus_online, Boot, Firmware, Machine, Outcome, Status};
 
-/// A `test=all` boot with the defaults above and QEMU's `-smp` set to `smp`.
+/// The kernel's own suites, without user mode.
+const KERNEL_SUITES: &str = "test=mem,arch,smp,sched,stress";
+
+/// A boot of [`KERNEL_SUITES`] with the defaults above and QEMU's `-smp`
+/// set to `smp`.
 fn smp_boot(name: &str, smp: &str) -> Boot {
-    Boot::new(name).firmware(Firmware::Bios).machine(Machine::Q35).mem("512M").cpu("max").smp(smp).cmdline("test=all")
+    Boot::new(name)
+        .firmware(Firmware::Bios)
+        .machine(Machine::Q35)
+        .mem("512M")
+        .cpu("max")
+        .smp(smp)
+        .cmdline(KERNEL_SUITES)
 }
 
-/// Asserts that a `test=all` boot brought `online` of `present` CPUs up,
+/// Asserts that a boot brought `online` of `present` CPUs up,
 /// that no CPU failed to start, that the `smp` suite ran, and that every
 /// kernel test passed.
 #[track_caller]
@@ -42,7 +56,7 @@ fn smp_boot_problems(outcome: &Outcome, online: u32, present: u32) -> Vec<String
     match check_all_tests_passed(&outcome.log) {
         Err(e) => problems.push(e),
         Ok(_) if !outcome.lines().any(|l| l.starts_with("test smp::")) => {
-            problems.push("no `test smp::…` line: test=all did not run the kernel's smp suite".to_owned());
+            problems.push("no `test smp::…` line: the boot did not run the kernel's smp suite".to_owned());
         }
         Ok(_) => {}
     }
@@ -75,7 +89,7 @@ fn smp_2() {
 /// on the trampoline's shared data.
 #[test]
 fn smp_4() {
-    assert_smp_boot(&smp_boot("smp_4", "4").run(), 4, 4);
+    assert_smp_boot(&smp_boot("smp_4", "4").cmdline("test=all").run(), 4, 4);
 }
 
 /// More APs than host cores under TCG: APs run slowly and out of step, as
@@ -97,7 +111,7 @@ fn smp_16() {
 /// or odd core counts. APIC ID and CPU index must not be confused.
 #[test]
 fn smp_topology_with_gaps() {
-    let outcome = smp_boot("smp_topology_with_gaps", "sockets=2,cores=3,threads=2").run();
+    let outcome = smp_boot("smp_topology_with_gaps", "sockets=2,cores=3,threads=2").cmdline("test=all").run();
     assert_smp_boot(&outcome, 12, 12);
 }
 
@@ -141,7 +155,7 @@ fn smp_uefi_8() {
 /// when a user works around a bad core.
 #[test]
 fn smp_limit_cmdline() {
-    let outcome = smp_boot("smp_limit_cmdline", "4").cmdline("test=all smp=2").run();
+    let outcome = smp_boot("smp_limit_cmdline", "4").cmdline(&format!("{KERNEL_SUITES} smp=2")).run();
     assert_smp_boot(&outcome, 2, 4);
 }
 
@@ -149,7 +163,7 @@ fn smp_limit_cmdline() {
 /// step when SMP bring-up breaks on a new machine.
 #[test]
 fn smp_nosmp() {
-    let outcome = smp_boot("smp_nosmp", "4").cmdline("test=all nosmp").run();
+    let outcome = smp_boot("smp_nosmp", "4").cmdline(&format!("{KERNEL_SUITES} nosmp")).run();
     assert_smp_boot(&outcome, 1, 4);
 }
 
@@ -214,7 +228,8 @@ fn assert_one_ap_failed(outcome: &Outcome, report: &str) {
 /// (`apfault=silent` withholds the last AP's STARTUP IPIs.)
 #[test]
 fn ap_not_responding_is_reported() {
-    let outcome = smp_boot("ap_not_responding_is_reported", "4").cmdline("test=all apfault=silent").run();
+    let outcome =
+        smp_boot("ap_not_responding_is_reported", "4").cmdline(&format!("{KERNEL_SUITES} apfault=silent")).run();
     assert_one_ap_failed(&outcome, "cpu3 (APIC ID 3) not responding");
 }
 
@@ -236,6 +251,6 @@ fn ap_stuck_in_the_middle() {
 /// (`apfault=stuck` holds the last AP before it claims its boot gate.)
 #[test]
 fn ap_stuck_is_reported() {
-    let outcome = smp_boot("ap_stuck_is_reported", "4").cmdline("test=all apfault=stuck").run();
+    let outcome = smp_boot("ap_stuck_is_reported", "4").cmdline(&format!("{KERNEL_SUITES} apfault=stuck")).run();
     assert_one_ap_failed(&outcome, "cpu3 (APIC ID 3) stuck: it reached long mode");
 }

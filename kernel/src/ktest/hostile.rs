@@ -203,6 +203,15 @@ fn nmi_in_console() -> TestResult {
         handled
     };
     crate::ensure!(handled, "the NMI to cpu{target} was never counted (its handler is stuck?)");
+    // The NMI is logged from an ordinary context on its CPU: the timer
+    // interrupt or the idle loop. Sleeping lets this CPU's idle loop run;
+    // the target's holder has ended, so its idle loop runs too. Waiting
+    // here keeps the log line from racing the end of the run.
+    let deadline = crate::arch::cpu::rdtsc() + 5 * crate::time::tsc_hz();
+    while cpu.nmis_reported.load(Ordering::Acquire) <= before {
+        crate::ensure!(crate::arch::cpu::rdtsc() < deadline, "the NMI on cpu{target} was never logged");
+        crate::sched::sleep_ns(1_000_000);
+    }
     Ok(())
 }
 

@@ -266,7 +266,11 @@ pub fn child_quota(_args: &str) -> Outcome {
     check!(mapped < SMALL.memory && mapped + (2 << 20) > SMALL.memory, "mapped {mapped} bytes with a limit of 8 MiB");
     check!(full.memory <= SMALL.memory && full.memory + (64 << 10) > SMALL.memory, "charged at the limit: {full:?}");
     // Threads: 8 with main; ones that have exited count until their handle
-    // is closed.
+    // is closed. Pinned to this CPU, they inherit the pin, so that they
+    // have all run and exited (and this CPU has switched away from them)
+    // by the time the sleep below ends, however slowly other CPUs run.
+    let here = sys::cpu().ctx("cpu")?;
+    sys::set_affinity(here).ctx("pin to this CPU")?;
     let mut exited = Vec::new();
     let refusal = loop {
         match spawn_exiting() {
@@ -283,6 +287,7 @@ pub fn child_quota(_args: &str) -> Outcome {
     }
     let again = spawn_exiting().ctx("thread_spawn once the handles are closed")?;
     check_eq!(sys::thread_join(again), Ok(0), "join");
+    sys::set_affinity(ferrite_abi::ANY_CPU).ctx("unpin")?;
     // Processes: two children at once (not yet waited for), not three.
     let first = sys::spawn("hello one", &[]).ctx("spawn the first child")?;
     let second = sys::spawn("hello two", &[]).ctx("spawn the second child")?;
