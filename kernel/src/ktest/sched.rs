@@ -28,6 +28,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "sched::semaphore_bounds", run: semaphore_bounds },
     Test { name: "sched::affinity_change_moves", run: affinity_change_moves },
     Test { name: "sched::affinity_change_while_queued", run: affinity_change_while_queued },
+    Test { name: "sched::crossed_switches", run: crossed_switches },
     Test { name: "sched::no_leaks", run: no_leaks },
 ];
 
@@ -586,5 +587,102 @@ fn no_leaks() -> TestResult {
     ensure!(free_frames() == free, "free frames: {free} before, {} after", free_frames());
     let heap_after = crate::mem::heap::usage().0;
     ensure!(heap_after == heap, "heap use: {heap} bytes before, {heap_after} after");
+    Ok(())
+}
+
+/// Two CPUs each switching to the thread the other is leaving: A goes from
+/// R to T while B goes from T to R. T, on its way to block on B, was woken
+/// into A's queue (its affinity now A); R blocked on A and B handed off to
+/// it. Each switch found its next thread still on the other CPU, and both
+/// spun with interrupts off for ever (the user fuzz hit it: a CPU "running"
+/// one thread for two minutes, its queue full, taking no timer interrupt).
+/// Both threads must get through, and end where they were sent. (Needs two
+/// CPUs; with three the runner, elsewhere, reports a hang.)
+fn crossed_switches() -> TestResult {
+    use crate::sched::thread::Thread;
+    use crate::sched::InterruptsOff;
+    use core::sync::atomic::AtomicU8;
+    let n = smp::online_count();
+    if n < 2 {
+        return Ok(());
+    }
+    let (a, b) = if n == 2 {
+        (super::nth_cpu(super::my_rank() + 1), cpu_index())
+    } else {
+        (super::nth_cpu(super::my_rank() + 1), super::nth_cpu(super::my_rank() + 2))
+    };
+    const T_BLOCKED: u8 = 1;
+    const R_BLOCKED: u8 = 2;
+    struct Shared {
+        t: spin::Once<Arc<Thread>>,
+        r: spin::Once<Arc<Thread>>,
+        phase: AtomicU8,
+        t_ended_on: AtomicU32,
+        r_ended_on: AtomicU32,
+    }
+    let shared = Arc::new(Shared {
+        t: spin::Once::new(),
+        r: spin::Once::new(),
+        phase: AtomicU8::new(0),
+        t_ended_on: AtomicU32::new(u32::MAX),
+        r_ended_on: AtomicU32::new(u32::MAX),
+    });
+    let wait = |what: &dyn Fn() -> bool| {
+        let deadline = time::uptime_ns() + 2_000_000_000;
+        while !what() && time::uptime_ns() < deadline {
+            core::hint::spin_loop();
+        }
+    };
+    let t = {
+        let s = shared.clone();
+        spawn("crossed-t", Class::Normal, b, move || {
+            let me = sched::current();
+            sched::set_affinity(&me, ANY_CPU);
+            s.t.call_once(|| me.clone());
+            wait(&|| s.r.get().is_some());
+            let Some(r) = s.r.get().cloned() else { return };
+            let irq = InterruptsOff::new();
+            sched::block_unless(|| false);
+            s.phase.store(T_BLOCKED, Ordering::SeqCst);
+            wait(&|| s.phase.load(Ordering::SeqCst) == R_BLOCKED);
+            // Long enough for A to be inside its switch to T.
+            time::spin_ns(200_000);
+            sched::handoff(&irq, r);
+            drop(irq);
+            s.t_ended_on.store(cpu_index(), Ordering::Release);
+        })
+        .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    let r = {
+        let s = shared.clone();
+        spawn("crossed-r", Class::Normal, a, move || {
+            let me = sched::current();
+            // Allowed on B too, so that B may hand off to it.
+            sched::set_affinity(&me, ANY_CPU);
+            s.r.call_once(|| me.clone());
+            wait(&|| s.t.get().is_some());
+            let Some(t) = s.t.get().cloned() else { return };
+            let irq = InterruptsOff::new();
+            wait(&|| s.phase.load(Ordering::SeqCst) == T_BLOCKED);
+            // T is still on B: woken into this CPU's queue.
+            sched::set_affinity(&t, a);
+            sched::wake(t);
+            sched::block_unless(|| false);
+            s.phase.store(R_BLOCKED, Ordering::SeqCst);
+            sched::schedule(&irq);
+            drop(irq);
+            s.r_ended_on.store(cpu_index(), Ordering::Release);
+        })
+        .map_err(|e| alloc::format!("spawn: {e}"))?
+    };
+    let t_done = t.join_within(10_000_000_000);
+    let r_done = r.join_within(10_000_000_000);
+    if !(t_done && r_done) {
+        sched::dump_state();
+    }
+    ensure!(t_done && r_done, "crossed switches on cpu{a} and cpu{b} never finished (t: {t_done}, r: {r_done})");
+    ensure!(shared.phase.load(Ordering::SeqCst) == R_BLOCKED, "the threads never met");
+    let t_on = shared.t_ended_on.load(Ordering::Acquire);
+    ensure!(t_on == a, "T, pinned to cpu{a}, ended on cpu{t_on}");
     Ok(())
 }

@@ -198,6 +198,9 @@ struct CpuSched {
     /// reads one word instead of taking the lock.
     next_wakeup: AtomicU64,
     switches: AtomicU64,
+    /// Switches that found their next thread still on another CPU for too
+    /// long and went to the idle thread instead (switch.rs, `wait_off_cpu`).
+    deferred_switches: AtomicU64,
     steals: AtomicU64,
     idle_ns: AtomicU64,
 }
@@ -224,6 +227,7 @@ impl CpuSched {
             next_wakeup: AtomicU64::new(u64::MAX),
             armed: AtomicU64::new(u64::MAX),
             switches: AtomicU64::new(0),
+            deferred_switches: AtomicU64::new(0),
             steals: AtomicU64::new(0),
             idle_ns: AtomicU64::new(0),
         }
@@ -437,15 +441,16 @@ pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
     f(unsafe { &*p })
 }
 
-/// Per-CPU statistics: `sched: cpuN switches=… ipis_sent=… ipis_received=…
-/// steals=… idle_ms=…`, one line per online CPU.
+/// Per-CPU statistics: `sched: cpuN switches=… deferred=… ipis_sent=…
+/// ipis_received=… steals=… idle_ms=…`, one line per online CPU.
 pub fn log_stats() {
     for cpu in crate::smp::online_cpus().iter() {
         let c = of(cpu);
         let p = crate::percpu::get(cpu);
         log::info!(
-            "sched: cpu{cpu} switches={} ipis_sent={} ipis_received={} steals={} idle_ms={}",
+            "sched: cpu{cpu} switches={} deferred={} ipis_sent={} ipis_received={} steals={} idle_ms={}",
             c.switches.load(Ordering::Relaxed),
+            c.deferred_switches.load(Ordering::Relaxed),
             p.ipis_sent.load(Ordering::Relaxed),
             p.ipis_received.load(Ordering::Relaxed),
             c.steals.load(Ordering::Relaxed),

@@ -136,12 +136,24 @@ pub(super) fn switch(c: &CpuSched, prev_ptr: *mut Thread, next_ptr: *mut Thread,
     // SAFETY: `current` holds a reference while the thread runs here.
     let prev = unsafe { &*prev_ptr };
     // SAFETY: next_ptr carries the reference `current` will own.
+    let next_ptr = if wait_off_cpu(unsafe { &*next_ptr }, prev_ptr == idle_ptr) {
+        next_ptr
+    } else {
+        // Still on another CPU: it waits in our queue, and the idle thread
+        // (which no CPU ever waits for) takes this CPU and picks it up.
+        // The load is unchanged: it counted `next` as running here.
+        // SAFETY: next_ptr carries a reference, which the queue now owns.
+        let next = unsafe { Arc::from_raw(next_ptr) };
+        next.cpu.store(me, Ordering::Relaxed);
+        c.rq.lock().push(next.class, next);
+        c.deferred_switches.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the idle thread lives as long as the CPU; `current` owns
+        // this reference.
+        unsafe { Arc::increment_strong_count(idle_ptr) };
+        idle_ptr
+    };
+    // SAFETY: as above.
     let next = unsafe { &*next_ptr };
-    // It may still be switching out on another CPU.
-    while next.on_cpu.load(Ordering::Acquire) {
-        crate::arch::tlb::service();
-        core::hint::spin_loop();
-    }
     next.on_cpu.store(true, Ordering::Relaxed);
     next.state.store(state::RUNNING, Ordering::Release);
     next.cpu.store(me, Ordering::Relaxed);
@@ -164,6 +176,38 @@ pub(super) fn switch(c: &CpuSched, prev_ptr: *mut Thread, next_ptr: *mut Thread,
     unsafe { switch_context(prev.rsp.get(), *next.rsp.get()) };
     finish_switch();
     rearm_timer();
+}
+
+/// How long a switch waits for its next thread to leave another CPU
+/// before it gives the CPU to the idle thread instead: a thread that has
+/// just blocked there is off it within a microsecond or so.
+const OFF_CPU_SPIN_NS: u64 = 20_000;
+
+/// Waits until `next` is off every other CPU (it may still be switching
+/// out of one: it was woken, or stolen, on its way to block), and says
+/// whether it is. Only the idle thread waits for as long as it takes.
+///
+/// Any other thread gives up after [`OFF_CPU_SPIN_NS`]: it is still on
+/// this CPU (`on_cpu`) while it waits, and another CPU may be waiting for
+/// it in turn. Two CPUs each switching to the thread the other is leaving
+/// (A from R to T while B goes from T to R: B handed off to R as it
+/// blocked on A, and A took T, which had been woken into A's queue on its
+/// way to block on B) would otherwise spin for ever with interrupts off.
+/// No CPU waits for an idle thread, so a CPU whose idle thread waits is
+/// never part of such a cycle, and the thread it waits for leaves.
+fn wait_off_cpu(next: &Thread, prev_is_idle: bool) -> bool {
+    if !next.on_cpu.load(Ordering::Acquire) {
+        return true;
+    }
+    let give_up = if prev_is_idle { u64::MAX } else { rdtsc().saturating_add(ns_to_tsc(OFF_CPU_SPIN_NS)) };
+    while next.on_cpu.load(Ordering::Acquire) {
+        if rdtsc() > give_up {
+            return false;
+        }
+        crate::arch::tlb::service();
+        core::hint::spin_loop();
+    }
+    true
 }
 
 /// Hands this CPU straight to `next`, a BLOCKED thread the caller has just
