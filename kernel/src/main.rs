@@ -75,10 +75,15 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
     sched::init_bsp();
     x86_64::instructions::interrupts::enable();
     console::booted();
+    power::init(boot.acpi_root());
     smp::init(boot, options.cpu_limit(), options.apfault);
 
     if let Some(kind) = options.crash {
         crash::provoke(kind);
+    }
+    if let Some(method) = options.reboot {
+        log::info!("boot: done in {} us; reboot={} asks for a reset", time::uptime_us(), method.as_str());
+        power::reset(Some(method));
     }
     if let Some(selector) = options.test {
         let passed = ktest::run(selector);

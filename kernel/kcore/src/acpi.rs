@@ -32,7 +32,9 @@ mod tests;
 use core::fmt;
 
 pub use madt::{parse_madt, CpuEntry, CpuList, CpuSource, LocalNmi, Madt, MADT_FIXED_LEN, MAX_NMI_ENTRIES};
-pub use timers::{parse_fadt, parse_hpet, parse_spcr, Fadt, GenericAddress, PmTimer, PmTimerBlock, PM_TIMER_HZ};
+pub use timers::{
+    parse_fadt, parse_hpet, parse_spcr, Fadt, GenericAddress, PmTimer, PmTimerBlock, ResetRegister, PM_TIMER_HZ,
+};
 
 /// The signature of the MADT ("Multiple APIC Description Table").
 pub const MADT_SIGNATURE: [u8; 4] = *b"APIC";

@@ -15,6 +15,7 @@
 //! | `seed=<n>`        | seed of the stress tests' random choices (decimal)     |
 //! | `console=<where>` | `serial`, `screen`, `both`, or `ttyS0`-`ttyS3` (one port) |
 //! | `bench`           | bare flag: run the benchmarks, print them, power off   |
+//! | `reboot=<how>`    | reset once booted, by `acpi`, `cf9`, `kbd` or `triple` only (for the harness) |
 //!
 //! Design choices:
 //!
@@ -115,6 +116,42 @@ pub struct Options<'a> {
     /// Where the console goes (`console=`); `None` is the default (both
     /// the screen and the serial port the kernel picks).
     pub console: Option<Console>,
+    /// Reset the machine once booted, by this method alone (`reboot=`).
+    pub reboot: Option<ResetMethod>,
+}
+
+/// A way to reset a PC, in the order the kernel tries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetMethod {
+    /// The FADT's reset register (ACPI 2.0 and later, where the firmware
+    /// says it is supported).
+    Acpi,
+    /// The chipset's reset control register, I/O port 0xCF9.
+    Cf9,
+    /// The keyboard controller's reset line (command 0xFE to port 0x64).
+    Kbd,
+    /// A triple fault: an empty IDT and an exception.
+    Triple,
+}
+
+impl ResetMethod {
+    /// Every method, in the order the kernel tries them.
+    pub const ALL: [ResetMethod; 4] = [Self::Acpi, Self::Cf9, Self::Kbd, Self::Triple];
+
+    /// Parses a `reboot=` value.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// The command-line spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Acpi => "acpi",
+            Self::Cf9 => "cf9",
+            Self::Kbd => "kbd",
+            Self::Triple => "triple",
+        }
+    }
 }
 
 /// A `console=` value.
@@ -191,6 +228,11 @@ impl fmt::Display for Problem<'_> {
                     }
                     Some(Key::Smp) => f.write_str(" (expected a number of CPUs, at least 1)"),
                     Some(Key::Console) => f.write_str(" (expected serial, screen, both or ttyS0-ttyS3)"),
+                    Some(Key::Reboot) => {
+                        f.write_str(" (expected ")?;
+                        write_alternatives(f, &ResetMethod::ALL.map(ResetMethod::as_str))?;
+                        f.write_str(")")
+                    }
                     Some(Key::Nosmp | Key::Bench) => f.write_str(" (it is a flag and takes no value)"),
                     _ => Ok(()),
                 }
@@ -228,10 +270,11 @@ enum Key {
     Seed,
     Bench,
     Console,
+    Reboot,
 }
 
 impl Key {
-    const COUNT: usize = 9;
+    const COUNT: usize = 10;
 
     fn parse(name: &str) -> Option<Self> {
         match name {
@@ -244,6 +287,7 @@ impl Key {
             "seed" => Some(Self::Seed),
             "bench" => Some(Self::Bench),
             "console" => Some(Self::Console),
+            "reboot" => Some(Self::Reboot),
             _ => None,
         }
     }
@@ -327,6 +371,13 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
             Key::Apfault => options.apfault = Some(value),
             Key::Console => match Console::parse(value) {
                 Some(console) => options.console = Some(console),
+                None => {
+                    report(Problem::BadValue { key: name, value });
+                    continue;
+                }
+            },
+            Key::Reboot => match ResetMethod::parse(value) {
+                Some(method) => options.reboot = Some(method),
                 None => {
                     report(Problem::BadValue { key: name, value });
                     continue;

@@ -6,7 +6,9 @@
 //! |-------|--------|-------------------------------|---------------------------|
 //! | FADT  | 76     | `PM_TMR_BLK` (u32, I/O port)  | the PM timer, ACPI 1.0    |
 //! | FADT  | 91     | `PM_TMR_LEN` (u8, must be 4)  | whether that block exists |
-//! | FADT  | 112    | `Flags` (u32)                 | bit 8 `TMR_VAL_EXT`, bit 20 `HW_REDUCED_ACPI` |
+//! | FADT  | 112    | `Flags` (u32)                 | bit 8 `TMR_VAL_EXT`, bit 10 `RESET_REG_SUP`, bit 20 `HW_REDUCED_ACPI` |
+//! | FADT  | 116    | `RESET_REG` (GAS)             | resetting the machine     |
+//! | FADT  | 128    | `RESET_VALUE` (u8)            | what to write there       |
 //! | FADT  | 208    | `X_PM_TMR_BLK` (GAS)          | the PM timer, ACPI 2.0+   |
 //! | HPET  | 40     | `BASE_ADDRESS` (GAS)          | the HPET's registers      |
 //!
@@ -72,6 +74,24 @@ pub struct Fadt {
     pub pm_timer: Option<PmTimer>,
     /// `HW_REDUCED_ACPI`: no fixed hardware (no PM timer, no PM1 blocks).
     pub hardware_reduced: bool,
+    /// The reset register, where the firmware says it is supported.
+    pub reset: Option<ResetRegister>,
+}
+
+/// The FADT's reset register and the value that resets the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetRegister {
+    /// Where it is: system memory, system I/O or PCI configuration space
+    /// (`space` 2: device and function in the address's bits 32-47, the
+    /// register's offset in bits 0-15, on bus 0).
+    pub register: GenericAddress,
+    /// The value to write.
+    pub value: u8,
+}
+
+impl GenericAddress {
+    /// `space`: PCI configuration space.
+    pub const PCI_CONFIG: u8 = 2;
 }
 
 /// `table`'s own bytes (as far as its length field and the slice reach),
@@ -89,8 +109,11 @@ const PM_TMR_BLK: usize = 76;
 const PM_TMR_LEN: usize = 91;
 const FLAGS: usize = 112;
 const X_PM_TMR_BLK: usize = 208;
+const RESET_REG: usize = 116;
+const RESET_VALUE: usize = 128;
 /// FADT flag bits.
 const TMR_VAL_EXT: u32 = 1 << 8;
+const RESET_REG_SUP: u32 = 1 << 10;
 const HW_REDUCED_ACPI: u32 = 1 << 20;
 
 /// Reads what the kernel needs from a FADT (`FACP`), given as its bytes
@@ -120,7 +143,22 @@ pub fn parse_fadt(table: &[u8]) -> Result<Fadt, AcpiError> {
     };
     let pm_timer =
         if hardware_reduced { None } else { block.map(|block| PmTimer { block, wide: flags & TMR_VAL_EXT != 0 }) };
-    Ok(Fadt { pm_timer, hardware_reduced })
+    // Only where the firmware says it works, in a space the kernel can
+    // write, at an address that is not 0.
+    let reset = match (GenericAddress::parse(table, RESET_REG), table.get(RESET_VALUE)) {
+        (Some(register), Some(&value))
+            if flags & RESET_REG_SUP != 0
+                && register.address != 0
+                && matches!(
+                    register.space,
+                    GenericAddress::MEMORY | GenericAddress::IO | GenericAddress::PCI_CONFIG
+                ) =>
+        {
+            Some(ResetRegister { register, value })
+        }
+        _ => None,
+    };
+    Ok(Fadt { pm_timer, hardware_reduced, reset })
 }
 
 /// The SPCR's (Serial Port Console Redirection, Microsoft's table) base

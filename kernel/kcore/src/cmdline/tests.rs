@@ -1,6 +1,6 @@
 //! Host tests for the command-line parser and the test selector.
 
-use super::{parse, test_selected, Console, LogLevel, Options, Problem};
+use super::{parse, test_selected, Console, LogLevel, Options, Problem, ResetMethod};
 
 /// Parses `line` and collects the problems in the order reported.
 fn parse_all(line: &str) -> (Options<'_>, Vec<Problem<'_>>) {
@@ -60,8 +60,9 @@ fn log_level_parse_and_order() {
 
 #[test]
 fn all_options_together() {
-    let options =
-        parse_clean("log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck bench console=ttyS1");
+    let options = parse_clean(
+        "log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck bench console=ttyS1 reboot=kbd",
+    );
     assert_eq!(
         options,
         Options {
@@ -74,6 +75,7 @@ fn all_options_together() {
             nosmp: true,
             bench: true,
             console: Some(Console::Tty(1)),
+            reboot: Some(ResetMethod::Kbd),
         }
     );
 }
@@ -385,4 +387,17 @@ fn console_where() {
     let mut text = Vec::new();
     parse("console=lpt1", |p| text.push(p.to_string()));
     assert_eq!(text, ["bad value 'lpt1' for 'console' (expected serial, screen, both or ttyS0-ttyS3)"]);
+}
+
+#[test]
+fn reboot_methods() {
+    for m in ResetMethod::ALL {
+        assert_eq!(parse_clean(&format!("reboot={}", m.as_str())).reboot, Some(m));
+    }
+    assert_eq!(parse_clean("").reboot, None);
+    let (options, problems) = parse_all("reboot=bios");
+    assert_eq!(options.reboot, None);
+    assert_eq!(problems, [Problem::BadValue { key: "reboot", value: "bios" }]);
+    assert_eq!(messages("reboot=warm"), ["bad value 'warm' for 'reboot' (expected acpi, cf9, kbd or triple)"]);
+    assert_eq!(messages("reboot="), ["option 'reboot' needs a value"]);
 }

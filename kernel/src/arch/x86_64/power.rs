@@ -1,13 +1,97 @@
-//! Powering off: through QEMU's isa-debug-exit device where it exists.
+//! Powering off and resetting.
 //!
+//! Powering off goes through QEMU's isa-debug-exit device where it exists:
 //! QEMU (`-device isa-debug-exit,iobase=0xf4`) exits with status
 //! `(value << 1) | 1` when a value is written to the port. scripts/qemu.sh
 //! maps these statuses back to success and failure; keep them in sync.
+//!
+//! Resetting tries, in order, what Linux's `reboot=` methods try on a PC:
+//! the FADT's reset register (ACPI 2.0 and later, where the firmware says
+//! it is supported), the chipset's reset control register at port 0xCF9,
+//! the keyboard controller's reset line, and last a triple fault, which
+//! resets every PC. Each is given 100 ms to work; one that does not is
+//! reported and the next is tried.
+use core::fmt::Write;
+use ferrite_kcore::acpi::{self, GenericAddress, RootTable};
+use ferrite_kcore::cmdline::ResetMethod;
 use x86_64::instructions::port::Port;
 
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 const DEBUG_EXIT_SUCCESS: u32 = 0x10;
 const DEBUG_EXIT_FAILURE: u32 = 0x11;
+
+/// How long a reset method has to work before the next is tried.
+const RESET_WAIT_NS: u64 = 100_000_000;
+
+/// The FADT's reset register, ready to be written: found (and, in memory
+/// space, mapped) at boot, so that a reset needs neither the heap nor the
+/// ACPI tables.
+#[derive(Clone, Copy)]
+enum ResetRegister {
+    Port(u16, u8),
+    /// Mapped at this virtual address.
+    Memory(u64, u8),
+    /// PCI configuration space of bus 0: device, function, offset, value.
+    PciConfig(u8, u8, u8, u8),
+}
+
+static ACPI_RESET: spin::Once<ResetRegister> = spin::Once::new();
+
+/// Reads the FADT's reset register, if the machine has one the kernel can
+/// use; logs what it found.
+pub fn init(root: Option<RootTable>) {
+    let Some(root) = root else { return };
+    let reset = match crate::acpi::read_table(root, b"FACP").and_then(|t| acpi::parse_fadt(&t)) {
+        Ok(fadt) => fadt.reset,
+        Err(acpi::AcpiError::NotFound(_)) => None,
+        Err(e) => {
+            log::warn!("power: cannot read the FADT: {e}; no ACPI reset");
+            None
+        }
+    };
+    let Some(reset) = reset else {
+        log::info!("power: the FADT names no reset register");
+        return;
+    };
+    let GenericAddress { space, address, .. } = reset.register;
+    let register = match space {
+        GenericAddress::IO => u16::try_from(address).ok().map(|port| ResetRegister::Port(port, reset.value)),
+        GenericAddress::MEMORY => match crate::mem::paging::map_mmio(address, 1) {
+            Ok(virt) => Some(ResetRegister::Memory(virt, reset.value)),
+            Err(e) => {
+                log::warn!("power: cannot map the reset register at {address:#x}: {e:?}");
+                None
+            }
+        },
+        // Bits 47:32 the device, 31:16 the function, 15:0 the offset.
+        GenericAddress::PCI_CONFIG => {
+            let (device, function, offset) = ((address >> 32) & 0xffff, (address >> 16) & 0xffff, address & 0xffff);
+            (device < 32 && function < 8 && offset < 256).then_some(ResetRegister::PciConfig(
+                device as u8,
+                function as u8,
+                offset as u8,
+                reset.value,
+            ))
+        }
+        _ => None,
+    };
+    match register {
+        Some(r) => {
+            log::info!("power: ACPI reset register: {} {address:#x}, value {:#x}", space_name(space), reset.value);
+            ACPI_RESET.call_once(|| r);
+        }
+        None => log::warn!("power: unusable ACPI reset register ({} {address:#x})", space_name(space)),
+    }
+}
+
+fn space_name(space: u8) -> &'static str {
+    match space {
+        GenericAddress::IO => "port",
+        GenericAddress::MEMORY => "memory",
+        GenericAddress::PCI_CONFIG => "PCI config",
+        _ => "space",
+    }
+}
 
 /// Powers off reporting `success`; where there is no isa-debug-exit device
 /// (a real PC), stops the CPU instead.
@@ -17,6 +101,109 @@ pub fn power_off(success: bool) -> ! {
     // (it is outside every standard legacy device's range).
     unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(value) };
     halt_forever()
+}
+
+/// Resets the machine: `first` first (if given), then every other method
+/// in order. Stops the other CPUs before it starts. Never returns.
+pub fn reset(first: Option<ResetMethod>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    let others = crate::smp::online_count().saturating_sub(1);
+    if others > 0 {
+        super::ipi::stop_others(others, RESET_WAIT_NS);
+    }
+    let order = first.into_iter().chain(ResetMethod::ALL.into_iter().filter(|&m| Some(m) != first));
+    for method in order {
+        let tried = match method {
+            ResetMethod::Acpi => ACPI_RESET.get().copied().map(acpi_reset).is_some(),
+            ResetMethod::Cf9 => {
+                cf9_reset();
+                true
+            }
+            ResetMethod::Kbd => {
+                kbd_reset();
+                true
+            }
+            ResetMethod::Triple => triple_fault(),
+        };
+        if tried {
+            crate::time::spin_ns(RESET_WAIT_NS);
+            say(format_args!("power: {} reset did not reset the machine", method.as_str()));
+        } else {
+            say(format_args!("power: no {} reset on this machine", method.as_str()));
+        }
+    }
+    unreachable!("power: a triple fault returned")
+}
+
+/// Writes a line straight to the console: the other CPUs are stopped.
+fn say(args: core::fmt::Arguments) {
+    crate::console::emergency(|out| {
+        let _ = writeln!(out, "{args}");
+    });
+}
+
+fn acpi_reset(register: ResetRegister) {
+    say(format_args!("power: resetting through the ACPI reset register"));
+    match register {
+        // SAFETY: the register the firmware names for resetting; writing
+        // its value is what it is for.
+        ResetRegister::Port(port, value) => unsafe { Port::<u8>::new(port).write(value) },
+        // SAFETY: as above, mapped uncached at boot.
+        ResetRegister::Memory(virt, value) => unsafe { core::ptr::write_volatile(virt as *mut u8, value) },
+        ResetRegister::PciConfig(device, function, offset, value) => {
+            let address =
+                0x8000_0000u32 | u32::from(device) << 11 | u32::from(function) << 8 | u32::from(offset & 0xfc);
+            // SAFETY: PCI configuration mechanism #1 (ports 0xCF8/0xCFC),
+            // on the register the firmware names; nothing else uses it now.
+            unsafe {
+                Port::<u32>::new(0xcf8).write(address);
+                Port::<u8>::new(0xcfc + u16::from(offset & 3)).write(value);
+            }
+        }
+    }
+}
+
+/// The reset control register of Intel (and compatible) chipsets: bit 1
+/// selects a hard reset, bit 2 starts it (Linux's `reboot=pci`).
+fn cf9_reset() {
+    say(format_args!("power: resetting through port 0xcf9"));
+    let mut port = Port::<u8>::new(0xcf9);
+    // SAFETY: port 0xCF9 is the chipset's reset control register, or
+    // nothing; these writes can only reset the machine.
+    unsafe {
+        port.write(0x02);
+        crate::time::spin_ns(50_000);
+        port.write(0x06);
+    }
+}
+
+/// Pulses the reset line through the 8042 keyboard controller (command
+/// 0xFE), once its input buffer is empty (or after 10 ms).
+fn kbd_reset() {
+    say(format_args!("power: resetting through the keyboard controller"));
+    let mut status = Port::<u8>::new(0x64);
+    let deadline = crate::arch::cpu::rdtsc() + crate::time::tsc_hz() / 100;
+    // SAFETY: the 8042's status and command port; reading the status has no
+    // side effect, and command 0xFE only pulses the reset line.
+    unsafe {
+        while status.read() & 0x02 != 0 && crate::arch::cpu::rdtsc() < deadline {
+            core::hint::spin_loop();
+        }
+        status.write(0xfe);
+    }
+}
+
+/// Loads an empty IDT and raises an exception: with no handler for it nor
+/// for the double fault, the CPU shuts down, which resets a PC.
+fn triple_fault() -> bool {
+    say(format_args!("power: resetting through a triple fault"));
+    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
+    // SAFETY: meant to bring the machine down: nothing runs after this.
+    unsafe {
+        x86_64::instructions::tables::lidt(&empty);
+        core::arch::asm!("int3");
+    }
+    false
 }
 
 /// Stops this CPU for good: interrupts off, then `hlt` in a loop (an NMI

@@ -1,7 +1,9 @@
 //! The FADT's PM timer and flags, and the HPET table's base address.
 
 use super::sdt;
-use crate::acpi::{parse_fadt, parse_hpet, parse_spcr, AcpiError, GenericAddress, PmTimer, PmTimerBlock};
+use crate::acpi::{
+    parse_fadt, parse_hpet, parse_spcr, AcpiError, GenericAddress, PmTimer, PmTimerBlock, ResetRegister,
+};
 
 /// A FADT body (everything after the header) of `len` table bytes, zeroed,
 /// for the tests to fill in at the FADT's own offsets.
@@ -128,4 +130,29 @@ fn spcr_names_the_uart() {
     assert_eq!(gas, GenericAddress { space: 1, bit_width: 8, address: 0x2f8 });
     assert!(matches!(parse_spcr(&sdt(b"SPCR", 2, &body[..10])), Err(AcpiError::Truncated { .. })));
     assert!(matches!(parse_spcr(&sdt(b"HPET", 2, &body)), Err(AcpiError::BadSignature { .. })));
+}
+
+/// QEMU's q35 FADT: reset register at I/O port 0xCF9, value 6.
+#[test]
+fn reset_register_where_supported() {
+    let mut body = fadt_body(244);
+    put_gas(&mut body, 116, 1, 8, 0xcf9);
+    body[128 - 36] = 6;
+    // Without RESET_REG_SUP the register does not count.
+    assert_eq!(parse_fadt(&sdt(b"FACP", 5, &body)).unwrap().reset, None);
+    put_u32(&mut body, 112, 1 << 10);
+    let want = ResetRegister { register: GenericAddress { space: 1, bit_width: 8, address: 0xcf9 }, value: 6 };
+    assert_eq!(parse_fadt(&sdt(b"FACP", 5, &body)).unwrap().reset, Some(want));
+    // In PCI configuration space (device 0x1f, function 0, offset 0x44).
+    put_gas(&mut body, 116, 2, 8, 0x001f_0000_0044);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 5, &body)).unwrap().reset.unwrap().register.space, 2);
+    // An address of 0, or a space the kernel cannot write: none.
+    put_gas(&mut body, 116, 1, 8, 0);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 5, &body)).unwrap().reset, None);
+    put_gas(&mut body, 116, 3, 8, 0x62);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 5, &body)).unwrap().reset, None);
+    // An ACPI 1.0 FADT ends before the register: none.
+    let mut short = fadt_body(116);
+    put_u32(&mut short, 112, 1 << 10);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 1, &short)).unwrap().reset, None);
 }
