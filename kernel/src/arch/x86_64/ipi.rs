@@ -136,14 +136,25 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 /// CPUs that have stopped.
 static STOPPED: AtomicU32 = AtomicU32::new(0);
 
-/// Stops every other CPU: a STOP IPI, then an NMI for those that did not
-/// stop within `wait_ns` (interrupts off, or spinning). Returns how many of
-/// the `others` CPUs stopped.
+/// Stops every other online CPU: a STOP IPI, then an NMI for those that
+/// did not stop within `wait_ns` (interrupts off, or spinning). Returns how
+/// many of the `others` CPUs stopped. Neither goes by shorthand unless
+/// every present CPU is online: a CPU that failed to start may have no IDT
+/// to take a vector with, and would triple-fault the machine.
 pub fn stop_others(others: u32, wait_ns: u64) -> u32 {
     STOPPING.store(true, Ordering::SeqCst);
-    send_all_others(Ipi::Stop);
+    send_online_others(Ipi::Stop);
     if !wait_for_stopped(others, wait_ns) {
-        apic::send(Icr::nmi(0).to_all_but_self());
+        if crate::smp::all_present_online() {
+            apic::send(Icr::nmi(0).to_all_but_self());
+        } else {
+            // Not to those that stopped already (they cleared `online`).
+            let me = percpu::cpu_index();
+            let running = |c: u32| c != me && percpu::get(c).online.load(Ordering::SeqCst);
+            for cpu in crate::smp::online_cpus().iter().filter(|&c| running(c)) {
+                apic::send(Icr::nmi(percpu::get(cpu).apic_id()));
+            }
+        }
         wait_for_stopped(others, wait_ns);
     }
     STOPPED.load(Ordering::SeqCst)
@@ -162,8 +173,11 @@ fn wait_for_stopped(others: u32, wait_ns: u64) -> bool {
 }
 
 fn stop_this_cpu() -> ! {
-    percpu::current().online.store(false, Ordering::SeqCst);
-    STOPPED.fetch_add(1, Ordering::SeqCst);
+    // Counted once: a stopped CPU that takes the NMI meant for the others
+    // (the shorthand reaches it too) comes through here again.
+    if percpu::current().online.swap(false, Ordering::SeqCst) {
+        STOPPED.fetch_add(1, Ordering::SeqCst);
+    }
     super::power::halt_forever()
 }
 
