@@ -23,6 +23,7 @@
 //! before the allocator exists.
 
 mod bitmap;
+mod list;
 mod placement;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ mod tests;
 use core::fmt;
 
 pub use bitmap::FrameBitmap;
+pub use list::RangeList;
 pub use placement::{choose_trampoline_page, place, LOW_MEMORY_END, TRAMPOLINE_WINDOW};
 
 /// Size of one physical frame (and of a small page) in bytes.

@@ -10,12 +10,14 @@ use super::{phys_to_virt, PhysRange, BOOT_DIRECT_MAP_END, PAGE_SIZE};
 use crate::boot_info::{AreaKind, BootInfo};
 use crate::sync::IrqSpinlock;
 use core::sync::atomic::{AtomicU64, Ordering};
-use ferrite_kcore::frame::{self, FrameBitmap, FrameError, LOW_MEMORY_END};
+use ferrite_kcore::frame::{self, FrameBitmap, FrameError, RangeList, LOW_MEMORY_END};
 
 static FRAMES: IrqSpinlock<Option<FrameBitmap<'static>>> = IrqSpinlock::new(None);
 static TRAMPOLINE_PAGE: AtomicU64 = AtomicU64::new(0);
 
-/// Most memory-map areas we consider; real maps have a few dozen.
+/// Most usable areas, and reservations, kept in full; real maps have a few
+/// dozen. Past that, usable areas are dropped (their memory unused) and
+/// reservations merged (frame::RangeList): nothing reserved is lost.
 const MAX_AREAS: usize = 256;
 
 unsafe extern "C" {
@@ -28,52 +30,30 @@ pub fn kernel_image() -> PhysRange {
     PhysRange::new((&raw const __kernel_phys_start) as u64, (&raw const __kernel_phys_end) as u64)
 }
 
-/// Fixed-capacity list of ranges: the allocator exists before the heap.
-struct Ranges {
-    items: [PhysRange; MAX_AREAS],
-    len: usize,
-    dropped: usize,
-}
-
-impl Ranges {
-    const fn new() -> Self {
-        Ranges { items: [PhysRange::new(0, 0); MAX_AREAS], len: 0, dropped: 0 }
-    }
-    fn push(&mut self, r: PhysRange) {
-        if r.is_empty() {
-            return;
-        }
-        if self.len < MAX_AREAS {
-            self.items[self.len] = r;
-            self.len += 1;
-        } else {
-            self.dropped += 1;
-        }
-    }
-    fn as_slice(&self) -> &[PhysRange] {
-        &self.items[..self.len]
-    }
-}
-
 pub fn init(boot: &BootInfo) {
-    let mut usable = Ranges::new();
-    let mut reserved = Ranges::new();
+    // What the kernel itself occupies first, so that it is kept exactly
+    // however long the map is; it is reserved in the bitmap one by one too.
+    let own = || [kernel_image(), boot.range()].into_iter().chain(boot.modules().map(|(_, range)| range));
+    let mut usable = RangeList::<MAX_AREAS>::new();
+    let mut reserved = RangeList::<MAX_AREAS>::new();
+    own().for_each(|r| reserved.push_or_merge(r));
     for (range, kind) in boot.memory_areas() {
         match kind {
-            AreaKind::Usable => usable.push(range),
-            AreaKind::FirmwareRam | AreaKind::Other => reserved.push(range),
+            AreaKind::Usable => usable.push_or_drop(range),
+            AreaKind::FirmwareRam | AreaKind::Other => reserved.push_or_merge(range),
         }
     }
-    if usable.len == 0 {
+    if usable.as_slice().is_empty() {
         panic!("mem: the loader's memory map lists no usable memory");
     }
-    reserved.push(kernel_image());
-    reserved.push(boot.range());
-    for (_, range) in boot.modules() {
-        reserved.push(range);
+    if usable.dropped() > 0 {
+        log::warn!("mem: memory map has more than {MAX_AREAS} usable areas; {} left unused", usable.dropped());
     }
-    if usable.dropped + reserved.dropped > 0 {
-        log::warn!("mem: memory map has more than {MAX_AREAS} areas; ignoring some (their memory stays unused)");
+    if reserved.merged() > 0 {
+        log::warn!(
+            "mem: memory map has more than {MAX_AREAS} reserved areas; {} merged for placement (all are reserved)",
+            reserved.merged()
+        );
     }
 
     // The AP trampoline page: chosen now, before anything can take it.
@@ -108,9 +88,8 @@ pub fn init(boot: &BootInfo) {
             bitmap.reserve(range);
         }
     }
-    for r in reserved.as_slice() {
-        bitmap.reserve(*r);
-    }
+    // Exactly, not through the list (whose last entry may be a hull).
+    own().for_each(|r| bitmap.reserve(r));
     bitmap.reserve(PhysRange::new(0, LOW_MEMORY_END));
     bitmap.reserve(PhysRange::new(at, at + bytes));
     log::info!(

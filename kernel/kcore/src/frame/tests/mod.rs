@@ -3,6 +3,7 @@
 
 mod bitmap;
 mod churn;
+mod list;
 mod placement;
 mod range;
 
