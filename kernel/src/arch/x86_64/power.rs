@@ -23,6 +23,27 @@ const DEBUG_EXIT_FAILURE: u32 = 0x11;
 /// How long a reset method has to work before the next is tried.
 const RESET_WAIT_NS: u64 = 100_000_000;
 
+/// The chipset's reset control register (Intel's `RST_CNT`): bit 1 asks
+/// for a hard reset, bit 2 starts the reset.
+const RESET_CONTROL_PORT: u16 = 0xcf9;
+const RESET_CONTROL_HARD: u8 = 1 << 1;
+const RESET_CONTROL_START: u8 = 1 << 2;
+
+/// The 8042 keyboard controller: status (read) and command (write) port,
+/// the status bit "input buffer full", and the command that pulses the
+/// CPU's reset line.
+const KBD_STATUS_COMMAND_PORT: u16 = 0x64;
+const KBD_INPUT_FULL: u8 = 1 << 1;
+const KBD_PULSE_RESET: u8 = 0xfe;
+/// How long to wait for the 8042 to take a command.
+const KBD_WAIT_MS: u64 = 10;
+
+/// PCI configuration mechanism #1: the address port, the data port, and
+/// the address's enable bit.
+const PCI_CONFIG_ADDRESS: u16 = 0xcf8;
+const PCI_CONFIG_DATA: u16 = 0xcfc;
+const PCI_CONFIG_ENABLE: u32 = 1 << 31;
+
 /// The FADT's reset register, ready to be written: found (and, in memory
 /// space, mapped) at boot, so that a reset needs neither the heap nor the
 /// ACPI tables.
@@ -132,7 +153,8 @@ pub fn reset(first: Option<ResetMethod>) -> ! {
             say(format_args!("power: no {} reset on this machine", method.as_str()));
         }
     }
-    unreachable!("power: a triple fault returned")
+    // The triple fault comes in every order, and does not return.
+    unreachable!("power: every reset method returned")
 }
 
 /// Writes a line straight to the console: the other CPUs are stopped.
@@ -152,50 +174,50 @@ fn acpi_reset(register: ResetRegister) {
         ResetRegister::Memory(virt, value) => unsafe { core::ptr::write_volatile(virt as *mut u8, value) },
         ResetRegister::PciConfig(device, function, offset, value) => {
             let address =
-                0x8000_0000u32 | u32::from(device) << 11 | u32::from(function) << 8 | u32::from(offset & 0xfc);
-            // SAFETY: PCI configuration mechanism #1 (ports 0xCF8/0xCFC),
-            // on the register the firmware names; nothing else uses it now.
+                PCI_CONFIG_ENABLE | u32::from(device) << 11 | u32::from(function) << 8 | u32::from(offset & 0xfc);
+            // SAFETY: PCI configuration mechanism #1, on the register the
+            // firmware names; nothing else uses it now.
             unsafe {
-                Port::<u32>::new(0xcf8).write(address);
-                Port::<u8>::new(0xcfc + u16::from(offset & 3)).write(value);
+                Port::<u32>::new(PCI_CONFIG_ADDRESS).write(address);
+                Port::<u8>::new(PCI_CONFIG_DATA + u16::from(offset & 3)).write(value);
             }
         }
     }
 }
 
-/// The reset control register of Intel (and compatible) chipsets: bit 1
-/// selects a hard reset, bit 2 starts it (Linux's `reboot=pci`).
+/// The reset control register of Intel (and compatible) chipsets: a hard
+/// reset asked for, then started (Linux's `reboot=pci`).
 fn cf9_reset() {
     say(format_args!("power: resetting through port 0xcf9"));
-    let mut port = Port::<u8>::new(0xcf9);
-    // SAFETY: port 0xCF9 is the chipset's reset control register, or
-    // nothing; these writes can only reset the machine.
+    let mut port = Port::<u8>::new(RESET_CONTROL_PORT);
+    // SAFETY: the chipset's reset control register, or nothing; these
+    // writes can only reset the machine.
     unsafe {
-        port.write(0x02);
+        port.write(RESET_CONTROL_HARD);
         crate::time::spin_ns(50_000);
-        port.write(0x06);
+        port.write(RESET_CONTROL_HARD | RESET_CONTROL_START);
     }
 }
 
-/// Pulses the reset line through the 8042 keyboard controller (command
-/// 0xFE), once its input buffer is empty (or after 10 ms).
+/// Pulses the reset line through the 8042 keyboard controller, once its
+/// input buffer is empty (or after [`KBD_WAIT_MS`]).
 fn kbd_reset() {
     say(format_args!("power: resetting through the keyboard controller"));
-    let mut status = Port::<u8>::new(0x64);
-    let deadline = crate::arch::cpu::rdtsc() + crate::time::tsc_hz() / 100;
+    let mut port = Port::<u8>::new(KBD_STATUS_COMMAND_PORT);
+    let deadline = crate::arch::cpu::rdtsc() + crate::time::tsc_hz() / 1000 * KBD_WAIT_MS;
     // SAFETY: the 8042's status and command port; reading the status has no
-    // side effect, and command 0xFE only pulses the reset line.
+    // side effect, and this command only pulses the reset line.
     unsafe {
-        while status.read() & 0x02 != 0 && crate::arch::cpu::rdtsc() < deadline {
+        while port.read() & KBD_INPUT_FULL != 0 && crate::arch::cpu::rdtsc() < deadline {
             core::hint::spin_loop();
         }
-        status.write(0xfe);
+        port.write(KBD_PULSE_RESET);
     }
 }
 
 /// Loads an empty IDT and raises an exception: with no handler for it nor
 /// for the double fault, the CPU shuts down, which resets a PC.
-fn triple_fault() -> bool {
+fn triple_fault() -> ! {
     say(format_args!("power: resetting through a triple fault"));
     let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
     // SAFETY: meant to bring the machine down: nothing runs after this.
@@ -203,7 +225,7 @@ fn triple_fault() -> bool {
         x86_64::instructions::tables::lidt(&empty);
         core::arch::asm!("int3");
     }
-    false
+    unreachable!("power: a triple fault returned")
 }
 
 /// Stops this CPU for good: interrupts off, then `hlt` in a loop (an NMI
