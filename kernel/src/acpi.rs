@@ -1,28 +1,18 @@
 //! Reading ACPI tables from physical memory. Parsing is
 //! ferrite_kcore::acpi's (host tested and fuzzed); this file only reads
-//! physical memory for it, through the direct map.
-use crate::mem::{paging, phys_to_virt, PAGE_SIZE};
+//! physical memory for it: through the direct map where the tables are in
+//! RAM, else through an uncached window (SeaBIOS puts them in a reserved
+//! area; other firmware anywhere, above 4 GiB too).
+use crate::mem::paging;
 use alloc::vec::Vec;
 use ferrite_kcore::acpi::{self, AcpiError, PhysMemory, RootTable};
 
-/// Reads physical memory through the direct map, refusing anything the
-/// direct map does not cover instead of faulting on it.
+/// Reads physical memory wherever it is ([`paging::read_physical`]).
 pub struct DirectMap;
 
 impl PhysMemory for DirectMap {
     fn read(&self, phys: u64, buf: &mut [u8]) -> Result<(), AcpiError> {
-        let end = phys.checked_add(buf.len() as u64).ok_or(AcpiError::Unreadable(phys))?;
-        let mut page = crate::mem::align_down(phys, PAGE_SIZE);
-        while page < end {
-            if paging::translate(phys_to_virt(page)).is_none() {
-                return Err(AcpiError::Unreadable(page));
-            }
-            page += PAGE_SIZE;
-        }
-        // SAFETY: every page of the range is mapped (checked above) and
-        // firmware tables are plain memory.
-        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(phys) as *const u8, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
+        paging::read_physical(phys, buf).map_err(|_| AcpiError::Unreadable(phys))
     }
 }
 

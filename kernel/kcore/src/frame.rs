@@ -85,6 +85,29 @@ impl Range {
     }
 }
 
+impl Range {
+    /// How to map this range with pages of `small` and `large` bytes (both
+    /// powers of two, `small < large`), never mapping a byte outside it
+    /// with a large page: `[head, middle, tail]`, where the edges (rounded
+    /// out to `small`) take small pages and the `large`-aligned middle,
+    /// possibly empty, takes large ones. A range too short for a large page
+    /// is all head. For the direct map, which must not map a device hole
+    /// next to RAM as RAM.
+    pub const fn split_for_pages(&self, small: u64, large: u64) -> [Range; 3] {
+        if self.is_empty() {
+            return [Range::new(0, 0), Range::new(0, 0), Range::new(0, 0)];
+        }
+        let start = self.start & !(small - 1);
+        let end = self.end.saturating_add(small - 1) & !(small - 1);
+        let mid_start = (start.saturating_add(large - 1)) & !(large - 1);
+        let mid_end = end & !(large - 1);
+        if mid_start >= mid_end {
+            return [Range::new(start, end), Range::new(end, end), Range::new(end, end)];
+        }
+        [Range::new(start, mid_start), Range::new(mid_start, mid_end), Range::new(mid_end, end)]
+    }
+}
+
 impl fmt::Display for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{:#x}, {:#x})", self.start, self.end)

@@ -22,6 +22,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "mem::trampoline_page_reserved", run: trampoline_page_reserved },
     Test { name: "mem::stack_guard_pages", run: stack_guard_pages },
     Test { name: "mem::stack_cache", run: stack_cache },
+    Test { name: "mem::only_ram_direct_mapped", run: only_ram_direct_mapped },
+    Test { name: "mem::read_physical", run: read_physical },
 ];
 
 fn frames_alloc_free_reuse() -> TestResult {
@@ -300,5 +302,77 @@ fn stack_cache() -> TestResult {
     ensure!(used == expected, "dropping 70 stacks took {used} shootdowns, expected {expected} (one cache flush)");
     stack::trim();
     ensure!(frames::free_count() == frees, "free frames: {frees} before, {} after", frames::free_count());
+    Ok(())
+}
+
+/// Whether `page` is RAM the direct map covers: a usable or firmware-RAM
+/// area, the boot information or a module.
+fn is_ram(boot: &crate::boot_info::BootInfo, page: u64) -> bool {
+    use crate::boot_info::AreaKind;
+    boot.memory_areas().any(|(r, kind)| kind != AreaKind::Other && r.contains(page))
+        || boot.range().contains(page)
+        || boot.modules().any(|(_, r)| r.contains(page))
+}
+
+fn only_ram_direct_mapped() -> TestResult {
+    use crate::boot_info::AreaKind;
+    let boot = crate::boot_info::get();
+    // Every page of the reserved areas and holes below the end of RAM (at
+    // most a few thousand of them in QEMU's maps), and the first and last
+    // page of those above.
+    let ram_end = boot.memory_areas().filter(|(_, k)| *k != AreaKind::Other).map(|(r, _)| r.end).max().unwrap_or(0);
+    let mut checked = 0u64;
+    for (range, kind) in boot.memory_areas().filter(|(_, k)| *k == AreaKind::Other) {
+        let first = crate::mem::align_down(range.start, PAGE_SIZE);
+        let last = crate::mem::align_down(range.end - 1, PAGE_SIZE);
+        let pages: Box<dyn Iterator<Item = u64>> = if range.end <= ram_end {
+            Box::new((first..=last).step_by(PAGE_SIZE as usize))
+        } else {
+            Box::new([first, last].into_iter())
+        };
+        for page in pages.filter(|&p| !is_ram(boot, p)) {
+            ensure!(
+                paging::translate(phys_to_virt(page)).is_none(),
+                "{kind:?} page {page:#x} (area {:#x}..{:#x}) is in the write-back direct map",
+                range.start,
+                range.end
+            );
+            checked += 1;
+        }
+    }
+    // The first 2 MiB, with the legacy holes, in 4 KiB pages only.
+    for page in (0..2u64 << 20).step_by(PAGE_SIZE as usize) {
+        if let Some(size) = paging::page_size(phys_to_virt(page)) {
+            ensure!(size == PAGE_SIZE, "physical page {page:#x} is direct-mapped by a {size:#x}-byte page");
+        }
+    }
+    log::debug!("mem: {checked} non-RAM pages are outside the direct map");
+    Ok(())
+}
+
+fn read_physical() -> TestResult {
+    // RAM: the same bytes as the direct map.
+    let frame = frames::alloc().ok_or("out of frames")?;
+    let base = phys_to_virt(frame);
+    // SAFETY: our frame, direct-mapped.
+    unsafe { core::ptr::write_bytes(base as *mut u8, 0x5a, PAGE_SIZE as usize) };
+    let mut buf = [0u8; 64];
+    let res = paging::read_physical(frame + 8, &mut buf);
+    frames::free(frame);
+    ensure!(res.is_ok() && buf.iter().all(|&b| b == 0x5a), "read_physical of RAM: {res:?} {:?}", &buf[..8]);
+    // Reserved memory outside the direct map (the BIOS area below 1 MiB
+    // is reserved on PC memory maps) reads through the window, the same
+    // twice (the window is remapped for each page), also across the end
+    // of a page.
+    let boot = crate::boot_info::get();
+    if let Some(page) = (0xe0000..0x100000u64).step_by(PAGE_SIZE as usize).find(|&p| !is_ram(boot, p)) {
+        let mut a = [0u8; 32];
+        let mut b = [0u8; 32];
+        ensure!(paging::read_physical(page + PAGE_SIZE - 16, &mut a).is_ok(), "reading reserved {page:#x} failed");
+        ensure!(paging::read_physical(page + PAGE_SIZE - 16, &mut b).is_ok(), "second read of {page:#x} failed");
+        ensure!(a == b, "two reads of reserved memory at {page:#x} differ");
+    }
+    ensure!(paging::read_physical(u64::MAX - 8, &mut buf).is_err(), "a read past the address space succeeded");
+    ensure!(paging::read_physical(1 << 60, &mut buf).is_err(), "a read past the physical address width succeeded");
     Ok(())
 }

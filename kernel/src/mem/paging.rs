@@ -1,8 +1,15 @@
 //! The kernel's page tables, built with the `x86_64` crate.
 //!
 //! [`init`] replaces the boot page tables with the kernel's own:
-//! - a direct map of every memory-map area (and the boot information and
-//!   modules) at `PHYS_OFFSET`, in 2 MiB pages, read-write and NX;
+//! - a direct map of RAM (usable and firmware-owned memory-map areas, the
+//!   boot information and modules) at `PHYS_OFFSET`, write-back,
+//!   read-write and NX: 2 MiB pages where a whole 2 MiB lies in one area,
+//!   4 KiB pages at the edges, so that no device hole or reserved area
+//!   next to RAM is mapped write-back (and the first 2 MiB, with its
+//!   legacy holes, is in 4 KiB pages). Everything else (MMIO, reserved
+//!   areas, the framebuffer) is mapped on demand with the cache mode it
+//!   needs ([`map_device`]), and firmware tables outside RAM are read
+//!   through an uncached window ([`read_physical`]);
 //! - the kernel image in 4 KiB pages with per-section permissions: text
 //!   read+execute, rodata read-only+NX, data and bss read-write+NX; the boot
 //!   stack read-write+NX with its guard page left unmapped;
@@ -122,20 +129,41 @@ fn zeroed_table(alloc: &mut TableFrames) -> PhysFrame {
     frame
 }
 
+/// Direct-maps `range` (RAM) write-back, with large pages only where a
+/// whole 2 MiB of it is RAM. Pages already mapped (areas overlap, or share
+/// a 2 MiB) are kept: a large page that would cover small ones already
+/// there is mapped as small pages instead.
 fn map_direct(pt: &mut OffsetPageTable<'static>, range: PhysRange, alloc: &mut TableFrames) {
-    let flags = kernel_flags(true, false);
-    let mut addr = super::align_down(range.start, LARGE_PAGE);
-    while addr < range.end {
+    let [head, middle, tail] = range.split_for_pages(super::PAGE_SIZE, LARGE_PAGE);
+    map_direct_small(pt, head, alloc);
+    for addr in (middle.start..middle.end).step_by(LARGE_PAGE as usize) {
         let page = Page::<Size2MiB>::containing_address(VirtAddr::new(PHYS_OFFSET + addr));
         let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(addr));
-        // SAFETY: the direct map aliases physical memory at a fixed offset
-        // in a region nothing else uses; the tables are not live yet.
-        match unsafe { pt.map_to(page, frame, flags, alloc) } {
+        // SAFETY: the direct map aliases RAM at a fixed offset in a region
+        // nothing else uses; the tables are not live yet.
+        match unsafe { pt.map_to(page, frame, kernel_flags(true, false), alloc) } {
             Ok(flush) => flush.ignore(),
-            Err(MapToError::PageAlreadyMapped(_)) => {}
+            // Small pages of a neighbouring area are there already.
+            Err(MapToError::PageAlreadyMapped(_)) => {
+                map_direct_small(pt, PhysRange::new(addr, addr + LARGE_PAGE), alloc)
+            }
             Err(e) => panic!("mem: direct map of {addr:#x}: {e:?}"),
         }
-        addr += LARGE_PAGE;
+    }
+    map_direct_small(pt, tail, alloc);
+}
+
+fn map_direct_small(pt: &mut OffsetPageTable<'static>, range: PhysRange, alloc: &mut TableFrames) {
+    for addr in (range.start..range.end).step_by(super::PAGE_SIZE as usize) {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(PHYS_OFFSET + addr));
+        let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(addr));
+        // SAFETY: as in map_direct.
+        match unsafe { pt.map_to(page, frame, kernel_flags(true, false), alloc) } {
+            Ok(flush) => flush.ignore(),
+            // Mapped by an overlapping area (as RAM too).
+            Err(MapToError::PageAlreadyMapped(_)) | Err(MapToError::ParentEntryHugePage) => {}
+            Err(e) => panic!("mem: direct map of {addr:#x}: {e:?}"),
+        }
     }
 }
 
@@ -164,21 +192,15 @@ pub fn init(boot: &BootInfo) {
     // the first 4 GiB there, and every table frame comes from below 4 GiB).
     let mut pt = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(PHYS_OFFSET)) };
 
-    // RAM anywhere, and below 4 GiB everything the firmware describes
-    // (ACPI tables may sit in "reserved" areas there). Reserved areas above
-    // 4 GiB are device holes (QEMU reports AMD's HyperTransport hole near
-    // 1 TiB): write-back mappings of those would be wrong.
+    // RAM only: reserved areas and holes may be device memory (QEMU
+    // reports AMD's HyperTransport hole near 1 TiB as reserved), which a
+    // write-back mapping would let the CPU read speculatively and cache.
     let mut mapped = 0u64;
     for (range, kind) in boot.memory_areas() {
-        let range = match kind {
-            AreaKind::Usable | AreaKind::FirmwareRam => range,
-            AreaKind::Other if range.start < BOOT_DIRECT_MAP_END => {
-                PhysRange::new(range.start, range.end.min(BOOT_DIRECT_MAP_END))
-            }
-            AreaKind::Other => continue,
-        };
-        map_direct(&mut pt, range, &mut alloc);
-        mapped = mapped.max(range.end);
+        if matches!(kind, AreaKind::Usable | AreaKind::FirmwareRam) {
+            map_direct(&mut pt, range, &mut alloc);
+            mapped = mapped.max(range.end);
+        }
     }
     map_direct(&mut pt, boot.range(), &mut alloc);
     for (_, range) in boot.modules() {
@@ -272,19 +294,98 @@ pub fn translate(virt: u64) -> Option<u64> {
     with(|pt| pt.translate_addr(virt)).map(|p| p.as_u64())
 }
 
+/// The size of the page that maps `virt` (4 KiB, 2 MiB or 1 GiB), if any.
+pub fn page_size(virt: u64) -> Option<u64> {
+    use x86_64::structures::paging::mapper::{MappedFrame, Translate, TranslateResult};
+    let virt = VirtAddr::try_new(virt).ok()?;
+    match with(|pt| pt.translate(virt)) {
+        TranslateResult::Mapped { frame: MappedFrame::Size4KiB(_), .. } => Some(super::PAGE_SIZE),
+        TranslateResult::Mapped { frame: MappedFrame::Size2MiB(_), .. } => Some(LARGE_PAGE),
+        TranslateResult::Mapped { frame: MappedFrame::Size1GiB(_), .. } => Some(1 << 30),
+        _ => None,
+    }
+}
+
+/// How device memory is cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// Uncached (PAT entry 3, UC): device registers, firmware tables.
+    Uncached,
+    /// Write-combining (PAT entry 1, which `cpu::init_pat` makes WC):
+    /// framebuffers. Uncached where the CPU has no PAT.
+    #[allow(dead_code)] // the screen console is its first user
+    WriteCombining,
+}
+
 /// Maps `len` bytes of device registers at `phys`, uncached, and returns
 /// the virtual address of `phys`.
 pub fn map_mmio(phys: u64, len: u64) -> Result<u64, KernelError> {
+    map_device(phys, len, Cache::Uncached)
+}
+
+/// Maps `len` bytes of device memory at `phys` with `cache`, in 4 KiB
+/// pages of the MMIO region (never reused), and returns the virtual
+/// address of `phys`.
+pub fn map_device(phys: u64, len: u64, cache: Cache) -> Result<u64, KernelError> {
     let start = super::align_down(phys, super::PAGE_SIZE);
-    let end = super::align_up(phys + len, super::PAGE_SIZE);
+    let end = super::align_up(phys.checked_add(len).ok_or(KernelError::BadAddress)?, super::PAGE_SIZE);
     let size = end - start;
     let virt = MMIO_NEXT.fetch_add(size, Ordering::Relaxed);
     if virt + size > MMIO_START + MMIO_MAX {
         return Err(KernelError::NoMemory);
     }
-    let flags = kernel_flags(true, false) | Flags::NO_CACHE | Flags::WRITE_THROUGH;
+    let flags = kernel_flags(true, false) | cache_flags(cache);
     for offset in (0..size).step_by(super::PAGE_SIZE as usize) {
         map(virt + offset, start + offset, flags)?;
     }
     Ok(virt + (phys - start))
+}
+
+/// The page-table bits (of a 4 KiB entry: PAT, PCD, PWT) that select
+/// `cache`'s PAT entry.
+fn cache_flags(cache: Cache) -> Flags {
+    match cache {
+        Cache::WriteCombining if cpu::features().pat => Flags::WRITE_THROUGH,
+        _ => Flags::NO_CACHE | Flags::WRITE_THROUGH,
+    }
+}
+
+/// The uncached window [`read_physical`] maps pages at, one at a time.
+static WINDOW: spin::Mutex<u64> = spin::Mutex::new(0);
+
+/// Copies physical memory at `phys` into `buf`: through the direct map
+/// where it is RAM, else a page at a time through an uncached window (for
+/// firmware tables in reserved areas or above the RAM, wherever the
+/// firmware put them). Called with interrupts on or before the other
+/// CPUs run: unmapping the window shoots it down.
+pub fn read_physical(phys: u64, buf: &mut [u8]) -> Result<(), KernelError> {
+    let page_size = super::PAGE_SIZE;
+    let end = phys.checked_add(buf.len() as u64).ok_or(KernelError::BadAddress)?;
+    if end > 1 << cpu::features().phys_bits {
+        return Err(KernelError::BadAddress);
+    }
+    let mut at = phys;
+    while at < end {
+        let page = super::align_down(at, page_size);
+        let n = ((page + page_size).min(end) - at) as usize;
+        let out = &mut buf[(at - phys) as usize..][..n];
+        if translate(phys_to_virt(page)).is_some() {
+            // SAFETY: RAM in the direct map; firmware tables are plain memory.
+            unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(at) as *const u8, out.as_mut_ptr(), n) };
+        } else {
+            let mut window = WINDOW.lock();
+            if *window == 0 {
+                *window = MMIO_NEXT.fetch_add(page_size, Ordering::Relaxed);
+            }
+            map(*window, page, kernel_flags(false, false) | cache_flags(Cache::Uncached))?;
+            // SAFETY: just mapped, uncached, read only; the window is ours
+            // while its lock is held.
+            unsafe {
+                core::ptr::copy_nonoverlapping((*window + (at - page)) as *const u8, out.as_mut_ptr(), n);
+            }
+            unmap(*window)?;
+        }
+        at += n as u64;
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@ use ferrite_kcore::clock::{CpuidClocks, CpuidFrequencies};
 use raw_cpuid::CpuId;
 use spin::Once;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
-use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 
 /// What the kernel needs to know about the CPU, read once from CPUID.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +47,11 @@ pub struct Features {
     /// family 0Fh and later, or any CPU under a hypervisor (Linux's
     /// `smp_quirk_init_udelay` draws the same line).
     pub modern_init: bool,
+    /// CPUID.01H:EDX[16]: the page attribute table.
+    pub pat: bool,
+    /// CPUID.8000_0008H:EAX[7:0]: how many bits a physical address has
+    /// (36 where the leaf is missing, as the SDM says).
+    pub phys_bits: u8,
 }
 
 static FEATURES: Once<Features> = Once::new();
@@ -99,7 +104,10 @@ fn detect() -> Features {
     } else {
         (false, false, 0)
     };
+    let phys_bits = cpuid.get_processor_capacity_feature_info().map_or(36, |c| c.physical_address_bits());
     Features {
+        pat: info.as_ref().is_some_and(|i| i.has_pat()),
+        phys_bits,
         umip: leaf7.as_ref().is_some_and(|e| e.has_umip()),
         mce: info.as_ref().is_some_and(|i| i.has_mce()),
         xsave,
@@ -165,6 +173,7 @@ pub fn log_features() {
 ///   copy routine, with RFLAGS.AC set) and UMIP (user code cannot read
 ///   the GDT, IDT, LDT and TR bases or the machine status word).
 ///   Nothing else: no VME, PVI, TSD, DE, PCE, FSGSBASE or PCID.
+/// - The PAT, where present: [`PAT`].
 pub fn init_control_registers() {
     let f = features();
     if f.nx {
@@ -204,7 +213,22 @@ pub fn init_control_registers() {
     if f.xsave {
         super::user::init_xcr0();
     }
+    if f.pat {
+        // SAFETY: only entry 1 changes, and no page selects it before
+        // this (mem::paging selects it for write-combining only, after
+        // this ran on the CPU), so no cached line or TLB entry has the old
+        // type; every CPU gets the same table.
+        unsafe { Msr::new(IA32_PAT).write(PAT) };
+    }
 }
+
+const IA32_PAT: u32 = 0x277;
+
+/// The page attribute table every CPU loads: the power-on table (entries
+/// 0-3 and 4-7 alike: write-back, write-through, UC-, uncached) except
+/// entry 1 (PWT set, PCD and PAT clear), which is write-combining, as on
+/// Linux. Entry 3 (PCD and PWT) stays uncached for device registers.
+const PAT: u64 = 0x0007_0406_0007_0106;
 
 /// Reads the TSC at the start of a timed stretch: `lfence` first, so no
 /// earlier instruction is still running when it is read (SDM vol. 2,
