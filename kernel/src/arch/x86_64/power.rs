@@ -129,7 +129,8 @@ fn space_name(space: u8) -> &'static str {
     }
 }
 
-/// How long ACPI S5 has to power off before the kernel gives up.
+/// How long ACPI S5 has to power off before the kernel gives up (and the
+/// other CPUs have to stop before it starts).
 const POWER_OFF_WAIT_NS: u64 = 100_000_000;
 
 /// Powers off reporting `success`: through isa-debug-exit where QEMU has
@@ -144,7 +145,7 @@ pub fn power_off(success: bool) -> ! {
     // console now; the other CPUs stop first so that it is the last line.
     let others = crate::smp::online_count().saturating_sub(1);
     if others > 0 {
-        super::ipi::stop_others(others, RESET_WAIT_NS);
+        super::ipi::stop_others(others, POWER_OFF_WAIT_NS);
     }
     let verdict = if success { "success" } else { "failure" };
     if super::sleep::available() {
