@@ -30,6 +30,9 @@
 #                    (qemu64 has no x2APIC)
 #   SERIAL=stdio     what COM1, COM2, ... connect to, a QEMU -serial value each:
 #                    'none stdio' (no COM1, COM2 on the terminal), 'none' (no port)
+#   DEBUG_EXIT=yes   yes: QEMU has the isa-debug-exit device, so QEMU's exit
+#                    status carries the kernel's verdict; no: leave it out, and
+#                    the kernel powers off through ACPI S5 as on a PC
 #   QEMU_ARGS=       extra QEMU arguments, appended
 #   GRUB_TIMEOUT=0   seconds GRUB shows its menu (raise it for a USB stick)
 
@@ -41,10 +44,11 @@ ACCEL ?= tcg
 MACHINE ?= q35
 CPU ?=
 SERIAL ?= stdio
+DEBUG_EXIT ?= yes
 QEMU_ARGS ?=
 GRUB_TIMEOUT ?= 0
 
-export SMP MEM FIRMWARE ACCEL MACHINE CPU SERIAL QEMU_ARGS GRUB_TIMEOUT
+export SMP MEM FIRMWARE ACCEL MACHINE CPU SERIAL DEBUG_EXIT QEMU_ARGS GRUB_TIMEOUT
 
 KERNEL_TARGET := x86_64-unknown-none
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)

@@ -12,11 +12,15 @@
 #   SERIAL     what COM1, COM2, ... connect to, one word each, as -serial  (stdio)
 #              takes them: "none stdio" (no COM1, COM2 on stdout),
 #              "null stdio" (COM1 discards), "none" (no serial port at all)
+#   DEBUG_EXIT yes: QEMU has the isa-debug-exit device; no: it does not, and  (yes)
+#              the kernel powers off through ACPI, as on a PC
 #   QEMU_ARGS  extra arguments, word-split, appended
 #
 # Exit status: 0 when the kernel powered off reporting success through
-# isa-debug-exit, 1 when it reported failure, 2 when QEMU ended any other way
-# (-no-reboot turns a triple fault or reset into an exit).
+# isa-debug-exit, 1 when it reported failure, 3 (DEBUG_EXIT=no only) when the
+# guest powered the machine off (ACPI S5): the verdict is then only in the
+# kernel's log; 2 when QEMU ended any other way (-no-reboot turns a triple
+# fault or reset into an exit).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ISO=${ISO:-$here/build/ferrite.iso}
@@ -25,6 +29,7 @@ MEM=${MEM:-512M}
 MACHINE=${MACHINE:-q35}
 FIRMWARE=${FIRMWARE:-bios}
 ACCEL=${ACCEL:-tcg}
+DEBUG_EXIT=${DEBUG_EXIT:-yes}
 if [ -z "${CPU:-}" ]; then
 	# Under KVM, -cpu max asks for MSRs some hosts refuse; host is what KVM can give.
 	if [ "$ACCEL" = kvm ]; then CPU=host; else CPU=max; fi
@@ -39,9 +44,21 @@ args=(
 	-machine "$MACHINE" -cpu "$CPU" -smp "$SMP" -m "$MEM"
 	-cdrom "$ISO" -boot d
 	-display none -monitor none
-	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-no-reboot
 )
+# A guest power off and a reset both end QEMU with status 0 (-no-reboot);
+# only a power off goes through qemu_system_shutdown_request, which this
+# trace point logs (with the cause) to $shutdown_log.
+shutdown_log=
+case $DEBUG_EXIT in
+yes) args+=(-device isa-debug-exit,iobase=0xf4,iosize=0x04) ;;
+no)
+	shutdown_log=$(mktemp)
+	trap 'rm -f "$shutdown_log"' EXIT
+	args+=(-trace qemu_system_shutdown_request -D "$shutdown_log")
+	;;
+*) echo "qemu.sh: DEBUG_EXIT must be yes or no, not '$DEBUG_EXIT'" >&2; exit 2 ;;
+esac
 # shellcheck disable=SC2086 # one -serial per word
 for port in ${SERIAL:-stdio}; do args+=(-serial "$port"); done
 case $ACCEL in
@@ -63,6 +80,10 @@ args+=(${QEMU_ARGS:-})
 
 qemu-system-x86_64 "${args[@]}"
 status=$?
+if [ "$status" = 0 ] && [ -n "$shutdown_log" ] && grep -q 'qemu_system_shutdown_request' "$shutdown_log"; then
+	echo "qemu.sh: the guest powered off ($(grep -o 'reason=[0-9]*' "$shutdown_log" | head -1)); no debug-exit verdict: see the kernel's log" >&2
+	exit 3
+fi
 case $status in
 "$EXIT_SUCCESS") exit 0 ;;
 "$EXIT_FAILURE") echo "qemu.sh: the kernel reported failure" >&2; exit 1 ;;

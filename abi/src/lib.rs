@@ -207,8 +207,13 @@ pub mod nr {
     /// calling process's limits, then what it (with its descendants) holds
     /// now.
     pub const LIMITS: u64 = 30;
+    /// `power(action) -> !`: [`super::POWER_OFF`] powers the machine off
+    /// (through QEMU's debug-exit device, reporting success, else ACPI S5),
+    /// [`super::POWER_RESET`] resets it. Any process may, for now. Another
+    /// action is [`super::Error::BadArgument`]; nothing else returns.
+    pub const POWER: u64 = 31;
     /// One past the highest number.
-    pub const COUNT: u64 = 31;
+    pub const COUNT: u64 = 32;
 }
 
 /// What went wrong: the status in `rax` (its [`Error::code`]).
@@ -275,6 +280,10 @@ pub fn result(status: u64, value: u64) -> Result<u64, Error> {
 
 /// The affinity meaning "any CPU".
 pub const ANY_CPU: u64 = u64::MAX;
+/// `power` action: power off.
+pub const POWER_OFF: u64 = 0;
+/// `power` action: reset.
+pub const POWER_RESET: u64 = 1;
 /// Open handles a process may hold at once (and the default, and most,
 /// [`Limits::handles`]).
 pub const MAX_HANDLES: u64 = 1024;

@@ -23,3 +23,24 @@ pub fn read_table(root: RootTable, signature: &[u8; 4]) -> Result<Vec<u8>, AcpiE
     DirectMap.read(phys, &mut table)?;
     Ok(table)
 }
+
+/// A copy of the table at `phys`, which must carry `signature`, a sane
+/// length and a valid checksum: for tables that other tables point to
+/// (the DSDT, from the FADT) rather than the root table.
+pub fn read_table_at(phys: u64, signature: &[u8; 4]) -> Result<Vec<u8>, AcpiError> {
+    let mut header = [0u8; acpi::SdtHeader::SIZE];
+    DirectMap.read(phys, &mut header)?;
+    let header = acpi::SdtHeader::parse(&header)?;
+    if header.signature != *signature {
+        return Err(AcpiError::BadSignature { expected: *signature, found: header.signature });
+    }
+    if (header.length as usize) < acpi::SdtHeader::SIZE || header.length > acpi::MAX_TABLE_LEN {
+        return Err(AcpiError::BadLength { signature: *signature, length: header.length });
+    }
+    let mut table = alloc::vec![0u8; header.length as usize];
+    DirectMap.read(phys, &mut table)?;
+    if !acpi::checksum_ok(&table) {
+        return Err(AcpiError::BadChecksum { signature: *signature, phys });
+    }
+    Ok(table)
+}

@@ -51,7 +51,7 @@ mod smp;
 mod supervise;
 
 pub use artifacts::{build_dir, kernel, root, slug};
-pub use outcome::{check_all_tests_passed, user_line, Outcome, Status};
+pub use outcome::{check_acpi_power_off, check_all_tests_passed, user_line, Outcome, Status, ACPI_OFF_SUCCESS};
 pub use smp::{check_cpus_online, cpu_failure_lines, find_smp_report, SmpReport, CPU_FAILURE_MARKERS, SMP_LINE};
 
 use std::fmt::Display;
@@ -94,7 +94,8 @@ pub enum Machine {
 /// [`Boot::run`] or [`Boot::run_until`].
 ///
 /// Defaults: SeaBIOS, q35 (no extra machine options), 1 CPU, 512M, CPU model
-/// `max`, empty command line, no extra QEMU arguments.
+/// `max`, empty command line, no extra QEMU arguments, QEMU's debug-exit
+/// device present.
 #[derive(Debug, Clone)]
 pub struct Boot {
     name: String,
@@ -107,6 +108,7 @@ pub struct Boot {
     cmdline: String,
     qemu_args: Vec<String>,
     serial: String,
+    debug_exit: bool,
     timeout: Option<Duration>,
 }
 
@@ -125,6 +127,7 @@ impl Boot {
             cmdline: String::new(),
             qemu_args: Vec::new(),
             serial: "stdio".to_owned(),
+            debug_exit: true,
             timeout: None,
         }
     }
@@ -206,6 +209,15 @@ impl Boot {
         self
     }
 
+    /// Whether QEMU has the isa-debug-exit device (qemu.sh's `DEBUG_EXIT`;
+    /// default yes). Without it the kernel powers off through ACPI S5, as
+    /// on a PC, and a power off ends with [`Status::GuestPowerOff`], whose
+    /// verdict is only in the log.
+    pub fn debug_exit(mut self, present: bool) -> Self {
+        self.debug_exit = present;
+        self
+    }
+
     /// Sets this boot's timeout, overriding `FERRITE_BOOT_TIMEOUT` and
     /// [`DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -247,6 +259,7 @@ impl Boot {
             .env("CPU", &self.cpu)
             .env("QEMU_ARGS", self.qemu_args.join(" "))
             .env("SERIAL", &self.serial)
+            .env("DEBUG_EXIT", if self.debug_exit { "yes" } else { "no" })
             // KVM only when asked for: TCG behaves the same everywhere,
             // KVM needs a working /dev/kvm.
             .env("ACCEL", if std::env::var("ACCEL").as_deref() == Ok("kvm") { "kvm" } else { "tcg" });
@@ -337,12 +350,14 @@ fn env_timeout() -> Duration {
 }
 
 /// Maps qemu.sh's exit to a [`Status`] (its contract: 0 success, 1 kernel
-/// failure, anything else QEMU ended without a verdict).
+/// failure, 3 a guest power off without the debug-exit device, anything
+/// else QEMU ended without a verdict).
 fn status_of(exit: std::process::ExitStatus) -> Status {
     use std::os::unix::process::ExitStatusExt;
     match (exit.code(), exit.signal()) {
         (Some(0), _) => Status::Success,
         (Some(1), _) => Status::KernelFailure,
+        (Some(3), _) => Status::GuestPowerOff,
         (Some(code), _) => Status::QemuEnded(code),
         (None, Some(signal)) => Status::QemuEnded(128 + signal),
         (None, None) => Status::QemuEnded(-1),
@@ -367,6 +382,7 @@ mod tests {
         assert_eq!(status_of(ExitStatus::from_raw(0)), Status::Success);
         assert_eq!(status_of(ExitStatus::from_raw(1 << 8)), Status::KernelFailure);
         assert_eq!(status_of(ExitStatus::from_raw(2 << 8)), Status::QemuEnded(2));
+        assert_eq!(status_of(ExitStatus::from_raw(3 << 8)), Status::GuestPowerOff);
         assert_eq!(status_of(ExitStatus::from_raw(9)), Status::QemuEnded(137));
     }
 
@@ -377,6 +393,7 @@ mod tests {
         assert_eq!(Boot::new("x").smp(2).smp, "2");
         assert_eq!(boot.qemu_args, ["-s"]);
         assert_eq!(boot.machine_arg(), "q35");
+        assert!(boot.debug_exit && !boot.clone().debug_exit(false).debug_exit);
         let boot = Boot::new("x").machine(Machine::Pc).machine_opts("acpi=off");
         assert_eq!(boot.machine_arg(), "pc,acpi=off");
     }

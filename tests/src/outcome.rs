@@ -11,7 +11,8 @@ use std::time::Duration;
 /// How a boot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// The kernel powered off reporting success (qemu.sh exit 0).
+    /// The kernel powered off reporting success through QEMU's debug-exit
+    /// device (qemu.sh exit 0).
     Success,
     /// The kernel powered off reporting failure: a panic, a crash diagnostic
     /// or a failed test (qemu.sh exit 1).
@@ -20,6 +21,12 @@ pub enum Status {
     /// with `-no-reboot`), a QEMU error, or a signal. Holds qemu.sh's exit
     /// code, or 128 + the signal number if a signal killed it.
     QemuEnded(i32),
+    /// Without the debug-exit device ([`crate::Boot::debug_exit`]`(false)`),
+    /// the guest powered the machine off (ACPI S5) and QEMU exited by
+    /// itself (qemu.sh exit 3). The status carries no verdict: only the log
+    /// says whether the kernel reported success
+    /// ([`Outcome::assert_all_tests_passed_acpi_off`]).
+    GuestPowerOff,
     /// No verdict (or, for [`crate::Boot::run_until`], no pattern) before the
     /// timeout; QEMU was killed.
     Timeout,
@@ -92,6 +99,24 @@ impl Outcome {
                 Ok(_) => format!("expected status Success, got {:?}", self.status),
             };
             self.fail(&why);
+        }
+        checked.unwrap_or_else(|e| self.fail(&e))
+    }
+
+    /// Asserts that a `test=…` boot without the debug-exit device powered
+    /// off through ACPI after every test passed; returns how many passed.
+    ///
+    /// That is: the status is [`Status::GuestPowerOff`] (QEMU exited by
+    /// itself through a guest power off, not a reset or a timeout); the
+    /// last non-empty line is [`ACPI_OFF_SUCCESS`], the verdict the kernel
+    /// says before entering S5; and the lines before it pass
+    /// [`check_all_tests_passed`].
+    #[track_caller]
+    pub fn assert_all_tests_passed_acpi_off(&self) -> usize {
+        let checked = check_acpi_power_off(&self.log);
+        if self.status != Status::GuestPowerOff {
+            let also = checked.as_ref().err().map(|e| format!("; also: {e}")).unwrap_or_default();
+            self.fail(&format!("expected status GuestPowerOff, got {:?}{also}", self.status));
         }
         checked.unwrap_or_else(|e| self.fail(&e))
     }
@@ -193,6 +218,24 @@ pub fn check_all_tests_passed(log: &str) -> Result<usize, String> {
     Ok(passed)
 }
 
+/// What the kernel says, as its last line, before it powers off through
+/// ACPI S5 reporting success (kernel/src/arch/x86_64/power.rs).
+pub const ACPI_OFF_SUCCESS: &str = "power: powering off through ACPI S5 (success)";
+
+/// The log half of [`Outcome::assert_all_tests_passed_acpi_off`]: Ok(N)
+/// for a log whose last non-empty line is [`ACPI_OFF_SUCCESS`] and whose
+/// lines before it pass [`check_all_tests_passed`].
+pub fn check_acpi_power_off(log: &str) -> Result<usize, String> {
+    let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let Some(last) = lines.iter().rposition(|l| !l.trim().is_empty()) else {
+        return Err("the serial log is empty".to_owned());
+    };
+    if lines[last].trim() != ACPI_OFF_SUCCESS {
+        return Err(format!("the last line is not {ACPI_OFF_SUCCESS:?}: {:?}", lines[last]));
+    }
+    check_all_tests_passed(&lines[..last].join("\n"))
+}
+
 /// N from a line that is exactly `<N> passed, 0 failed`.
 fn parse_summary(line: &str) -> Option<usize> {
     let count = line.strip_suffix(" passed, 0 failed")?;
@@ -229,6 +272,27 @@ test sched::yield ... ok\r
     #[test]
     fn a_clean_run_passes() {
         assert_eq!(check_all_tests_passed(GOOD), Ok(2));
+    }
+
+    #[test]
+    fn acpi_power_off_needs_the_verdict_last() {
+        let log = format!("{GOOD}{ACPI_OFF_SUCCESS}\r\n");
+        assert_eq!(check_acpi_power_off(&log), Ok(2));
+        // No power-off line, a failure verdict, or a line after it.
+        assert!(check_acpi_power_off(GOOD).unwrap_err().contains("last line"));
+        let failure = format!("{GOOD}power: powering off through ACPI S5 (failure)\n");
+        assert!(check_acpi_power_off(&failure).is_err());
+        let after = format!("{GOOD}{ACPI_OFF_SUCCESS}\npower: ACPI S5 did not power off the machine; halting\n");
+        assert!(check_acpi_power_off(&after).is_err());
+        // The tests before it must have passed.
+        let failed = format!("test a ... FAILED\n0 passed, 1 failed\n{ACPI_OFF_SUCCESS}\n");
+        assert!(check_acpi_power_off(&failed).unwrap_err().contains("failed"));
+        // The status must say QEMU exited through a power off.
+        outcome(Status::GuestPowerOff, &log).assert_all_tests_passed_acpi_off();
+        for status in [Status::Success, Status::QemuEnded(2), Status::Timeout] {
+            let result = std::panic::catch_unwind(|| outcome(status, &log).assert_all_tests_passed_acpi_off());
+            assert!(result.is_err(), "{status:?}");
+        }
     }
 
     #[test]

@@ -2,8 +2,44 @@
 //! that method. QEMU runs with `-no-reboot`, so a reset ends it without a
 //! verdict; what shows that the method itself worked is that the kernel
 //! never had to report it failing and try the next (each gets 100 ms).
+//!
+//! Powering off through ACPI: without QEMU's debug-exit device the kernel
+//! enters S5, as on a PC. QEMU then exits by itself, with no verdict in its
+//! status, so the log's last line must be the kernel's success verdict.
 
-use ferrite_tests::{Boot, Machine, Outcome, Status};
+use ferrite_tests::{Boot, Firmware, Machine, Outcome, Status};
+
+/// `test=smp` on 2 CPUs without the debug-exit device: every test passes,
+/// then the kernel powers QEMU off through ACPI S5 (with the other CPU
+/// stopped first, so that the verdict is the last line).
+fn acpi_power_off(name: &str, firmware: Firmware, machine: Machine, pm1a: &str) {
+    let outcome =
+        Boot::new(name).firmware(firmware).machine(machine).smp(2).cmdline("test=smp").debug_exit(false).run();
+    outcome.assert_all_tests_passed_acpi_off();
+    outcome.assert_contains_all(&[&format!("power: ACPI S5 sleep type a=0 b=0 (PM1a port {pm1a})")]);
+}
+
+/// PM1a_CNT is at the PM base + 4; the firmware chooses the base: 0x600
+/// on q35 and, under SeaBIOS, on pc too; OVMF puts PIIX4's at 0xb000.
+#[test]
+fn acpi_power_off_bios_pc() {
+    acpi_power_off("acpi_power_off_bios_pc", Firmware::Bios, Machine::Pc, "0x604");
+}
+
+#[test]
+fn acpi_power_off_bios_q35() {
+    acpi_power_off("acpi_power_off_bios_q35", Firmware::Bios, Machine::Q35, "0x604");
+}
+
+#[test]
+fn acpi_power_off_uefi_pc() {
+    acpi_power_off("acpi_power_off_uefi_pc", Firmware::Uefi, Machine::Pc, "0xb004");
+}
+
+#[test]
+fn acpi_power_off_uefi_q35() {
+    acpi_power_off("acpi_power_off_uefi_q35", Firmware::Uefi, Machine::Q35, "0x604");
+}
 
 fn reboot(name: &str, machine: Machine, method: &str) -> Outcome {
     Boot::new(name).machine(machine).smp("2").cmdline(&format!("reboot={method}")).run()

@@ -283,6 +283,14 @@ pub fn null() -> Result<(), Error> {
     unit(unsafe { syscall0(nr::NULL) })
 }
 
+/// Powers the machine off ([`ferrite_abi::POWER_OFF`]) or resets it
+/// ([`ferrite_abi::POWER_RESET`]); returns only with the error for another
+/// `action`.
+pub fn power(action: u64) -> Result<(), Error> {
+    // SAFETY: touches no memory (and, if it works, nothing runs after it).
+    unit(unsafe { syscall1(nr::POWER, action) })
+}
+
 /// The time-stamp counter's frequency in Hz, or 0 if the kernel does not
 /// know it.
 pub fn tsc_hz() -> Result<u64, Error> {

@@ -1,4 +1,5 @@
-//! ACPI: finding a system description table, and parsing the MADT.
+//! ACPI: finding a system description table, parsing the MADT, and reading
+//! a sleep state from the DSDT.
 //!
 //! References are to the ACPI 6.5 specification, sections 5.2.5 to 5.2.12.
 //!
@@ -23,6 +24,7 @@
 //!   the MADT walker is fuzzed to keep it that way (see the tests and
 //!   `kernel/kcore/fuzz`).
 
+mod aml;
 mod madt;
 mod timers;
 
@@ -31,6 +33,7 @@ mod tests;
 
 use core::fmt;
 
+pub use aml::{sleep_type, SleepType};
 pub use madt::{parse_madt, CpuEntry, CpuList, CpuSource, LocalNmi, Madt, MADT_FIXED_LEN, MAX_NMI_ENTRIES};
 pub use timers::{
     parse_fadt, parse_hpet, parse_spcr, Fadt, GenericAddress, PmTimer, PmTimerBlock, ResetRegister, PM_TIMER_HZ,
@@ -201,6 +204,16 @@ pub enum AcpiError {
         /// The register's address.
         address: u64,
     },
+    /// The DSDT's AML is malformed, or uses what the sleep-state reader
+    /// does not follow, at this offset from the start of the table.
+    BadAml {
+        /// Offset from the start of the DSDT, header included.
+        offset: usize,
+        /// What is wrong there.
+        why: &'static str,
+    },
+    /// The DSDT defines no package for this sleep state (`\_S5` for 5).
+    NoSleepState(u8),
 }
 
 impl fmt::Display for AcpiError {
@@ -225,6 +238,8 @@ impl fmt::Display for AcpiError {
             Self::BadRegister { table, space, address } => {
                 write!(f, "'{}' table names an unusable register: space {space}, address {address:#x}", Sig(&table))
             }
+            Self::BadAml { offset, why } => write!(f, "DSDT at offset {offset:#x}: {why}"),
+            Self::NoSleepState(state) => write!(f, "the DSDT defines no \\_S{state} package"),
         }
     }
 }

@@ -21,9 +21,9 @@
 //!   `std`-only code by accident.
 //!
 //! Current modules: the physical [`frame`] allocator, the kernel
-//! [`cmdline`] parser, the [`acpi`] table finder and its MADT, FADT and
-//! HPET parsers, what CPUID says about the [`clock`] rates, the
-//! [`sched`] run queue and scheduling policy, the [`elf`] load planner
+//! [`cmdline`] parser, the [`acpi`] table finder, its MADT, FADT and HPET
+//! parsers and its DSDT sleep-state reader, what CPUID says about the
+//! [`clock`] rates, the [`sched`] run queue and scheduling policy, the [`elf`] load planner
 //! for user programs, and the [`bench`] arithmetic of the benchmarks.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]

@@ -39,6 +39,7 @@ macro_rules! fault_cases {
 passing_cases!(
     write,
     bad_syscall,
+    power_bad_action,
     time,
     cpu,
     affinity,
@@ -77,6 +78,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "user::bad_modules", run: bad_modules },
     Test { name: "user::write", run: write },
     Test { name: "user::bad_syscall", run: bad_syscall },
+    Test { name: "user::power_bad_action", run: power_bad_action },
     Test { name: "user::time", run: time },
     Test { name: "user::cpu", run: cpu },
     Test { name: "user::affinity", run: affinity },

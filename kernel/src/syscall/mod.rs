@@ -19,7 +19,7 @@ use crate::arch::trap::TrapFrame;
 use crate::proc::{self, Process};
 use crate::sched;
 use alloc::sync::Arc;
-use ferrite_abi::{nr, Error, USER_END, USER_START, WRITE_MAX};
+use ferrite_abi::{nr, Error, POWER_OFF, POWER_RESET, USER_END, USER_START, WRITE_MAX};
 
 /// Called by the trap path for a system call, with interrupts on.
 pub fn dispatch(frame: &mut TrapFrame) {
@@ -73,6 +73,7 @@ fn handle(frame: &mut TrapFrame) -> Result<u64, Error> {
         nr::PID => Ok(current_process().id),
         nr::NULL => Ok(0),
         nr::TSC_HZ => Ok(crate::time::tsc_hz()),
+        nr::POWER => power(a0),
         _ => Err(Error::BadSyscall),
     }
 }
@@ -102,4 +103,21 @@ fn exit(code: u64) -> ! {
     process.kill(code);
     drop(process);
     proc::end_current_thread(code)
+}
+
+/// `power(action)`: off or reset, for any process (no right guards the
+/// machine yet). Returns only to refuse an unknown action.
+fn power(action: u64) -> Result<u64, Error> {
+    let pid = current_process().id;
+    match action {
+        POWER_OFF => {
+            log::info!("power: process {pid} asks to power off");
+            crate::arch::power::power_off(true)
+        }
+        POWER_RESET => {
+            log::info!("power: process {pid} asks to reset");
+            crate::arch::power::reset(None)
+        }
+        _ => Err(Error::BadArgument),
+    }
 }

@@ -1,15 +1,25 @@
 //! The two ACPI-described clocks the kernel can calibrate the TSC against
 //! when CPUID does not give its frequency: the ACPI power-management timer
-//! (from the FADT) and the HPET (from its own table).
+//! (from the FADT) and the HPET (from its own table); and the rest of what
+//! the kernel reads from the FADT: the registers that reset the machine and
+//! put it to sleep (S5 is power off), and where the DSDT is.
 //!
 //! | table | offset | field                         | used for                  |
 //! |-------|--------|-------------------------------|---------------------------|
+//! | FADT  | 40     | `DSDT` (u32)                  | the DSDT, ACPI 1.0        |
+//! | FADT  | 64     | `PM1a_CNT_BLK` (u32, I/O port) | sleeping (S5: power off) |
+//! | FADT  | 68     | `PM1b_CNT_BLK` (u32, I/O port) | its optional twin       |
 //! | FADT  | 76     | `PM_TMR_BLK` (u32, I/O port)  | the PM timer, ACPI 1.0    |
+//! | FADT  | 89     | `PM1_CNT_LEN` (u8, at least 2) | whether the PM1 blocks exist |
 //! | FADT  | 91     | `PM_TMR_LEN` (u8, must be 4)  | whether that block exists |
 //! | FADT  | 112    | `Flags` (u32)                 | bit 8 `TMR_VAL_EXT`, bit 10 `RESET_REG_SUP`, bit 20 `HW_REDUCED_ACPI` |
 //! | FADT  | 116    | `RESET_REG` (GAS)             | resetting the machine     |
 //! | FADT  | 128    | `RESET_VALUE` (u8)            | what to write there       |
+//! | FADT  | 140    | `X_DSDT` (u64)                | the DSDT, ACPI 2.0+       |
+//! | FADT  | 172    | `X_PM1a_CNT_BLK` (GAS)        | PM1a, ACPI 2.0+           |
+//! | FADT  | 184    | `X_PM1b_CNT_BLK` (GAS)        | PM1b, ACPI 2.0+           |
 //! | FADT  | 208    | `X_PM_TMR_BLK` (GAS)          | the PM timer, ACPI 2.0+   |
+//! | FADT  | 244    | `SLEEP_CONTROL_REG` (GAS)     | sleeping, hardware-reduced ACPI (5.0+) |
 //! | HPET  | 40     | `BASE_ADDRESS` (GAS)          | the HPET's registers      |
 //!
 //! (ACPI 6.5, 5.2.9 and table 5.6; the IA-PC HPET specification 1.0a,
@@ -76,6 +86,18 @@ pub struct Fadt {
     pub hardware_reduced: bool,
     /// The reset register, where the firmware says it is supported.
     pub reset: Option<ResetRegister>,
+    /// The PM1a control register, where `SLP_TYP` and `SLP_EN` put the
+    /// machine to sleep (ACPI 6.5, 4.8.3.2.1); none on hardware-reduced
+    /// ACPI. Only in system memory or I/O space.
+    pub pm1a_control: Option<GenericAddress>,
+    /// The PM1b control register, which must be written with PM1a where
+    /// it exists (its `SLP_TYP` value may differ).
+    pub pm1b_control: Option<GenericAddress>,
+    /// The sleep control register of hardware-reduced ACPI (ACPI 6.5,
+    /// 4.8.3.7), if the FADT names one, in system memory or I/O space.
+    pub sleep_control: Option<GenericAddress>,
+    /// The DSDT's physical address, if the FADT gives one.
+    pub dsdt: Option<u64>,
 }
 
 /// The FADT's reset register and the value that resets the machine.
@@ -105,12 +127,20 @@ fn own_bytes<'a>(table: &'a [u8], signature: &[u8; 4]) -> Result<&'a [u8], AcpiE
 }
 
 /// FADT field offsets.
+const DSDT: usize = 40;
+const PM1A_CNT_BLK: usize = 64;
+const PM1B_CNT_BLK: usize = 68;
 const PM_TMR_BLK: usize = 76;
+const PM1_CNT_LEN: usize = 89;
 const PM_TMR_LEN: usize = 91;
 const FLAGS: usize = 112;
+const X_DSDT: usize = 140;
+const X_PM1A_CNT_BLK: usize = 172;
+const X_PM1B_CNT_BLK: usize = 184;
 const X_PM_TMR_BLK: usize = 208;
 const RESET_REG: usize = 116;
 const RESET_VALUE: usize = 128;
+const SLEEP_CONTROL_REG: usize = 244;
 /// FADT flag bits.
 const TMR_VAL_EXT: u32 = 1 << 8;
 const RESET_REG_SUP: u32 = 1 << 10;
@@ -158,7 +188,41 @@ pub fn parse_fadt(table: &[u8]) -> Result<Fadt, AcpiError> {
         }
         _ => None,
     };
-    Ok(Fadt { pm_timer, hardware_reduced, reset })
+    // Hardware-reduced ACPI has no PM1 blocks, whatever the fields say.
+    let (pm1a_control, pm1b_control) = if hardware_reduced {
+        (None, None)
+    } else {
+        (pm1_control(table, X_PM1A_CNT_BLK, PM1A_CNT_BLK), pm1_control(table, X_PM1B_CNT_BLK, PM1B_CNT_BLK))
+    };
+    let sleep_control = GenericAddress::parse(table, SLEEP_CONTROL_REG).filter(GenericAddress::is_writable);
+    let x_dsdt = table.get(X_DSDT..X_DSDT + 8).map(|_| u64_at(table, X_DSDT)).filter(|&a| a != 0);
+    let dsdt = x_dsdt.or(Some(u64::from(u32_at(table, DSDT))).filter(|&a| a != 0));
+    Ok(Fadt { pm_timer, hardware_reduced, reset, pm1a_control, pm1b_control, sleep_control, dsdt })
+}
+
+impl GenericAddress {
+    /// Names a register the kernel can reach: in system memory or I/O
+    /// space, at an address that is not 0.
+    fn is_writable(&self) -> bool {
+        self.address != 0 && matches!(self.space, GenericAddress::MEMORY | GenericAddress::IO)
+    }
+}
+
+/// A PM1 control block: the extended field at `extended` where it is
+/// there and not 0, else the 32-bit port at `legacy` with `PM1_CNT_LEN`
+/// bytes (which must be at least 2: the register has 16 bits).
+fn pm1_control(table: &[u8], extended: usize, legacy: usize) -> Option<GenericAddress> {
+    match GenericAddress::parse(table, extended).filter(|gas| gas.address != 0) {
+        Some(gas) => Some(gas).filter(GenericAddress::is_writable),
+        None => match (u32_at(table, legacy), table[PM1_CNT_LEN]) {
+            (0, _) | (_, 0..=1) => None,
+            (port, len) => u16::try_from(port).ok().map(|port| GenericAddress {
+                space: GenericAddress::IO,
+                bit_width: len.saturating_mul(8),
+                address: u64::from(port),
+            }),
+        },
+    }
 }
 
 /// The SPCR's (Serial Port Console Redirection, Microsoft's table) base

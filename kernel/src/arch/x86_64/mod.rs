@@ -13,6 +13,7 @@ pub mod pit;
 pub mod power;
 pub mod refclock;
 pub mod serial;
+pub mod sleep;
 pub mod switch;
 pub mod syscall;
 pub mod tlb;

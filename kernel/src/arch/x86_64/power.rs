@@ -4,6 +4,11 @@
 //! QEMU (`-device isa-debug-exit,iobase=0xf4`) exits with status
 //! `(value << 1) | 1` when a value is written to the port. scripts/qemu.sh
 //! maps these statuses back to success and failure; keep them in sync.
+//! The kernel cannot tell whether the device is there, so it always writes
+//! the port (unused on a PC); if it is still running afterwards, it stops
+//! the other CPUs, says its verdict on the console (the only place it can
+//! reach now) and enters ACPI S5 ([`super::sleep`]); if that does not power
+//! off within 100 ms, it says so and halts.
 //!
 //! Resetting tries, in order, what Linux's `reboot=` methods try on a PC:
 //! the FADT's reset register (ACPI 2.0 and later, where the firmware says
@@ -58,18 +63,28 @@ enum ResetRegister {
 
 static ACPI_RESET: spin::Once<ResetRegister> = spin::Once::new();
 
-/// Reads the FADT's reset register, if the machine has one the kernel can
-/// use; logs what it found.
+/// Reads from the FADT (and the DSDT it names) the reset register and how
+/// to enter S5, where the machine has them in a form the kernel can use;
+/// logs what it found.
 pub fn init(root: Option<RootTable>) {
     let Some(root) = root else { return };
-    let reset = match crate::acpi::read_table(root, b"FACP").and_then(|t| acpi::parse_fadt(&t)) {
-        Ok(fadt) => fadt.reset,
-        Err(acpi::AcpiError::NotFound(_)) => None,
+    let fadt = match crate::acpi::read_table(root, b"FACP").and_then(|t| acpi::parse_fadt(&t)) {
+        Ok(fadt) => fadt,
+        Err(acpi::AcpiError::NotFound(_)) => {
+            log::info!("power: no FADT: no ACPI reset or power off");
+            return;
+        }
         Err(e) => {
-            log::warn!("power: cannot read the FADT: {e}; no ACPI reset");
-            None
+            log::warn!("power: cannot read the FADT: {e}; no ACPI reset or power off");
+            return;
         }
     };
+    init_reset(fadt.reset);
+    super::sleep::init(&fadt);
+}
+
+/// Keeps the FADT's reset register, if the kernel can use it.
+fn init_reset(reset: Option<acpi::ResetRegister>) {
     let Some(reset) = reset else {
         log::info!("power: the FADT names no reset register");
         return;
@@ -114,13 +129,33 @@ fn space_name(space: u8) -> &'static str {
     }
 }
 
-/// Powers off reporting `success`; where there is no isa-debug-exit device
-/// (a real PC), stops the CPU instead.
+/// How long ACPI S5 has to power off before the kernel gives up (and the
+/// other CPUs have to stop before it starts).
+const POWER_OFF_WAIT_NS: u64 = 100_000_000;
+
+/// Powers off reporting `success`: through isa-debug-exit where QEMU has
+/// it, else through ACPI S5, else (no usable ACPI) by halting.
 pub fn power_off(success: bool) -> ! {
+    x86_64::instructions::interrupts::disable();
     let value = if success { DEBUG_EXIT_SUCCESS } else { DEBUG_EXIT_FAILURE };
     // SAFETY: port 0xf4 is QEMU's debug-exit device, or unused on a PC
     // (it is outside every standard legacy device's range).
     unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(value) };
+    // Still running: no debug-exit device. The verdict can only go to the
+    // console now; the other CPUs stop first so that it is the last line.
+    let others = crate::smp::online_count().saturating_sub(1);
+    if others > 0 {
+        super::ipi::stop_others(others, POWER_OFF_WAIT_NS);
+    }
+    let verdict = if success { "success" } else { "failure" };
+    if super::sleep::available() {
+        say(format_args!("power: powering off through ACPI S5 ({verdict})"));
+        super::sleep::enter_s5();
+        crate::time::spin_ns(POWER_OFF_WAIT_NS);
+        say(format_args!("power: ACPI S5 did not power off the machine; halting"));
+    } else {
+        say(format_args!("power: no ACPI power off on this machine ({verdict}); halting"));
+    }
     halt_forever()
 }
 

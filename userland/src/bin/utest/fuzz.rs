@@ -5,7 +5,7 @@
 //!
 //! The calls are random but never harmful to the fuzzer itself: no `exit`,
 //! `thread_exit` or `thread_spawn` (a random entry point would crash the
-//! process on purpose); the calls that could block get handles no process
+//! process on purpose), nor `power` (it would end the whole test run); the calls that could block get handles no process
 //! can have (or, for `sleep`, a short time); `write` gets a length or a
 //! pointer it must refuse, so nothing prints; `unmap` never gets an address
 //! that `map` could have given out; `handle_close` spares the handles
@@ -32,7 +32,7 @@ const DEFAULT_ITERATIONS: u64 = 5000;
 /// Numbers past the last system call that are tried too.
 const EXTRA_NUMBERS: u64 = 8;
 /// Never issued (see the module documentation).
-const FORBIDDEN: [u64; 3] = [nr::EXIT, nr::THREAD_EXIT, nr::THREAD_SPAWN];
+const FORBIDDEN: [u64; 4] = [nr::EXIT, nr::THREAD_EXIT, nr::THREAD_SPAWN, nr::POWER];
 /// The calls that block on a handle; they get one no process can have.
 const BLOCKING_ON_HANDLE: [u64; 7] =
     [nr::CALL, nr::RECV, nr::SEND, nr::REPLY_RECV, nr::NOTIFY_WAIT, nr::THREAD_JOIN, nr::WAIT];

@@ -63,6 +63,7 @@ pub static CASES: &[(&str, Case)] = &[
     // System calls without handles.
     ("write", syscalls::write),
     ("bad_syscall", syscalls::bad_syscall),
+    ("power_bad_action", syscalls::power_bad_action),
     ("time", syscalls::time),
     ("cpu", syscalls::cpu),
     ("affinity", syscalls::affinity),

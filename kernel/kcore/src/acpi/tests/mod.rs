@@ -6,6 +6,7 @@
 //! the length and checksum fields the way firmware must, so each test can
 //! break exactly one thing on purpose.
 
+mod aml;
 mod find;
 mod fuzz;
 mod header;

@@ -1,4 +1,5 @@
-//! The FADT's PM timer and flags, and the HPET table's base address.
+//! The FADT's PM timer, flags, PM1 control blocks, sleep control register
+//! and DSDT address; the HPET table's base address.
 
 use super::sdt;
 use crate::acpi::{
@@ -155,4 +156,87 @@ fn reset_register_where_supported() {
     let mut short = fadt_body(116);
     put_u32(&mut short, 112, 1 << 10);
     assert_eq!(parse_fadt(&sdt(b"FACP", 1, &short)).unwrap().reset, None);
+}
+
+/// The port QEMU's PIIX4 and ICH9 put PM1a_CNT at (PM base 0x600 + 4, and
+/// 0xb000 + 4 on pc), as an I/O register of `len` bytes.
+fn port(address: u64, len: u8) -> GenericAddress {
+    GenericAddress { space: GenericAddress::IO, bit_width: len * 8, address }
+}
+
+/// An ACPI 1.0 FADT: the 32-bit PM1 control ports and DSDT address.
+#[test]
+fn acpi1_pm1_control_ports_and_dsdt() {
+    let mut body = fadt_body(116);
+    put_u32(&mut body, 40, 0x7fe_0040);
+    put_u32(&mut body, 64, 0x604);
+    body[89 - 36] = 2;
+    let fadt = parse_fadt(&sdt(b"FACP", 1, &body)).unwrap();
+    assert_eq!((fadt.pm1a_control, fadt.pm1b_control), (Some(port(0x604, 2)), None));
+    assert_eq!((fadt.sleep_control, fadt.dsdt), (None, Some(0x7fe_0040)));
+    // PM1b where the firmware has one.
+    put_u32(&mut body, 68, 0x644);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 1, &body)).unwrap().pm1b_control, Some(port(0x644, 2)));
+    // PM1_CNT_LEN below 2, or a port beyond 16 bits: no block.
+    body[89 - 36] = 1;
+    let fadt = parse_fadt(&sdt(b"FACP", 1, &body)).unwrap();
+    assert_eq!((fadt.pm1a_control, fadt.pm1b_control), (None, None));
+    body[89 - 36] = 2;
+    put_u32(&mut body, 64, 0x1_0604);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 1, &body)).unwrap().pm1a_control, None);
+    // No DSDT address at all.
+    put_u32(&mut body, 40, 0);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 1, &body)).unwrap().dsdt, None);
+}
+
+#[test]
+fn extended_pm1_control_blocks_and_dsdt_win() {
+    let mut body = fadt_body(276);
+    put_u32(&mut body, 40, 0x7fe_0040);
+    put_u32(&mut body, 64, 0x404);
+    put_u32(&mut body, 68, 0x444);
+    body[89 - 36] = 2;
+    body[140 - 36..148 - 36].copy_from_slice(&0x1_0000_0040u64.to_le_bytes());
+    put_gas(&mut body, 172, 1, 16, 0x604);
+    put_gas(&mut body, 184, 0, 16, 0xfed8_0004);
+    let fadt = parse_fadt(&sdt(b"FACP", 6, &body)).unwrap();
+    assert_eq!(fadt.pm1a_control, Some(port(0x604, 2)));
+    assert_eq!(fadt.pm1b_control, Some(GenericAddress { space: 0, bit_width: 16, address: 0xfed8_0004 }));
+    assert_eq!(fadt.dsdt, Some(0x1_0000_0040));
+    // Empty extended fields: the 32-bit ones count.
+    put_gas(&mut body, 172, 0, 0, 0);
+    put_gas(&mut body, 184, 0, 0, 0);
+    body[140 - 36..148 - 36].fill(0);
+    let fadt = parse_fadt(&sdt(b"FACP", 6, &body)).unwrap();
+    assert_eq!((fadt.pm1a_control, fadt.pm1b_control), (Some(port(0x404, 2)), Some(port(0x444, 2))));
+    assert_eq!(fadt.dsdt, Some(0x7fe_0040));
+    // An extended block in a space the kernel cannot write: none, and
+    // not the 32-bit one either (the firmware said where it is).
+    put_gas(&mut body, 172, 2, 16, 0x604);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 6, &body)).unwrap().pm1a_control, None);
+}
+
+/// Hardware-reduced ACPI (ACPI 5.0+): no PM1 blocks; the sleep control
+/// register instead.
+#[test]
+fn hardware_reduced_sleeps_through_the_sleep_control_register() {
+    let mut body = fadt_body(276);
+    put_u32(&mut body, 64, 0x604);
+    body[89 - 36] = 2;
+    put_u32(&mut body, 112, 1 << 20);
+    put_gas(&mut body, 244, 1, 8, 0x3b0);
+    let fadt = parse_fadt(&sdt(b"FACP", 6, &body)).unwrap();
+    assert_eq!((fadt.hardware_reduced, fadt.pm1a_control), (true, None));
+    assert_eq!(fadt.sleep_control, Some(GenericAddress { space: 1, bit_width: 8, address: 0x3b0 }));
+    // In memory space; at 0 or in another space: none.
+    put_gas(&mut body, 244, 0, 8, 0xfed8_0000);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 6, &body)).unwrap().sleep_control.unwrap().space, 0);
+    put_gas(&mut body, 244, 1, 8, 0);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 6, &body)).unwrap().sleep_control, None);
+    put_gas(&mut body, 244, 3, 8, 0x62);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 6, &body)).unwrap().sleep_control, None);
+    // A FADT of ACPI 4 (244 bytes) ends before the register.
+    let mut short = fadt_body(244);
+    put_u32(&mut short, 112, 1 << 20);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 4, &short)).unwrap().sleep_control, None);
 }
