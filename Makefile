@@ -33,6 +33,9 @@
 #   DEBUG_EXIT=yes   yes: QEMU has the isa-debug-exit device, so QEMU's exit
 #                    status carries the kernel's verdict; no: leave it out, and
 #                    the kernel powers off through ACPI S5 as on a PC
+#   SCREEN=none      QEMU's display: none, window (a window of its own), or
+#                    vnc / vnc=:N (a VNC server on port 5900+N)
+#   MONITOR=         a socket path: QEMU's monitor listens there (for screendump)
 #   QEMU_ARGS=       extra QEMU arguments, appended
 #   GRUB_TIMEOUT=0   seconds GRUB shows its menu (raise it for a USB stick)
 
@@ -45,10 +48,12 @@ MACHINE ?= q35
 CPU ?=
 SERIAL ?= stdio
 DEBUG_EXIT ?= yes
+SCREEN ?= none
+MONITOR ?=
 QEMU_ARGS ?=
 GRUB_TIMEOUT ?= 0
 
-export SMP MEM FIRMWARE ACCEL MACHINE CPU SERIAL DEBUG_EXIT QEMU_ARGS GRUB_TIMEOUT
+export SMP MEM FIRMWARE ACCEL MACHINE CPU SERIAL DEBUG_EXIT SCREEN MONITOR QEMU_ARGS GRUB_TIMEOUT
 
 KERNEL_TARGET := x86_64-unknown-none
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)

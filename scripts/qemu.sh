@@ -14,6 +14,10 @@
 #              "null stdio" (COM1 discards), "none" (no serial port at all)
 #   DEBUG_EXIT yes: QEMU has the isa-debug-exit device; no: it does not, and  (yes)
 #              the kernel powers off through ACPI, as on a PC
+#   SCREEN     none: no display; window: QEMU's own window; vnc or vnc=:N:  (none)
+#              a VNC display (on port 5900+N; :0 by default)
+#   MONITOR    a path: QEMU's human monitor listens on that Unix socket   (none)
+#              (the harness reads the screen back through it)
 #   QEMU_ARGS  extra arguments, word-split, appended
 #
 # Exit status: 0 when the kernel powered off reporting success through
@@ -30,6 +34,8 @@ MACHINE=${MACHINE:-q35}
 FIRMWARE=${FIRMWARE:-bios}
 ACCEL=${ACCEL:-tcg}
 DEBUG_EXIT=${DEBUG_EXIT:-yes}
+SCREEN=${SCREEN:-none}
+MONITOR=${MONITOR:-}
 if [ -z "${CPU:-}" ]; then
 	# Under KVM, -cpu max asks for MSRs some hosts refuse; host is what KVM can give.
 	if [ "$ACCEL" = kvm ]; then CPU=host; else CPU=max; fi
@@ -43,12 +49,24 @@ EXIT_FAILURE=$(((0x11 << 1) | 1))
 args=(
 	-machine "$MACHINE" -cpu "$CPU" -smp "$SMP" -m "$MEM"
 	-cdrom "$ISO" -boot d
-	-display none -monitor none
 	-no-reboot
 )
+case $SCREEN in
+none) args+=(-display none) ;;
+window) args+=(-display default) ;;
+vnc) args+=(-display vnc=:0) ;;
+vnc=:[0-9]*) args+=(-display "$SCREEN") ;;
+*) echo "qemu.sh: SCREEN must be none, window, vnc or vnc=:N, not '$SCREEN'" >&2; exit 2 ;;
+esac
+if [ -n "$MONITOR" ]; then
+	args+=(-monitor "unix:$MONITOR,server=on,wait=off")
+else
+	args+=(-monitor none)
+fi
 # A guest power off and a reset both end QEMU with status 0 (-no-reboot);
 # only a power off goes through qemu_system_shutdown_request, which this
-# trace point logs (with the cause) to $shutdown_log.
+# trace point logs (with the cause: 6 is the guest's own power off, 2 a
+# monitor's `quit`) to $shutdown_log.
 shutdown_log=
 case $DEBUG_EXIT in
 yes) args+=(-device isa-debug-exit,iobase=0xf4,iosize=0x04) ;;
@@ -80,7 +98,7 @@ args+=(${QEMU_ARGS:-})
 
 qemu-system-x86_64 "${args[@]}"
 status=$?
-if [ "$status" = 0 ] && [ -n "$shutdown_log" ] && grep -q 'qemu_system_shutdown_request' "$shutdown_log"; then
+if [ "$status" = 0 ] && [ -n "$shutdown_log" ] && grep -q 'qemu_system_shutdown_request.*reason=6' "$shutdown_log"; then
 	echo "qemu.sh: the guest powered off ($(grep -o 'reason=[0-9]*' "$shutdown_log" | head -1)); no debug-exit verdict: see the kernel's log" >&2
 	exit 3
 fi

@@ -7,6 +7,30 @@ use ferrite_kcore::acpi::RootTable;
 use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
 use spin::Once;
 
+/// The framebuffer the loader set up, as its tag describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Framebuffer {
+    pub phys: u64,
+    pub pitch: u32,
+    pub width: u32,
+    pub height: u32,
+    pub bpp: u8,
+    pub kind: FramebufferKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum FramebufferKind {
+    /// Direct colour: each channel's (position, size) in a pixel, red,
+    /// green and blue.
+    Rgb([(u8, u8); 3]),
+    /// Indexed colour (a palette).
+    Indexed,
+    /// EGA text mode (width and height in characters).
+    Text,
+    /// A type multiboot2 does not define.
+    Unknown,
+}
+
 pub struct BootInfo {
     info: BootInformation<'static>,
     phys: u64,
@@ -58,6 +82,34 @@ impl BootInfo {
 
     pub fn loader_name(&self) -> &str {
         self.info.boot_loader_name_tag().and_then(|t| t.name().ok()).unwrap_or("an unnamed loader")
+    }
+
+    /// The framebuffer, if the loader set one up.
+    pub fn framebuffer(&self) -> Option<Framebuffer> {
+        use multiboot2::FramebufferType;
+        let tag = match self.info.framebuffer_tag()? {
+            Ok(tag) => tag,
+            Err(_) => {
+                let kind = FramebufferKind::Unknown;
+                return Some(Framebuffer { phys: 0, pitch: 0, width: 0, height: 0, bpp: 0, kind });
+            }
+        };
+        let kind = match tag.buffer_type() {
+            Ok(FramebufferType::RGB { red, green, blue }) => {
+                FramebufferKind::Rgb([red, green, blue].map(|c| (c.position, c.size)))
+            }
+            Ok(FramebufferType::Indexed { .. }) => FramebufferKind::Indexed,
+            Ok(FramebufferType::Text) => FramebufferKind::Text,
+            Err(_) => FramebufferKind::Unknown,
+        };
+        Some(Framebuffer {
+            phys: tag.address(),
+            pitch: tag.pitch(),
+            width: tag.width(),
+            height: tag.height(),
+            bpp: tag.bpp(),
+            kind,
+        })
     }
 
     /// The physical range of the boot information itself.
@@ -153,16 +205,16 @@ impl BootInfo {
             Some(RootTable::Rsdt(a)) => log::info!("boot: ACPI 1.0 RSDP, RSDT at {a:#x}"),
             None => log::warn!("boot: no valid ACPI RSDP from the loader"),
         }
-        match self.info.framebuffer_tag() {
-            Some(Ok(fb)) => log::info!(
-                "boot: framebuffer {}x{} {} bpp at {:#x}, pitch {}",
-                fb.width(),
-                fb.height(),
-                fb.bpp(),
-                fb.address(),
-                fb.pitch()
+        match self.framebuffer() {
+            Some(fb) => log::info!(
+                "boot: framebuffer {}x{} {} bpp ({:?}) at {:#x}, pitch {}",
+                fb.width,
+                fb.height,
+                fb.bpp,
+                fb.kind,
+                fb.phys,
+                fb.pitch
             ),
-            Some(Err(_)) => log::info!("boot: framebuffer of an unknown type"),
             None => log::info!("boot: no framebuffer"),
         }
     }

@@ -1,4 +1,6 @@
-//! The console: log records, bare lines and user programs' output, on COM1.
+//! The console: log records, bare lines and user programs' output, on a
+//! serial port and on the screen (screen.rs), as `console=` says (both by
+//! default).
 //!
 //! **Kernel lines.** Every record is one line, `[seconds.micros] cpuN LEVEL
 //! subsystem: message` (messages name their subsystem themselves), and
@@ -27,10 +29,15 @@
 //! `write` waits for room; a kernel line that cannot wait is dropped and
 //! counted, and the count is reported with the next line that fits.
 //!
+//! The screen is drawn by the same drainer, and copied to the framebuffer
+//! when the ring is empty (at most every 16 ms while output keeps coming),
+//! by a drainer with interrupts on or by the idle loop (screen.rs).
+//!
 //! The panic and fatal-exception paths use [`emergency`], which takes the
-//! ring and the UART even if the CPU they interrupted held them. Nothing
-//! here runs in an NMI (trap.rs defers what an NMI would log).
-use crate::arch::serial::{self, SerialPort};
+//! ring, the UART and the screen even if the CPU they interrupted held
+//! them. Nothing here runs in an NMI (trap.rs defers what an NMI would
+//! log).
+use crate::arch::serial;
 use crate::sync::IrqSpinlock;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +110,20 @@ static CONSOLE: IrqSpinlock<Ring> =
     IrqSpinlock::new(Ring { buf: [0; RING], head: 0, len: 0, at_line_start: true, owner: 0, dropped: 0 });
 /// A CPU is sending the ring's bytes to the UART.
 static DRAINING: AtomicBool = AtomicBool::new(false);
+/// The console goes to the serial port, and to the screen ([`configure`]).
+static TO_SERIAL: AtomicBool = AtomicBool::new(true);
+static TO_SCREEN: AtomicBool = AtomicBool::new(false);
+
+/// Sends `bytes` to where the console goes. The caller is the drainer.
+fn send(bytes: &[u8]) {
+    if TO_SERIAL.load(Ordering::Relaxed) {
+        serial::console().write_bytes(bytes);
+    }
+    if TO_SCREEN.load(Ordering::Relaxed) {
+        crate::screen::write(bytes);
+    }
+}
+
 /// Set once [`configure`] has picked the serial port: until then output
 /// waits in the ring (a few KiB at most), so that all of it, from the
 /// first line, reaches the port `console=` or the firmware names.
@@ -280,14 +301,21 @@ fn drain(budget: usize) {
         let _preempt =
             (interrupts::are_enabled() && BOOTED.load(Ordering::Acquire)).then(crate::sched::PreemptGuard::new);
         let mut sent = 0;
+        let mut emptied = false;
         while sent < budget {
             let mut chunk = [0u8; FIFO];
             let n = CONSOLE.lock().pop(&mut chunk[..FIFO.min(budget - sent)]);
             if n == 0 {
+                emptied = true;
                 break;
             }
-            serial::console().write_bytes(&chunk[..n]);
+            send(&chunk[..n]);
             sent += n;
+        }
+        // The screen: what was drawn, to the framebuffer (a copy of up to
+        // the whole screen; not with interrupts off).
+        if TO_SCREEN.load(Ordering::Relaxed) && interrupts::are_enabled() {
+            crate::screen::flush(emptied);
         }
         DRAINING.store(false, Ordering::Release);
         // Bytes pushed while we held DRAINING were left to us.
@@ -301,14 +329,32 @@ fn drain(budget: usize) {
 pub fn flush_some() {
     if CONSOLE.try_with(|r| r.len).unwrap_or(0) > 0 {
         drain(4 * FIFO);
+    } else if TO_SCREEN.load(Ordering::Relaxed) && crate::screen::pending() && !DRAINING.swap(true, Ordering::Acquire) {
+        crate::screen::flush(true);
+        DRAINING.store(false, Ordering::Release);
     }
 }
 
-/// Runs `f` with the UART, after what the ring held, taking both by force.
+/// Where [`emergency`] writes: the serial port and the screen, whichever
+/// the console goes to.
+pub struct Emergency(());
+
+impl Write for Emergency {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        send(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Runs `f` with the console's serial port and screen, after what the ring
+/// held, taking them by force; the screen is up to date when it returns.
 /// Only for paths that never return to what they interrupted.
-pub fn emergency(f: impl FnOnce(&mut &'static SerialPort)) {
+pub fn emergency(f: impl FnOnce(&mut Emergency)) {
     // SAFETY: callers of `emergency` never return to the interrupted holder.
-    unsafe { CONSOLE.force_unlock() };
+    unsafe {
+        CONSOLE.force_unlock();
+        crate::screen::force_unlock();
+    }
     DRAINING.store(true, Ordering::Release);
     let mut ring = CONSOLE.lock();
     let mut chunk = [0u8; FIFO];
@@ -317,13 +363,16 @@ pub fn emergency(f: impl FnOnce(&mut &'static SerialPort)) {
         if n == 0 {
             break;
         }
-        serial::console().write_bytes(&chunk[..n]);
+        send(&chunk[..n]);
     }
-    let mut out: &'static SerialPort = serial::console();
+    let mut out = Emergency(());
     if !ring.at_line_start {
-        out.write_bytes(b"\n");
+        send(b"\n");
     }
     f(&mut out);
+    if TO_SCREEN.load(Ordering::Relaxed) {
+        crate::screen::flush(true);
+    }
 }
 
 /// Runs `f` while holding the console's lock, as a CPU in the middle of a
@@ -372,10 +421,13 @@ pub fn init_logger() {
     log::set_max_level(log::LevelFilter::Info);
 }
 
-/// Picks the console's serial port once the command line and the ACPI
-/// tables can be read: `console=ttyS<n>` if that port exists, else the one
-/// the SPCR table names if it exists, else the first that answered at boot
-/// (what early output already went to). Says which.
+/// Picks where the console goes once the command line, the memory and
+/// the ACPI tables can be used: the screen unless `console=` says
+/// `serial` or `ttyS<n>`, and a serial port unless it says `screen` (or
+/// there is no screen: then the serial port, said so). The port is
+/// `ttyS<n>` if that one exists, else the one the SPCR table names if it
+/// exists, else the first that answered at boot (what early output
+/// already went to). Says which.
 pub fn configure(choice: Option<ferrite_kcore::cmdline::Console>, acpi_root: Option<ferrite_kcore::acpi::RootTable>) {
     use ferrite_kcore::acpi::{parse_spcr, GenericAddress};
     use ferrite_kcore::cmdline::Console;
@@ -383,12 +435,18 @@ pub fn configure(choice: Option<ferrite_kcore::cmdline::Console>, acpi_root: Opt
         .and_then(|root| crate::acpi::read_table(root, b"SPCR").and_then(|t| parse_spcr(&t)).ok())
         .filter(|gas| gas.space == GenericAddress::IO)
         .and_then(|gas| serial::BASES.iter().position(|&b| u64::from(b) == gas.address));
+    let wants_screen = matches!(choice, None | Some(Console::Screen) | Some(Console::Both));
+    let screen = wants_screen && crate::screen::init();
+    if choice == Some(Console::Screen) {
+        if screen {
+            TO_SERIAL.store(false, Ordering::Relaxed);
+        } else {
+            log::warn!("console: console=screen, but there is no screen console; keeping the serial port");
+        }
+    }
+    TO_SCREEN.store(screen, Ordering::Relaxed);
     let wanted = match choice {
         Some(Console::Tty(n)) => Some((usize::from(n), "console=")),
-        Some(Console::Screen) => {
-            log::warn!("console: there is no screen console yet; keeping the serial port");
-            None
-        }
         _ => spcr.map(|n| (n, "the ACPI SPCR table")),
     };
     if let Some((n, by)) = wanted {
@@ -401,12 +459,15 @@ pub fn configure(choice: Option<ferrite_kcore::cmdline::Console>, acpi_root: Opt
         let _ = write!(found, " ttyS{n}");
     }
     CONFIGURED.store(true, Ordering::Release);
+    let found = core::str::from_utf8(found.bytes()).unwrap_or("");
+    let screen_note = if screen { " and on the screen" } else { "" };
     match serial::chosen() {
-        Some(n) => log::info!(
-            "console: serial ports:{}; the console is on ttyS{n}",
-            core::str::from_utf8(found.bytes()).unwrap_or("")
-        ),
-        // Nobody sees this on serial; it is for the screen console to come.
-        None => log::warn!("console: no serial port answered"),
+        _ if !TO_SERIAL.load(Ordering::Relaxed) => {
+            log::info!("console: serial ports:{found}; the console is on the screen only (console=screen)")
+        }
+        Some(n) => log::info!("console: serial ports:{found}; the console is on ttyS{n}{screen_note}"),
+        None if screen => log::info!("console: no serial port answered; the console is on the screen"),
+        // Nobody sees this.
+        None => log::warn!("console: no serial port answered, and there is no screen"),
     }
 }

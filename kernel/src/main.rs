@@ -35,6 +35,7 @@ mod percpu;
 mod proc;
 mod quota;
 mod sched;
+mod screen;
 mod smp;
 mod sync;
 mod syscall;

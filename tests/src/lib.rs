@@ -47,6 +47,7 @@
 
 mod artifacts;
 mod outcome;
+mod screen;
 mod smp;
 mod supervise;
 
@@ -109,6 +110,7 @@ pub struct Boot {
     qemu_args: Vec<String>,
     serial: String,
     debug_exit: bool,
+    read_screen: bool,
     timeout: Option<Duration>,
 }
 
@@ -128,6 +130,7 @@ impl Boot {
             qemu_args: Vec::new(),
             serial: "stdio".to_owned(),
             debug_exit: true,
+            read_screen: false,
             timeout: None,
         }
     }
@@ -218,6 +221,17 @@ impl Boot {
         self
     }
 
+    /// Reads the screen back when the guest powers off: QEMU gets a monitor
+    /// and `-no-shutdown`, and stops instead of exiting; the harness then
+    /// dumps the screen (`build/test-logs/<name>.ppm`), decodes its text
+    /// into [`Outcome::screen`] (and `<name>.screen`), and quits QEMU. Only
+    /// without the debug-exit device ([`Boot::debug_exit`]), whose write
+    /// ends QEMU at once.
+    pub fn read_screen(mut self) -> Self {
+        self.read_screen = true;
+        self
+    }
+
     /// Sets this boot's timeout, overriding `FERRITE_BOOT_TIMEOUT` and
     /// [`DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -248,6 +262,7 @@ impl Boot {
         let iso = artifacts::iso(&self.cmdline);
         let timeout = self.timeout.unwrap_or_else(env_timeout);
         let script = root().join("scripts/qemu.sh");
+        assert!(!(self.read_screen && self.debug_exit), "read_screen needs debug_exit(false)");
         let mut command = Command::new("bash");
         command
             .arg(&script)
@@ -257,7 +272,15 @@ impl Boot {
             .env("MACHINE", self.machine_arg())
             .env("FIRMWARE", self.firmware_name())
             .env("CPU", &self.cpu)
-            .env("QEMU_ARGS", self.qemu_args.join(" "))
+            .env(
+                "QEMU_ARGS",
+                self.qemu_args
+                    .iter()
+                    .map(String::as_str)
+                    .chain(self.read_screen.then_some("-no-shutdown"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .env("SERIAL", &self.serial)
             .env("DEBUG_EXIT", if self.debug_exit { "yes" } else { "no" })
             // KVM only when asked for: TCG behaves the same everywhere,
@@ -269,9 +292,28 @@ impl Boot {
         static QEMUS: Semaphore = Semaphore::new(MAX_QEMUS);
         let _permit = QEMUS.acquire();
         let started = Instant::now();
+        let watcher = self.read_screen.then(|| {
+            let socket = screen::socket_path(&slug_name(&self.name));
+            let _ = std::fs::remove_file(&socket);
+            command.env("MONITOR", &socket);
+            let ppm = build_dir().join("test-logs").join(format!("{}.ppm", slug_name(&self.name)));
+            let _ = std::fs::create_dir_all(build_dir().join("test-logs"));
+            let deadline = started + timeout;
+            std::thread::spawn(move || {
+                let text = screen::watch(&socket, &ppm, deadline);
+                let _ = std::fs::remove_file(&socket);
+                text
+            })
+        });
         let run =
             supervise(command, pattern, timeout).unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
         let elapsed = started.elapsed();
+        let screen = watcher.map(|w| w.join().unwrap_or_else(|_| Err("the screen reader panicked".into())));
+        if let Some(text) = &screen {
+            let path = build_dir().join("test-logs").join(format!("{}.screen", slug_name(&self.name)));
+            let _ =
+                std::fs::write(path, text.as_ref().map_or_else(|e| format!("(no screen: {e})\n"), |t| t.join("\n")));
+        }
 
         let status = match run.end {
             End::PatternFound => Status::PatternFound,
@@ -292,6 +334,7 @@ impl Boot {
             log_path,
             stderr_path,
             elapsed,
+            screen,
         }
     }
 

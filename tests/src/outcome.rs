@@ -53,6 +53,9 @@ pub struct Outcome {
     pub stderr_path: PathBuf,
     /// How long QEMU ran.
     pub elapsed: Duration,
+    /// The screen's text when the guest powered off, a string a text row
+    /// ([`crate::Boot::read_screen`]), or why it could not be read.
+    pub screen: Option<Result<Vec<String>, String>>,
 }
 
 /// A line of user output, split into the writer's pid and its text; None
@@ -70,6 +73,31 @@ pub fn user_line(line: &str) -> Option<(u64, &str)> {
 const TAIL_LINES: usize = 40;
 
 impl Outcome {
+    /// Checks that the screen, read back at power off, shows a line
+    /// containing each of `needles`; returns its lines.
+    ///
+    /// # Panics
+    ///
+    /// If the screen was not read, or a needle is missing: with the screen's
+    /// text.
+    pub fn assert_screen_shows(&self, needles: &[&str]) -> &[String] {
+        let text = match &self.screen {
+            None => panic!("{}: the screen was not read (Boot::read_screen)", self.name),
+            Some(Err(e)) => panic!("{}", self.report(&format!("the screen could not be read: {e}"))),
+            Some(Ok(text)) => text,
+        };
+        let absent: Vec<&str> = needles.iter().copied().filter(|n| !text.iter().any(|l| l.contains(n))).collect();
+        if !absent.is_empty() {
+            panic!(
+                "{}: the screen does not show {absent:?}; it shows:\n{}\n(serial log: {})",
+                self.name,
+                text.join("\n"),
+                self.log_path.display()
+            );
+        }
+        text
+    }
+
     /// The serial log's lines, without line terminators (QEMU's serial may
     /// deliver `\r\n`).
     pub fn lines(&self) -> impl Iterator<Item = &str> {
@@ -347,6 +375,7 @@ test sched::yield ... ok\r
             log_path: PathBuf::from("/nonexistent/canned.log"),
             stderr_path: PathBuf::from("/nonexistent/canned.stderr"),
             elapsed: Duration::from_secs(3),
+            screen: None,
         }
     }
 

@@ -313,7 +313,6 @@ pub enum Cache {
     Uncached,
     /// Write-combining (PAT entry 1, which `cpu::init_pat` makes WC):
     /// framebuffers. Uncached where the CPU has no PAT.
-    #[allow(dead_code)] // the screen console is its first user
     WriteCombining,
 }
 

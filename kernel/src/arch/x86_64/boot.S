@@ -27,6 +27,13 @@ mb2_header:
     .balign 8
     .short 6, 0
     .long 8
+    /* Framebuffer tag: a linear framebuffer, 1024x768 at 32 bits a pixel
+     * if the firmware has it, else what GRUB finds closest; optional (flag
+     * 1), so a machine without one still boots, in text mode. */
+    .balign 8
+    .short 5, 1
+    .long 20
+    .long 1024, 768, 32
     /* End tag. */
     .balign 8
     .short 0, 0
