@@ -45,10 +45,12 @@ use arch::{apic, cpu, gdt, idt, pic, power, serial};
 
 /// The first Rust code to run, on the boot stack, called from boot.S with
 /// the physical address of the multiboot2 information and the TSC at the
-/// kernel's first instructions.
+/// kernel's first instructions, and how far above its link address GRUB
+/// loaded the image.
 #[unsafe(no_mangle)]
-pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
+pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64, load_offset: u64) -> ! {
     time::mark_boot(entry_tsc);
+    mem::set_load_offset(load_offset);
     // The boot CPU is logical CPU 0; its APIC ID is read once the APIC is up.
     percpu::install(0, 0);
     serial::init();
@@ -59,6 +61,13 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64) -> ! {
     let boot = boot_info::load(mbi_phys);
     let options = cmdline::init(boot.cmdline());
     log::info!("boot: Ferrite {} booting, loaded by {}", env!("CARGO_PKG_VERSION"), boot.loader_name());
+    let image = mem::frames::kernel_image();
+    log::info!(
+        "boot: kernel image loaded at {:#x}..{:#x} ({:#x} above its link address)",
+        image.start,
+        image.end,
+        mem::load_offset()
+    );
     boot.log_summary();
 
     cpu::log_features();

@@ -61,34 +61,105 @@ fn build_kernel() -> Result<PathBuf, String> {
     Ok(elf)
 }
 
-/// Returns an ISO whose GRUB entry boots the kernel with `cmdline`, making it
-/// with `scripts/mkiso.sh` the first time this process asks for `cmdline`.
-///
-/// ISOs live at `build/test-iso/<slug>.iso` (see [`slug`]).
+/// Which kernel ELF an ISO holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Image {
+    /// `build/ferrite.elf`.
+    AsBuilt,
+    /// The same, but asking GRUB to load it as high as it may
+    /// ([`kernel_loaded_high`]).
+    LoadedHigh,
+}
+
+/// The ISO for kernel command line `cmdline`, with the kernel `image`, made
+/// once per process: `build/test-iso/<slug>.iso` (`high-<slug>.iso` for
+/// [`Image::LoadedHigh`]).
 ///
 /// # Panics
 ///
-/// If the kernel or the user programs cannot be built or mkiso.sh fails.
-pub fn iso(cmdline: &str) -> PathBuf {
-    // One cell per command line, so different command lines build in
+/// If the kernel cannot be built or `mkiso.sh` fails.
+pub fn iso_of(image: Image, cmdline: &str) -> PathBuf {
+    // One cell per image and command line, so different ones build in
     // parallel while the same one is built only once.
-    static ISOS: OnceLock<Mutex<HashMap<String, Arc<Built>>>> = OnceLock::new();
-    let kernel = kernel();
+    type Cells = Mutex<HashMap<(Image, String), Arc<Built>>>;
+    static ISOS: OnceLock<Cells> = OnceLock::new();
+    let (kernel, name) = match image {
+        Image::AsBuilt => (kernel(), slug(cmdline)),
+        Image::LoadedHigh => (kernel_loaded_high(), format!("high-{}", slug(cmdline))),
+    };
     let cell = {
         let mut isos = ISOS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(isos.entry(cmdline.to_owned()).or_default())
+        Arc::clone(isos.entry((image, cmdline.to_owned())).or_default())
     };
-    cell.get_or_init(|| make_iso(&kernel, cmdline)).clone().unwrap_or_else(|e| panic!("{e}"))
+    cell.get_or_init(|| make_iso(&kernel, &name, cmdline)).clone().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn make_iso(kernel: &Path, cmdline: &str) -> Result<PathBuf, String> {
+/// `build/ferrite-high.elf`: the kernel with its multiboot2 relocatable
+/// tag's load preference set to "highest", so that GRUB loads it as near
+/// the tag's upper bound as memory allows instead of at its link address.
+/// Only the tag changes (the header's checksum covers its first four
+/// fields, not its tags).
+pub fn kernel_loaded_high() -> PathBuf {
+    static HIGH: Built = OnceLock::new();
+    HIGH.get_or_init(|| {
+        let mut elf = std::fs::read(kernel()).map_err(|e| format!("cannot read the kernel: {e}"))?;
+        set_load_preference(&mut elf, PREFER_HIGHEST)?;
+        let path = build_dir().join("ferrite-high.elf");
+        let staging = build_dir().join(format!("ferrite-high.elf.{}", std::process::id()));
+        std::fs::write(&staging, &elf)
+            .and_then(|()| std::fs::rename(&staging, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+const MB2_HEADER_MAGIC: u32 = 0xe852_50d6;
+const MB2_TAG_RELOCATABLE: u16 = 10;
+const PREFER_HIGHEST: u32 = 2;
+
+/// Sets the load preference (0 none, 1 lowest, 2 highest) of the
+/// relocatable tag in the multiboot2 header of the image `elf` (within its
+/// first 32 KiB, 8-byte aligned, as the spec places it).
+fn set_load_preference(elf: &mut [u8], preference: u32) -> Result<(), String> {
+    let u32_at = |b: &[u8], at: usize| b.get(at..at + 4).map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")));
+    let header = (0..elf.len().min(32 * 1024))
+        .step_by(8)
+        .find(|&at| {
+            u32_at(elf, at) == Some(MB2_HEADER_MAGIC)
+                && [at + 4, at + 8, at + 12]
+                    .iter()
+                    .map(|&f| u32_at(elf, f))
+                    .collect::<Option<Vec<_>>>()
+                    .is_some_and(|f| f[0].wrapping_add(f[1]).wrapping_add(f[2]).wrapping_add(MB2_HEADER_MAGIC) == 0)
+        })
+        .ok_or("no multiboot2 header in the kernel's first 32 KiB")?;
+    let end = header + u32_at(elf, header + 8).ok_or("truncated header")? as usize;
+    let mut tag = header + 16;
+    while tag + 8 <= end {
+        let kind = u16::from_le_bytes([elf[tag], elf[tag + 1]]);
+        let size = u32_at(elf, tag + 4).ok_or("truncated tag")? as usize;
+        if kind == 0 || size < 8 {
+            break;
+        }
+        if kind == MB2_TAG_RELOCATABLE && size >= 24 {
+            elf.get_mut(tag + 20..tag + 24).ok_or("truncated tag")?.copy_from_slice(&preference.to_le_bytes());
+            return Ok(());
+        }
+        tag += size.div_ceil(8) * 8;
+    }
+    Err("the multiboot2 header has no relocatable tag".into())
+}
+
+fn make_iso(kernel: &Path, name: &str, cmdline: &str) -> Result<PathBuf, String> {
     let dir = build_dir().join("test-iso");
-    let iso = dir.join(format!("{}.iso", slug(cmdline)));
+    let iso = dir.join(format!("{name}.iso"));
     // mkiso.sh writes to a name of our own, renamed into place afterwards, so
     // that another test process making the same ISO at the same moment never
     // shares its temporary file, and a QEMU already booting the old image
     // keeps its (unlinked) copy.
-    let staging = dir.join(format!("{}.iso.{}", slug(cmdline), std::process::id()));
+    let staging = dir.join(format!("{name}.iso.{}", std::process::id()));
     let script = root().join("scripts/mkiso.sh");
     let output = Command::new("bash")
         .arg(&script)
@@ -144,6 +215,28 @@ fn combined(output: &Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_preference_is_patched_in_the_relocatable_tag() {
+        // Padding, then a header (magic, arch, length, checksum), a module
+        // alignment tag, the relocatable tag and the end tag.
+        let mut elf = vec![0u8; 24];
+        let words = |v: &mut Vec<u8>, w: &[u32]| w.iter().for_each(|x| v.extend_from_slice(&x.to_le_bytes()));
+        let len = 16 + 8 + 24 + 8;
+        words(&mut elf, &[MB2_HEADER_MAGIC, 0, len, 0u32.wrapping_sub(MB2_HEADER_MAGIC + len)]);
+        words(&mut elf, &[6, 8]);
+        words(&mut elf, &[10, 24, 0x20_0000, 0x4000_0000, 4096, 1]);
+        words(&mut elf, &[0, 8]);
+        let mut patched = elf.clone();
+        set_load_preference(&mut patched, PREFER_HIGHEST).unwrap();
+        let at = 24 + 16 + 8 + 20;
+        assert_eq!(patched[at..at + 4], 2u32.to_le_bytes());
+        patched[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(patched, elf, "nothing else changed");
+        // A bad checksum is not a header.
+        elf[24 + 12] ^= 1;
+        assert!(set_load_preference(&mut elf, PREFER_HIGHEST).is_err());
+    }
 
     #[test]
     fn slug_keeps_readable_text() {

@@ -111,6 +111,7 @@ pub struct Boot {
     serial: String,
     debug_exit: bool,
     read_screen: bool,
+    image: artifacts::Image,
     timeout: Option<Duration>,
 }
 
@@ -131,6 +132,7 @@ impl Boot {
             serial: "stdio".to_owned(),
             debug_exit: true,
             read_screen: false,
+            image: artifacts::Image::AsBuilt,
             timeout: None,
         }
     }
@@ -221,6 +223,14 @@ impl Boot {
         self
     }
 
+    /// Boots the kernel with its relocatable header tag asking GRUB to load
+    /// it as high as it may (below 1 GiB) instead of at its 2 MiB link
+    /// address: what firmware that owns the 2 MiB area makes GRUB do.
+    pub fn loaded_high(mut self) -> Self {
+        self.image = artifacts::Image::LoadedHigh;
+        self
+    }
+
     /// Reads the screen back when the guest powers off: QEMU gets a monitor
     /// and `-no-shutdown`, and stops instead of exiting; the harness then
     /// dumps the screen (`build/test-logs/<name>.ppm`), decodes its text
@@ -259,7 +269,7 @@ impl Boot {
     }
 
     fn boot(&self, pattern: Option<&str>) -> Outcome {
-        let iso = artifacts::iso(&self.cmdline);
+        let iso = artifacts::iso_of(self.image, &self.cmdline);
         let timeout = self.timeout.unwrap_or_else(env_timeout);
         let script = root().join("scripts/qemu.sh");
         assert!(!(self.read_screen && self.debug_exit), "read_screen needs debug_exit(false)");

@@ -32,6 +32,24 @@ fn bios_q35_5g() {
     all_tests("bios_q35_5g", Firmware::Bios, Machine::Q35, "5G", 2).run().assert_all_tests_passed();
 }
 
+/// The kernel loaded far above its 2 MiB link address (its relocatable
+/// header tag asking GRUB for the highest place it may go, below 1 GiB):
+/// the 32-bit entry runs where it lies, the higher half maps onto it there,
+/// and every test passes (among them, that no frame of the moved image is
+/// ever handed out).
+#[test]
+fn uefi_q35_loaded_high() {
+    let outcome = all_tests("uefi_q35_loaded_high", Firmware::Uefi, Machine::Q35, "512M", 2).loaded_high().run();
+    outcome.assert_all_tests_passed();
+    let line = outcome
+        .lines()
+        .find(|l| l.contains("boot: kernel image loaded at"))
+        .unwrap_or_else(|| outcome.fail("the log does not say where the kernel was loaded"));
+    if line.contains("(0x0 above its link address)") {
+        outcome.fail(&format!("the kernel was loaded at its link address: {line}"));
+    }
+}
+
 #[test]
 fn uefi_q35_256m() {
     all_tests("uefi_q35_256m", Firmware::Uefi, Machine::Q35, "256M", 1).run().assert_all_tests_passed();

@@ -25,9 +25,11 @@ unsafe extern "C" {
     static __kernel_phys_end: u8;
 }
 
-/// The kernel image's physical range, from the linker script.
+/// The kernel image's physical range: the linker script's, moved by
+/// where GRUB loaded it.
 pub fn kernel_image() -> PhysRange {
-    PhysRange::new((&raw const __kernel_phys_start) as u64, (&raw const __kernel_phys_end) as u64)
+    let offset = super::load_offset();
+    PhysRange::new((&raw const __kernel_phys_start) as u64 + offset, (&raw const __kernel_phys_end) as u64 + offset)
 }
 
 pub fn init(boot: &BootInfo) {

@@ -9,7 +9,8 @@
 //! | `HEAP_START` .. +`HEAP_MAX`    | kernel heap, grown on demand            |
 //! | `MMIO_START` ..                | device registers, uncached              |
 //! | `STACKS_START` ..              | kernel stacks, each with a guard page   |
-//! | `KERNEL_VMA` + physical        | the kernel image (top 2 GiB)            |
+//! | `KERNEL_VMA` + link address    | the kernel image (top 2 GiB), wherever  |
+//! |                                | GRUB loaded it ([`load_offset`])        |
 //!
 //! Lock order: heap, then kernel page table, then frame allocator. The frame
 //! allocator never allocates.
@@ -32,6 +33,25 @@ pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
 /// The boot page tables direct-map this much; early allocations for the
 /// kernel's own tables must come from below it.
 pub const BOOT_DIRECT_MAP_END: u64 = 4 << 30;
+
+/// How far above its link address GRUB loaded the kernel image (boot.S
+/// finds it; a multiple of the page size).
+static LOAD_OFFSET: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Records where the kernel image was loaded: first thing at boot.
+pub fn set_load_offset(offset: u64) {
+    LOAD_OFFSET.store(offset, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// How far above its link address (2 MiB) the kernel image was loaded.
+pub fn load_offset() -> u64 {
+    LOAD_OFFSET.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The physical address of `virt`, an address in the kernel image.
+pub fn image_virt_to_phys(virt: u64) -> u64 {
+    virt - KERNEL_VMA + load_offset()
+}
 
 /// The direct-map address of a physical address.
 #[inline]

@@ -19,7 +19,7 @@
 //! Every upper-half PML4 entry gets its page-directory-pointer table now,
 //! so the kernel half never changes at the top level and future address
 //! spaces can share it by copying 256 entries.
-use super::{frames, phys_to_virt, PhysRange, BOOT_DIRECT_MAP_END, KERNEL_VMA, MMIO_MAX, MMIO_START, PHYS_OFFSET};
+use super::{frames, phys_to_virt, PhysRange, BOOT_DIRECT_MAP_END, MMIO_MAX, MMIO_START, PHYS_OFFSET};
 use crate::arch::cpu;
 use crate::boot_info::{AreaKind, BootInfo};
 use crate::error::KernelError;
@@ -170,7 +170,7 @@ fn map_direct_small(pt: &mut OffsetPageTable<'static>, range: PhysRange, alloc: 
 fn map_image(pt: &mut OffsetPageTable<'static>, start: u64, end: u64, flags: Flags, alloc: &mut TableFrames) {
     for virt in (start..end).step_by(super::PAGE_SIZE as usize) {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
-        let frame = PhysFrame::containing_address(PhysAddr::new(virt - KERNEL_VMA));
+        let frame = PhysFrame::containing_address(PhysAddr::new(super::image_virt_to_phys(virt)));
         // SAFETY: maps the kernel image onto itself; the tables are not live.
         match unsafe { pt.map_to(page, frame, flags, alloc) } {
             Ok(flush) => flush.ignore(),

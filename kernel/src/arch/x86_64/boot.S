@@ -7,6 +7,11 @@
  * the boot page tables, enters long mode and jumps to the kernel proper in
  * the higher half, on a stack with an unmapped guard page below it.
  *
+ * GRUB may load the image anywhere the relocatable header tag allows, so
+ * this code runs wherever it was loaded: every address it uses is its link
+ * address plus the load offset (edi), and the higher half maps onto the
+ * image where it lies. kernel_main gets the offset.
+ *
  * Boot page tables (all in .boot.bss, below 4 GiB):
  *   PML4[0], PML4[256] -> boot_pdpt_low -> boot_pd: 0..4 GiB in 2 MiB pages,
  *       identity and at the direct-map offset (used until mem/paging.rs
@@ -23,6 +28,14 @@ mb2_header:
     .long 0                                     /* architecture: i386 */
     .long mb2_header_end - mb2_header
     .long 0x100000000 - ({mb2_header_magic} + (mb2_header_end - mb2_header))
+    /* Relocatable tag: the image may be loaded anywhere from 2 MiB up to
+     * 1 GiB, on a page boundary, as low as there is room (preference 1),
+     * for firmware that owns the 2 MiB area. Everything below runs at
+     * whatever address it was loaded at (see _start). */
+    .balign 8
+    .short 10, 0
+    .long 24
+    .long {mb2_reloc_min}, {mb2_reloc_max}, 4096, 1
     /* Module alignment tag: load boot modules on page boundaries. */
     .balign 8
     .short 6, 0
@@ -75,12 +88,30 @@ msg_no_long_mode:
 _start:
     cli
     cld
-    mov esp, offset boot32_stack_top
-    mov edi, eax                    /* keep the magic and the info pointer */
-    mov esi, ebx
-
-    cmp edi, {mb2_boot_magic}
+    mov esi, ebx                    /* keep the info pointer */
+    cmp eax, {mb2_boot_magic}
     jne .Lbad_magic
+
+    /* Where GRUB loaded the image: the load base address tag (type 21) of
+     * the boot information (8-byte aligned tags after an 8-byte header;
+     * type 0 ends them). edi = load address - link address, for good: every
+     * reference to this file's symbols below adds it, as this code is not
+     * linked where it runs. No tag: loaded where linked. */
+    xor edi, edi
+    lea ecx, [esi + 8]
+1:  mov eax, [ecx]
+    test eax, eax
+    jz 3f
+    cmp eax, {mb2_tag_load_base}
+    je 2f
+    mov eax, [ecx + 4]
+    add eax, 7
+    and eax, ~7
+    add ecx, eax
+    jmp 1b
+2:  mov edi, [ecx + 8]
+    sub edi, offset __kernel_phys_start
+3:  lea esp, [edi + boot32_stack_top]
 
     /* CPUID exists if EFLAGS.ID can be toggled. */
     pushfd
@@ -119,39 +150,40 @@ _start:
     or eax, {pte_large}
     mov edx, ecx
     shr edx, 11
-    mov [boot_pd + ecx * 8], eax
-    mov [boot_pd + ecx * 8 + 4], edx
+    mov [edi + ecx * 8 + boot_pd], eax
+    mov [edi + ecx * 8 + boot_pd + 4], edx
     inc ecx
     cmp ecx, 2048
     jb 1b
 
     /* boot_pdpt_low: four entries, one per page of boot_pd. */
-    mov eax, offset boot_pd
+    lea eax, [edi + boot_pd]
     or eax, {pte_table}
     xor ecx, ecx
-2:  mov [boot_pdpt_low + ecx * 8], eax
+2:  mov [edi + ecx * 8 + boot_pdpt_low], eax
     add eax, 4096
     inc ecx
     cmp ecx, 4
     jb 2b
 
-    mov eax, offset boot_pdpt_low
+    lea eax, [edi + boot_pdpt_low]
     or eax, {pte_table}
-    mov [boot_pml4], eax
-    mov [boot_pml4 + 256 * 8], eax
+    mov [edi + boot_pml4], eax
+    mov [edi + boot_pml4 + 256 * 8], eax
 
-    /* The higher half: PML4[511] -> PDPT[510] -> PD[0..8] -> 4 KiB pages. */
-    mov eax, offset boot_pdpt_high
+    /* The higher half: PML4[511] -> PDPT[510] -> PD[0..8] -> 4 KiB pages,
+     * KERNEL_VMA + x -> x + the load offset. */
+    lea eax, [edi + boot_pdpt_high]
     or eax, {pte_table}
-    mov [boot_pml4 + 511 * 8], eax
-    mov eax, offset boot_pd_high
+    mov [edi + boot_pml4 + 511 * 8], eax
+    lea eax, [edi + boot_pd_high]
     or eax, {pte_table}
-    mov [boot_pdpt_high + 510 * 8], eax
+    mov [edi + boot_pdpt_high + 510 * 8], eax
 
-    mov eax, offset boot_pt_high
+    lea eax, [edi + boot_pt_high]
     or eax, {pte_table}
     xor ecx, ecx
-3:  mov [boot_pd_high + ecx * 8], eax
+3:  mov [edi + ecx * 8 + boot_pd_high], eax
     add eax, 4096
     inc ecx
     cmp ecx, 8
@@ -160,21 +192,22 @@ _start:
     xor ecx, ecx
 4:  mov eax, ecx
     shl eax, 12
+    add eax, edi
     or eax, {pte_table}
-    mov [boot_pt_high + ecx * 8], eax
+    mov [edi + ecx * 8 + boot_pt_high], eax
     inc ecx
     cmp ecx, 4096
     jb 4b
 
     /* Unmap the boot stack's guard page. */
     mov eax, offset __boot_stack_guard_pte
-    mov dword ptr [boot_pt_high + eax], 0
+    mov dword ptr [edi + eax + boot_pt_high], 0
 
     /* PAE, then the page-table root, then EFER.LME, then paging. */
     mov eax, cr4
     or eax, {cr4_pae}
     mov cr4, eax
-    mov eax, offset boot_pml4
+    lea eax, [edi + boot_pml4]
     mov cr3, eax
     mov ecx, {msr_efer}
     rdmsr
@@ -184,21 +217,27 @@ _start:
     or eax, {cr0_pg_pe}
     mov cr0, eax
 
-    lgdt [boot_gdt_ptr]
-    /* ljmp selector:offset into 64-bit code */
-    .byte 0xea
-    .long long_mode_low
-    .short {sel_code}
+    /* The GDT pointer holds the GDT's address where it was loaded. */
+    lea eax, [edi + boot_gdt]
+    mov [edi + boot_gdt_ptr + 2], eax
+    lgdt [edi + boot_gdt_ptr]
+    /* A far return into 64-bit code where it was loaded. */
+    push {sel_code}
+    lea eax, [edi + long_mode_low]
+    push eax
+    retf
 
 /* Print the NUL-terminated string at esi on COM1 (polled), then halt. */
 .Lbad_magic:
-    mov esi, offset msg_bad_magic
+    /* Not multiboot2, so not relocated by it: linked where it runs. */
+    xor edi, edi
+    lea esi, [edi + msg_bad_magic]
     jmp .Lfatal32
 .Lno_cpuid:
-    mov esi, offset msg_no_cpuid
+    lea esi, [edi + msg_no_cpuid]
     jmp .Lfatal32
 .Lno_long_mode:
-    mov esi, offset msg_no_long_mode
+    lea esi, [edi + msg_no_long_mode]
 .Lfatal32:
     /* 115200 8N1, FIFO on: the firmware may have left COM1 unconfigured. */
     mov dx, {com1} + 1
@@ -254,6 +293,7 @@ long_mode_low:
 .section .text.kernel_entry, "ax"
 long_mode_high:
     mov rsp, offset __boot_stack_top
+    mov edx, edi                    /* the load offset */
     mov edi, esi                    /* the boot information's physical address */
     mov eax, ebx                    /* the TSC at entry, from ebx:ebp */
     shl rax, 32

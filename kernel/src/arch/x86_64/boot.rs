@@ -10,6 +10,13 @@ use x86_64::structures::paging::PageTableFlags;
 const MB2_HEADER_MAGIC: u32 = 0xe852_50d6;
 /// Magic that a multiboot2 loader leaves in eax (multiboot2 spec, 3.3).
 const MB2_BOOT_MAGIC: u32 = 0x36d7_6289;
+/// The multiboot2 boot information's load base address tag (spec 3.6.19).
+const MB2_TAG_LOAD_BASE: u32 = 21;
+/// Where the relocatable header tag lets GRUB load the image: from its link
+/// address (the lowest it may go: nothing below is ever mapped for it) up to
+/// 1 GiB (the boot page tables and the early table frames live below 4 GiB).
+const MB2_RELOC_MIN: u32 = 0x20_0000;
+const MB2_RELOC_MAX: u32 = 0x4000_0000;
 /// EFLAGS.ID: writable exactly when CPUID exists.
 const EFLAGS_ID: u32 = 1 << 21;
 /// CPUID 8000_0001h EDX bit 29: long mode (Intel SDM vol. 2, CPUID).
@@ -38,6 +45,9 @@ core::arch::global_asm!(
     include_str!("boot.S"),
     mb2_header_magic = const MB2_HEADER_MAGIC,
     mb2_boot_magic = const MB2_BOOT_MAGIC,
+    mb2_tag_load_base = const MB2_TAG_LOAD_BASE,
+    mb2_reloc_min = const MB2_RELOC_MIN,
+    mb2_reloc_max = const MB2_RELOC_MAX,
     eflags_id = const EFLAGS_ID,
     cpuid_long_mode = const CPUID_LONG_MODE,
     msr_efer = const MSR_EFER,
