@@ -4,11 +4,15 @@
 //! QEMU (`-device isa-debug-exit,iobase=0xf4`) exits with status
 //! `(value << 1) | 1` when a value is written to the port. scripts/qemu.sh
 //! maps these statuses back to success and failure; keep them in sync.
-//! The kernel cannot tell whether the device is there, so it always writes
-//! the port (unused on a PC); if it is still running afterwards, it stops
-//! the other CPUs, says its verdict on the console (the only place it can
-//! reach now) and enters ACPI S5 ([`super::sleep`]); if that does not power
-//! off within 100 ms, it says so and halts.
+//! The device reads as 0, where a port nothing decodes reads as all ones:
+//! that is how the kernel tells. QEMU (since 9.1) acts on the write
+//! asynchronously, so the CPU runs on for a moment after it; the kernel
+//! waits for QEMU to stop it (up to [`DEBUG_EXIT_WAIT_NS`]), saying
+//! nothing more, so that the verdict stays the log's last line. Without
+//! the device (a PC, or `DEBUG_EXIT=no`), or if QEMU did not stop it, the
+//! kernel stops the other CPUs, says its verdict on the console (the only
+//! place it can reach now) and enters ACPI S5 ([`super::sleep`]); if that
+//! does not power off within 100 ms, it says so and halts.
 //!
 //! Resetting tries, in order, what Linux's `reboot=` methods try on a PC:
 //! the FADT's reset register (ACPI 2.0 and later, where the firmware says
@@ -24,6 +28,10 @@ use x86_64::instructions::port::Port;
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 const DEBUG_EXIT_SUCCESS: u32 = 0x10;
 const DEBUG_EXIT_FAILURE: u32 = 0x11;
+/// What the debug-exit device reads as.
+const DEBUG_EXIT_READS: u32 = 0;
+/// How long QEMU may take to act on a debug-exit write.
+const DEBUG_EXIT_WAIT_NS: u64 = 2_000_000_000;
 
 /// How long a reset method has to work before the next is tried.
 const RESET_WAIT_NS: u64 = 100_000_000;
@@ -138,9 +146,15 @@ const POWER_OFF_WAIT_NS: u64 = 100_000_000;
 pub fn power_off(success: bool) -> ! {
     x86_64::instructions::interrupts::disable();
     let value = if success { DEBUG_EXIT_SUCCESS } else { DEBUG_EXIT_FAILURE };
-    // SAFETY: port 0xf4 is QEMU's debug-exit device, or unused on a PC
-    // (it is outside every standard legacy device's range).
-    unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(value) };
+    let mut port = Port::<u32>::new(DEBUG_EXIT_PORT);
+    // SAFETY: port 0xf4 is QEMU's debug-exit device, or unused on a PC (it
+    // is outside every standard legacy device's range); reading it has no
+    // effect on either.
+    if unsafe { port.read() } == DEBUG_EXIT_READS {
+        // SAFETY: as above; the write ends QEMU.
+        unsafe { port.write(value) };
+        crate::time::spin_ns(DEBUG_EXIT_WAIT_NS);
+    }
     // Still running: no debug-exit device. The verdict can only go to the
     // console now; the other CPUs stop first so that it is the last line.
     let others = crate::smp::online_count().saturating_sub(1);
