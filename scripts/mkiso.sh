@@ -11,13 +11,22 @@
 # the kernel's tests of its ELF loader: `notelf` (text, not ELF) and
 # `truncated` (the first TRUNCATED_LEN bytes of init).
 #
-# Environment: GRUB_TIMEOUT (seconds the menu waits, default 0), USER_DIR.
+# Environment: GRUB_TIMEOUT (seconds the menu waits, default 0), USER_DIR,
+# GFXPAYLOAD (a GRUB gfxpayload value, e.g. 1024x768x24 or text, set in
+# every entry; default none: the mode the kernel's multiboot2 header asks
+# for).
 set -euo pipefail
 kernel=$1 out=$2 cmdline=${3:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 user_dir=${USER_DIR:-$here/build/user}
 # Long enough for the ELF header, short of the program headers' end.
 TRUNCATED_LEN=200
+
+gfxpayload=${GFXPAYLOAD:-}
+case $gfxpayload in
+*[!A-Za-z0-9,]*) echo "mkiso: GFXPAYLOAD may hold letters, digits and commas only: $gfxpayload" >&2; exit 2 ;;
+esac
+gfx_line=${gfxpayload:+set gfxpayload=$gfxpayload}
 
 case $cmdline in
 *[\;\&\|\$\`\"\'\\]*) echo "mkiso: the command line may not contain ; & | \$ \` quotes or backslashes: $cmdline" >&2; exit 2 ;;
@@ -58,6 +67,7 @@ modules="init ${others[*]}"
 # Comment lines keep their placeholders (they name them). A line that is
 # only @MODULES@ becomes one module2 line per module, with its indentation.
 sed -e "/^[[:space:]]*#/!s#@CMDLINE@#${cmdline}#g" -e "/^[[:space:]]*#/!s#@TIMEOUT@#${GRUB_TIMEOUT:-0}#g" \
+	-e "s#^\([[:space:]]*\)@GFXPAYLOAD@\$#\1${gfx_line}#" \
 	"$here/grub/grub.cfg" |
 	awk -v modules="$modules" '
 		/^[ \t]*@MODULES@[ \t]*$/ {

@@ -71,27 +71,31 @@ pub enum Image {
     LoadedHigh,
 }
 
-/// The ISO for kernel command line `cmdline`, with the kernel `image`, made
-/// once per process: `build/test-iso/<slug>.iso` (`high-<slug>.iso` for
-/// [`Image::LoadedHigh`]).
+/// The ISO for kernel command line `cmdline`, with the kernel `image` and
+/// GRUB's `gfxpayload` set to `gfxpayload` (if given), made once per
+/// process: `build/test-iso/<slug>.iso` (`high-<slug>.iso` for
+/// [`Image::LoadedHigh`], `gfx-<mode>-…` with a gfxpayload).
 ///
 /// # Panics
 ///
 /// If the kernel cannot be built or `mkiso.sh` fails.
-pub fn iso_of(image: Image, cmdline: &str) -> PathBuf {
+pub fn iso_of(image: Image, gfxpayload: Option<&str>, cmdline: &str) -> PathBuf {
     // One cell per image and command line, so different ones build in
     // parallel while the same one is built only once.
-    type Cells = Mutex<HashMap<(Image, String), Arc<Built>>>;
+    type Cells = Mutex<HashMap<(Image, Option<String>, String), Arc<Built>>>;
     static ISOS: OnceLock<Cells> = OnceLock::new();
-    let (kernel, name) = match image {
+    let (kernel, mut name) = match image {
         Image::AsBuilt => (kernel(), slug(cmdline)),
         Image::LoadedHigh => (kernel_loaded_high(), format!("high-{}", slug(cmdline))),
     };
+    if let Some(mode) = gfxpayload {
+        name = format!("gfx-{}-{name}", slug(mode));
+    }
     let cell = {
         let mut isos = ISOS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(isos.entry((image, cmdline.to_owned())).or_default())
+        Arc::clone(isos.entry((image, gfxpayload.map(str::to_owned), cmdline.to_owned())).or_default())
     };
-    cell.get_or_init(|| make_iso(&kernel, &name, cmdline)).clone().unwrap_or_else(|e| panic!("{e}"))
+    cell.get_or_init(|| make_iso(&kernel, &name, gfxpayload, cmdline)).clone().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `build/ferrite-high.elf`: the kernel with its multiboot2 relocatable
@@ -152,7 +156,7 @@ fn set_load_preference(elf: &mut [u8], preference: u32) -> Result<(), String> {
     Err("the multiboot2 header has no relocatable tag".into())
 }
 
-fn make_iso(kernel: &Path, name: &str, cmdline: &str) -> Result<PathBuf, String> {
+fn make_iso(kernel: &Path, name: &str, gfxpayload: Option<&str>, cmdline: &str) -> Result<PathBuf, String> {
     let dir = build_dir().join("test-iso");
     let iso = dir.join(format!("{name}.iso"));
     // mkiso.sh writes to a name of our own, renamed into place afterwards, so
@@ -168,6 +172,7 @@ fn make_iso(kernel: &Path, name: &str, cmdline: &str) -> Result<PathBuf, String>
         .arg(cmdline)
         // A GRUB menu delay meant for a USB stick would only slow every boot.
         .env("GRUB_TIMEOUT", "0")
+        .env("GFXPAYLOAD", gfxpayload.unwrap_or(""))
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !output.status.success() {

@@ -112,6 +112,7 @@ pub struct Boot {
     debug_exit: bool,
     read_screen: bool,
     image: artifacts::Image,
+    gfxpayload: Option<String>,
     timeout: Option<Duration>,
 }
 
@@ -133,6 +134,7 @@ impl Boot {
             debug_exit: true,
             read_screen: false,
             image: artifacts::Image::AsBuilt,
+            gfxpayload: None,
             timeout: None,
         }
     }
@@ -231,6 +233,13 @@ impl Boot {
         self
     }
 
+    /// Sets GRUB's `gfxpayload` (e.g. `1024x768x24`, or `text` for no
+    /// framebuffer), overriding the mode the kernel's header asks for.
+    pub fn gfxpayload(mut self, mode: &str) -> Self {
+        self.gfxpayload = Some(mode.to_owned());
+        self
+    }
+
     /// Reads the screen back when the guest powers off: QEMU gets a monitor
     /// and `-no-shutdown`, and stops instead of exiting; the harness then
     /// dumps the screen (`build/test-logs/<name>.ppm`), decodes its text
@@ -269,7 +278,7 @@ impl Boot {
     }
 
     fn boot(&self, pattern: Option<&str>) -> Outcome {
-        let iso = artifacts::iso_of(self.image, &self.cmdline);
+        let iso = artifacts::iso_of(self.image, self.gfxpayload.as_deref(), &self.cmdline);
         let timeout = self.timeout.unwrap_or_else(env_timeout);
         let script = root().join("scripts/qemu.sh");
         assert!(!(self.read_screen && self.debug_exit), "read_screen needs debug_exit(false)");

@@ -83,3 +83,42 @@ fn console_serial_leaves_the_screen_alone() {
     let screen = outcome.screen.clone().expect("read").expect("readable");
     assert!(!screen.iter().any(|l| l.contains("CPUs online")), "the log reached the screen: {screen:#?}");
 }
+
+/// Another depth than the header asks for (GRUB's `gfxpayload`), drawn in
+/// that format and read back the same.
+fn screen_in_mode(name: &str, firmware: Firmware, mode: &str, bpp: &str) {
+    let outcome = Boot::new(name)
+        .firmware(firmware)
+        .smp(2)
+        .serial("none")
+        .debug_exit(false)
+        .gfxpayload(mode)
+        .read_screen()
+        .cmdline("test=smp")
+        .run();
+    outcome.assert_screen_shows(&[
+        &format!("screen: 1024x768, {bpp} bpp"),
+        "smp: 2 of 2 CPUs online",
+        "power: powering off through ACPI S5 (success)",
+    ]);
+}
+
+#[test]
+fn screen_24_bits() {
+    screen_in_mode("screen_24_bits", Firmware::Bios, "1024x768x24", "24");
+}
+
+#[test]
+fn screen_16_bits() {
+    screen_in_mode("screen_16_bits", Firmware::Bios, "1024x768x16", "16");
+}
+
+/// GRUB left in text mode: no framebuffer the kernel can draw on. The
+/// serial log says so, and the boot goes on.
+#[test]
+fn text_mode_is_reported_not_drawn() {
+    let outcome = Boot::new("text_mode_is_reported_not_drawn").smp(2).gfxpayload("text").cmdline("test=smp").run();
+    outcome.assert_all_tests_passed();
+    outcome.assert_contains_all(&["no screen console", "the console is on ttyS0"]);
+    outcome.assert_lacks("on the screen");
+}
