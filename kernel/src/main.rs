@@ -80,6 +80,11 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64, load_offset: u64) -
 
     pic::init_and_mask();
     apic::init_bsp(boot.acpi_root());
+    match boot.acpi_root().map(smp::madt::read) {
+        Some(Ok(madt)) => arch::ioapic::init(&madt),
+        Some(Err(e)) => log::warn!("ioapic: no usable MADT ({e}); no I/O APIC in use"),
+        None => log::warn!("ioapic: no ACPI tables; no I/O APIC in use"),
+    }
     percpu::set_apic_id(apic::id());
     smp::mark_online(0);
     sched::init_bsp();

@@ -34,7 +34,10 @@ mod tests;
 use core::fmt;
 
 pub use aml::{sleep_type, SleepType};
-pub use madt::{parse_madt, CpuEntry, CpuList, CpuSource, LocalNmi, Madt, MADT_FIXED_LEN, MAX_NMI_ENTRIES};
+pub use madt::{
+    parse_madt, CpuEntry, CpuList, CpuSource, IoApic, IsaRoute, LocalNmi, Madt, ISA_IRQS, MADT_FIXED_LEN, MAX_IO_APICS,
+    MAX_NMI_ENTRIES,
+};
 pub use timers::{
     parse_fadt, parse_hpet, parse_spcr, Fadt, GenericAddress, PmTimer, PmTimerBlock, ResetRegister, PM_TIMER_HZ,
 };

@@ -36,7 +36,7 @@
 //! `apfault=stuck` (the last AP stops short of coming online) exercise
 //! steps 5's reports and the late-AP path in the test harness.
 pub mod call;
-mod madt;
+pub mod madt;
 
 use crate::arch::apic::{self, Icr};
 use crate::arch::ipi::{AtomicCpuSet, CpuSet};

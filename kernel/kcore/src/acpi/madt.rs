@@ -8,7 +8,8 @@
 //! | type | entry                       | used for                      |
 //! |------|-----------------------------|-------------------------------|
 //! | 0    | Processor Local APIC        | a CPU with an 8-bit APIC ID   |
-//! | 1    | I/O APIC                    | counted, for the log          |
+//! | 1    | I/O APIC                    | where each I/O APIC is        |
+//! | 2    | Interrupt Source Override   | how an ISA IRQ reaches it     |
 //! | 4    | Local APIC NMI              | which LINT pin carries NMI    |
 //! | 5    | Local APIC Address Override | the 64-bit local APIC address |
 //! | 9    | Processor Local x2APIC      | a CPU with a 32-bit APIC ID   |
@@ -238,6 +239,48 @@ impl LocalNmi {
     }
 }
 
+/// At most this many I/O APICs are kept (a PC has one or two; the rest
+/// are counted in [`Madt::io_apics`] and reported).
+pub const MAX_IO_APICS: usize = 8;
+/// The ISA interrupt lines, IRQ 0-15.
+pub const ISA_IRQS: usize = 16;
+
+/// An I/O APIC (type 1 entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoApic {
+    /// Its I/O APIC ID.
+    pub id: u8,
+    /// The physical address of its registers.
+    pub address: u32,
+    /// The global system interrupt of its first input.
+    pub gsi_base: u32,
+}
+
+impl IoApic {
+    const EMPTY: IoApic = IoApic { id: 0, address: 0, gsi_base: 0 };
+}
+
+/// Where an ISA IRQ arrives, and how it signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsaRoute {
+    /// The global system interrupt (I/O APIC input) it is wired to.
+    pub gsi: u32,
+    /// Active low (else high).
+    pub active_low: bool,
+    /// Level triggered (else edge).
+    pub level: bool,
+}
+
+impl IsaRoute {
+    /// From an override's MPS INTI flags: polarity in bits 0-1 and trigger
+    /// mode in bits 2-3, each 00 meaning the bus's own (ISA: active high,
+    /// edge), 01 high or edge, 11 low or level; 10 is reserved and taken
+    /// as the bus's.
+    pub const fn from_flags(gsi: u32, flags: u16) -> IsaRoute {
+        IsaRoute { gsi, active_low: flags & 3 == 3, level: (flags >> 2) & 3 == 3 }
+    }
+}
+
 /// What the kernel needs from the MADT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Madt<const N: usize> {
@@ -250,8 +293,16 @@ pub struct Madt<const N: usize> {
     pub flags: u32,
     /// The usable CPUs.
     pub cpus: CpuList<N>,
-    /// Number of I/O APIC entries (type 1), for the log.
+    /// Number of I/O APIC entries (type 1), kept or not.
     pub io_apics: u32,
+    /// The first [`MAX_IO_APICS`] of them (`io_apic_count` filled).
+    pub io_apic_list: [IoApic; MAX_IO_APICS],
+    /// How many of `io_apic_list` are filled.
+    pub io_apic_count: usize,
+    /// Interrupt source overrides (type 2), by ISA IRQ: where the IRQ is
+    /// wired if not to the GSI of its own number (the last entry for an
+    /// IRQ wins).
+    pub isa_overrides: [Option<IsaRoute>; ISA_IRQS],
     /// Local APIC NMI entries (types 4 and 0Ah), at most [`MAX_NMI_ENTRIES`]
     /// of them (`nmi_count`): which LINT pin of which CPU the machine's NMI
     /// (button, watchdog) is wired to.
@@ -280,6 +331,21 @@ impl<const N: usize> Madt<N> {
         self.first_malformed.get_or_insert(error);
     }
 
+    /// The I/O APICs kept.
+    pub fn io_apics(&self) -> &[IoApic] {
+        &self.io_apic_list[..self.io_apic_count]
+    }
+
+    /// Where ISA IRQ `irq` (0-15) arrives: its override, else the GSI of
+    /// its own number, edge triggered and active high (the ISA bus's way).
+    pub fn isa_route(&self, irq: u8) -> IsaRoute {
+        self.isa_overrides.get(usize::from(irq)).copied().flatten().unwrap_or(IsaRoute {
+            gsi: u32::from(irq),
+            active_low: false,
+            level: false,
+        })
+    }
+
     /// True if flag bit 0 (PCAT_COMPAT) is set: the machine also has the
     /// legacy dual 8259 PICs, which must be masked before using the APICs.
     pub const fn has_dual_8259(&self) -> bool {
@@ -294,8 +360,9 @@ impl<const N: usize> Madt<N> {
 /// covers the fixed part ([`MADT_FIXED_LEN`]) and fits in `table`, and the
 /// checksum. Then walks the entries. A malformed entry does not cost the
 /// table (a machine whose firmware got one entry wrong still has its other
-/// CPUs): one shorter than its type needs (8 bytes for type 0, 12 for type
-/// 5, 16 for type 9) is skipped by its length; one shorter than 2 bytes or
+/// CPUs): one shorter than its type needs (8 bytes for type 0, 12 for types
+/// 1 and 5, 10 for type 2, 16 for type 9) is skipped by its length, as is
+/// an override of a bus other than ISA or an IRQ past 15; one shorter than 2 bytes or
 /// running past the end of the table ends the walk, since the next entry
 /// can no longer be found. Either is counted in `malformed`, the first
 /// kept as an [`AcpiError::BadEntry`] for the log.
@@ -325,6 +392,9 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
         flags: u32_at(table, SdtHeader::SIZE + 4),
         cpus: CpuList::new(),
         io_apics: 0,
+        io_apic_list: [IoApic::EMPTY; MAX_IO_APICS],
+        io_apic_count: 0,
+        isa_overrides: [None; ISA_IRQS],
         nmis: [LocalNmi::EMPTY; MAX_NMI_ENTRIES],
         nmi_count: 0,
         malformed: 0,
@@ -344,6 +414,8 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
         };
         let min_len = match entry_type {
             0 => 8,
+            1 => 12,
+            2 => 10,
             4 => 6,
             5 => 12,
             9 => 16,
@@ -360,7 +432,22 @@ pub fn parse_madt<const N: usize>(table: &[u8]) -> Result<Madt<N>, AcpiError> {
                 let (uid, apic_id, flags) = (entry[2], entry[3], u32_at(entry, 4));
                 madt.cpus.add(apic_id.into(), uid.into(), CpuSource::LocalApic, flags, online_capable_defined);
             }
-            1 => madt.io_apics = madt.io_apics.saturating_add(1),
+            1 => {
+                madt.io_apics = madt.io_apics.saturating_add(1);
+                if let Some(slot) = madt.io_apic_list.get_mut(madt.io_apic_count) {
+                    *slot = IoApic { id: entry[2], address: u32_at(entry, 4), gsi_base: u32_at(entry, 8) };
+                    madt.io_apic_count += 1;
+                }
+            }
+            2 => {
+                // Bus 0 is ISA, the only bus overrides are defined for.
+                let (bus, source, gsi, flags) =
+                    (entry[2], entry[3], u32_at(entry, 4), u16::from_le_bytes([entry[8], entry[9]]));
+                match madt.isa_overrides.get_mut(usize::from(source)) {
+                    Some(slot) if bus == 0 => *slot = Some(IsaRoute::from_flags(gsi, flags)),
+                    _ => madt.note_malformed(bad_entry),
+                }
+            }
             4 => {
                 let uid = (entry[2] != 0xff).then_some(u32::from(entry[2]));
                 let flags = u16::from_le_bytes([entry[3], entry[4]]);

@@ -29,6 +29,8 @@ pub mod vector {
     pub const PIC_BASE: u8 = 0x20;
     /// The local APIC timer.
     pub const TIMER: u8 = 0x30;
+    /// ISA IRQs 0-15 through the I/O APICs (arch::x86_64::ioapic).
+    pub const ISA_BASE: u8 = 0x40;
     /// Inter-processor interrupts (arch::x86_64::ipi).
     pub const RESCHEDULE: u8 = 0xf0;
     pub const TLB_SHOOTDOWN: u8 = 0xf1;

@@ -297,6 +297,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         vector::SPURIOUS => {} // no EOI for spurious APIC interrupts
         v if super::ipi::interrupt(v) => crate::sched::preempt_point(),
         v if (vector::PIC_BASE..vector::PIC_BASE + 16).contains(&v) => pic::interrupt(v - vector::PIC_BASE),
+        v if (vector::ISA_BASE..vector::ISA_BASE + 16).contains(&v) => {
+            super::ioapic::isa_interrupt(v - vector::ISA_BASE)
+        }
         _ => {
             log::warn!("trap: unexpected interrupt vector {v:#x} on cpu{}", cpu_index());
             apic::end_of_interrupt();

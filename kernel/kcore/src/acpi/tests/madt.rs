@@ -2,7 +2,7 @@
 //! then every way a table can be broken.
 
 use super::{fix_checksum, qemu_like, set_len, MadtBuilder, ENABLED, LAPIC_BASE, ONLINE_CAPABLE};
-use crate::acpi::{parse_madt, AcpiError, CpuEntry, CpuList, CpuSource, Madt, MADT_FIXED_LEN};
+use crate::acpi::{parse_madt, AcpiError, CpuEntry, CpuList, CpuSource, IoApic, IsaRoute, Madt, MADT_FIXED_LEN};
 
 /// Parses a table that must be valid, with room for 64 CPUs.
 fn parse(table: &[u8]) -> Madt<64> {
@@ -365,4 +365,61 @@ fn nmi_entries() {
     let table = MadtBuilder::new(5).lapic(0, 0, ENABLED).raw(&[4, 5, 0xff, 0, 0]).build();
     let madt = parse_madt::<4>(&table).unwrap();
     assert_eq!((madt.nmi_count, madt.malformed), (0, 1));
+}
+
+#[test]
+fn io_apics_and_isa_overrides() {
+    let madt = parse(&qemu_like(2).build());
+    assert_eq!(madt.io_apics(), [IoApic { id: 0, address: 0xFEC0_0000, gsi_base: 0 }]);
+    // QEMU: the PIT's IRQ 0 on GSI 2, edge and high; PCI IRQs 5, 9, 10 and
+    // 11 level triggered, active high (flags 0xD); the rest identity.
+    assert_eq!(madt.isa_route(0), IsaRoute { gsi: 2, active_low: false, level: false });
+    assert_eq!(madt.isa_route(9), IsaRoute { gsi: 9, active_low: false, level: true });
+    assert_eq!(madt.isa_route(8), IsaRoute { gsi: 8, active_low: false, level: false });
+    assert_eq!(madt.isa_route(1), IsaRoute { gsi: 1, active_low: false, level: false });
+    assert_eq!(madt.isa_route(200), IsaRoute { gsi: 200, active_low: false, level: false });
+    assert_eq!(madt.malformed, 0);
+}
+
+#[test]
+fn override_flags_and_bad_overrides() {
+    // Active low and level (0xF), the bus's own (0), reserved polarity (2):
+    // taken as the bus's.
+    assert_eq!(IsaRoute::from_flags(20, 0xF), IsaRoute { gsi: 20, active_low: true, level: true });
+    assert_eq!(IsaRoute::from_flags(3, 0), IsaRoute { gsi: 3, active_low: false, level: false });
+    assert_eq!(IsaRoute::from_flags(3, 0x2 | 0x4), IsaRoute { gsi: 3, active_low: false, level: false });
+    // An override of IRQ 16 (not ISA) and one of another bus are skipped
+    // and counted; the good one among them is kept.
+    let mut not_isa_bus = vec![1u8, 4];
+    not_isa_bus.extend_from_slice(&7u32.to_le_bytes());
+    not_isa_bus.extend_from_slice(&0u16.to_le_bytes());
+    let table = MadtBuilder::new(3)
+        .lapic(0, 0, ENABLED)
+        .io_apic(2, 0xFEC0_0000, 0)
+        .io_apic(3, 0xFEC1_0000, 24)
+        .source_override(16, 16, 0)
+        .entry(2, &not_isa_bus)
+        .source_override(4, 20, 0xF)
+        .build();
+    let madt = parse(&table);
+    assert_eq!(madt.malformed, 2);
+    assert!(matches!(madt.first_malformed, Some(AcpiError::BadEntry { entry_type: 2, .. })));
+    assert_eq!(madt.isa_route(4), IsaRoute { gsi: 20, active_low: true, level: true });
+    assert_eq!(madt.io_apics().len(), 2);
+    assert_eq!(madt.io_apics()[1], IoApic { id: 3, address: 0xFEC1_0000, gsi_base: 24 });
+    // Too short for an I/O APIC entry: skipped, counted, the table kept.
+    let short = MadtBuilder::new(3).lapic(0, 0, ENABLED).entry(1, &[9, 0, 0, 0]).build();
+    let madt = parse(&short);
+    assert_eq!((madt.io_apics, madt.io_apics().len(), madt.malformed), (0, 0, 1));
+}
+
+#[test]
+fn io_apics_beyond_capacity_are_counted() {
+    let mut builder = MadtBuilder::new(3).lapic(0, 0, ENABLED);
+    for i in 0..10u8 {
+        builder = builder.io_apic(i, 0xFEC0_0000 + u32::from(i) * 0x1000, u32::from(i) * 24);
+    }
+    let madt = parse(&builder.build());
+    assert_eq!(madt.io_apics, 10);
+    assert_eq!(madt.io_apics().len(), crate::acpi::MAX_IO_APICS);
 }
