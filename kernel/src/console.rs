@@ -329,11 +329,40 @@ fn drain(budget: usize) {
 pub fn flush_some() {
     if CONSOLE.try_with(|r| r.len).unwrap_or(0) > 0 {
         drain(4 * FIFO);
-    } else if TO_SCREEN.load(Ordering::Relaxed) && crate::screen::pending() && !DRAINING.swap(true, Ordering::Acquire) {
+    } else if TO_SCREEN.load(Ordering::Relaxed) && !DRAINING.swap(true, Ordering::Acquire) {
+        // DRAINING first: an interrupt handler that logs meanwhile then
+        // leaves its bytes to us instead of taking the screen's lock this
+        // CPU holds.
+        crate::screen::flush(true);
+        DRAINING.store(false, Ordering::Release);
+        // Bytes pushed meanwhile were left to us.
+        if CONSOLE.try_with(|r| r.len).unwrap_or(0) > 0 {
+            drain(4 * FIFO);
+        }
+    }
+}
+
+/// Sends everything the ring holds, and brings the screen up to date,
+/// whatever the interrupt flag: for power off, so that the verdict is out
+/// before the machine goes. Waits up to 100 ms for a drainer on another
+/// CPU to finish.
+pub fn flush_all() {
+    let start = crate::arch::cpu::rdtsc();
+    while CONSOLE.try_with(|r| r.len).unwrap_or(1) > 0 || DRAINING.load(Ordering::Acquire) {
+        if crate::time::tsc_to_ns(crate::arch::cpu::rdtsc().wrapping_sub(start)) > 100_000_000 {
+            return;
+        }
+        drain(usize::MAX);
+        core::hint::spin_loop();
+    }
+    if TO_SCREEN.load(Ordering::Relaxed) && !DRAINING.swap(true, Ordering::Acquire) {
         crate::screen::flush(true);
         DRAINING.store(false, Ordering::Release);
     }
 }
+
+/// How long [`emergency`] waits for the screen's holder.
+const EMERGENCY_WAIT_NS: u64 = 50_000_000;
 
 /// Where [`emergency`] writes: the serial port and the screen, whichever
 /// the console goes to.
@@ -350,6 +379,10 @@ impl Write for Emergency {
 /// held, taking them by force; the screen is up to date when it returns.
 /// Only for paths that never return to what they interrupted.
 pub fn emergency(f: impl FnOnce(&mut Emergency)) {
+    // A CPU copying to the screen (milliseconds) or drawing may still be
+    // running (a fatal exception stops nobody first): give it a moment to
+    // let go before taking the lock by force.
+    crate::screen::wait_unlocked(EMERGENCY_WAIT_NS);
     // SAFETY: callers of `emergency` never return to the interrupted holder.
     unsafe {
         CONSOLE.force_unlock();

@@ -16,7 +16,6 @@
 //! once in the panic path.
 use crate::boot_info::{self, FramebufferKind};
 use crate::mem::paging::{self, Cache};
-use core::sync::atomic::{AtomicBool, Ordering};
 use ferrite_screen::{Channel, PixelFormat, TextScreen};
 
 /// While output keeps coming, the framebuffer is updated this often.
@@ -31,8 +30,6 @@ struct Screen {
 }
 
 static SCREEN: spin::Mutex<Option<Screen>> = spin::Mutex::new(None);
-/// There is a screen console.
-static ON: AtomicBool = AtomicBool::new(false);
 
 /// Sets up the screen console on the loader's framebuffer. Says on the
 /// log (serial) why not, if it cannot: no framebuffer, a format it cannot
@@ -90,13 +87,7 @@ pub fn init() -> bool {
         if crate::arch::cpu::features().pat { "write-combining" } else { "uncached (no PAT)" }
     );
     *SCREEN.lock() = Some(Screen { text, fb: virt, pitch, last_flush: 0 });
-    ON.store(true, Ordering::Release);
     true
-}
-
-/// Whether there is a screen console.
-pub fn on() -> bool {
-    ON.load(Ordering::Acquire)
 }
 
 /// Draws `bytes` (console text) into the back buffer.
@@ -129,9 +120,12 @@ pub fn flush(now: bool) {
     s.last_flush = tsc;
 }
 
-/// Whether text is waiting for [`flush`].
-pub fn pending() -> bool {
-    on() && SCREEN.try_lock().is_some_and(|s| s.as_ref().is_some_and(|s| s.text.needs_flush()))
+/// Waits up to `ns` for whoever holds the screen's lock to let go.
+pub fn wait_unlocked(ns: u64) {
+    let start = crate::arch::cpu::rdtsc();
+    while SCREEN.is_locked() && crate::time::tsc_to_ns(crate::arch::cpu::rdtsc().wrapping_sub(start)) < ns {
+        core::hint::spin_loop();
+    }
 }
 
 /// Releases the screen's lock whoever holds it.

@@ -59,7 +59,8 @@ fn ioapic_routes_rtc() -> TestResult {
     let b = read(STATUS_B);
     write(STATUS_B, b | PERIODIC);
     let start = cpu::rdtsc();
-    while ioapic::isa_count(RTC_IRQ) == before && crate::time::tsc_to_ns(cpu::rdtsc() - start) < 500_000_000 {
+    while ioapic::isa_count(RTC_IRQ) == before && crate::time::tsc_to_ns(cpu::rdtsc().wrapping_sub(start)) < 500_000_000
+    {
         core::hint::spin_loop();
     }
     write(STATUS_B, b & !PERIODIC);

@@ -207,18 +207,24 @@ pub fn init_control_registers() {
     if f.smap {
         super::user::SMAP_ON.store(true, core::sync::atomic::Ordering::Relaxed);
     }
+    if f.pat {
+        // SAFETY: only entry 1 changes, and on the boot CPU no page
+        // selects it yet. An AP already runs on the kernel's tables, whose
+        // framebuffer pages (global) select it: the CR4 writes below flush
+        // every TLB entry, global ones too, after the PAT is in place (as
+        // the SDM asks after a PAT change); the framebuffer is never read,
+        // so no cache line has the old type. Every CPU gets the same table.
+        unsafe { Msr::new(IA32_PAT).write(PAT) };
+    }
     // SAFETY: PAE stays on (long mode needs it) and nothing else the
-    // kernel relies on goes off; the rest is described above.
-    unsafe { Cr4::write(cr4) };
+    // kernel relies on goes off; the rest is described above. Writing CR4
+    // without PGE first flushes global TLB entries too.
+    unsafe {
+        Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+        Cr4::write(cr4);
+    }
     if f.xsave {
         super::user::init_xcr0();
-    }
-    if f.pat {
-        // SAFETY: only entry 1 changes, and no page selects it before
-        // this (mem::paging selects it for write-combining only, after
-        // this ran on the CPU), so no cached line or TLB entry has the old
-        // type; every CPU gets the same table.
-        unsafe { Msr::new(IA32_PAT).write(PAT) };
     }
 }
 

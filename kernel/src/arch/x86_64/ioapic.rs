@@ -59,6 +59,17 @@ impl Chip {
         }
     }
 
+    /// Sets `bits` in register `reg`, under one hold of the lock.
+    fn set_bits(&self, reg: u32, bits: u32) {
+        let base = self.regs.lock();
+        // SAFETY: as in read.
+        unsafe {
+            core::ptr::write_volatile((*base + IOREGSEL) as *mut u32, reg);
+            let value = core::ptr::read_volatile((*base + IOWIN) as *const u32);
+            core::ptr::write_volatile((*base + IOWIN) as *mut u32, value | bits);
+        }
+    }
+
     fn handles(&self, gsi: u32) -> bool {
         gsi >= self.gsi_base && gsi - self.gsi_base < self.inputs
     }
@@ -103,9 +114,11 @@ pub fn init(madt: &Madt<{ crate::percpu::MAX_CPUS }>) {
         let mut chip = Chip { regs: IrqSpinlock::new(regs), gsi_base, inputs: 0 };
         let version = chip.read(REG_VERSION);
         chip.inputs = ((version >> 16) & 0xff) + 1;
+        // Masked first, then the destination cleared: a live entry the
+        // firmware left never points elsewhere while unmasked.
         for input in 0..chip.inputs {
-            chip.write(REG_REDIRECTION + 2 * input + 1, 0);
             chip.write(REG_REDIRECTION + 2 * input, RTE_MASKED);
+            chip.write(REG_REDIRECTION + 2 * input + 1, 0);
         }
         log::info!(
             "ioapic: I/O APIC {id} at {address:#x}, version {:#x}, GSIs {}-{}, all masked",
@@ -160,7 +173,7 @@ pub fn mask_isa(irq: u8) -> Result<(), RouteError> {
     let route = *IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq))).ok_or(RouteError::NoSuchIrq)?;
     let chip = chip_of(route.gsi)?;
     let reg = REG_REDIRECTION + 2 * (route.gsi - chip.gsi_base);
-    chip.write(reg, chip.read(reg) | RTE_MASKED);
+    chip.set_bits(reg, RTE_MASKED);
     Ok(())
 }
 

@@ -146,6 +146,9 @@ const POWER_OFF_WAIT_NS: u64 = 100_000_000;
 pub fn power_off(success: bool) -> ! {
     x86_64::instructions::interrupts::disable();
     let value = if success { DEBUG_EXIT_SUCCESS } else { DEBUG_EXIT_FAILURE };
+    // The verdict may still be in the console's ring, left to a drainer
+    // on another CPU: out with it before QEMU goes.
+    crate::console::flush_all();
     let mut port = Port::<u32>::new(DEBUG_EXIT_PORT);
     // SAFETY: port 0xf4 is QEMU's debug-exit device, or unused on a PC (it
     // is outside every standard legacy device's range); reading it has no
