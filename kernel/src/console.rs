@@ -332,9 +332,13 @@ pub fn flush_some() {
     } else if TO_SCREEN.load(Ordering::Relaxed) && !DRAINING.swap(true, Ordering::Acquire) {
         // DRAINING first: an interrupt handler that logs meanwhile then
         // leaves its bytes to us instead of taking the screen's lock this
-        // CPU holds.
+        // CPU holds. Not preempted while holding it, as in drain: a thread
+        // woken here that waits for the console would otherwise spin on
+        // this CPU for good, the idle thread (the holder) never running.
+        let preempt = crate::sched::PreemptGuard::new();
         crate::screen::flush(true);
         DRAINING.store(false, Ordering::Release);
+        drop(preempt);
         // Bytes pushed meanwhile were left to us.
         if CONSOLE.try_with(|r| r.len).unwrap_or(0) > 0 {
             drain(4 * FIFO);
