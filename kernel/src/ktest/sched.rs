@@ -22,6 +22,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "sched::high_class_preempts", run: high_class_preempts },
     Test { name: "sched::wait_queue_across_cpus", run: wait_queue_across_cpus },
     Test { name: "sched::preempt_guard_holds", run: preempt_guard_holds },
+    Test { name: "sched::idle_not_switched_while_polling", run: idle_not_switched_while_polling },
     Test { name: "sched::mutex_excludes", run: mutex_excludes },
     Test { name: "sched::sleep_not_early", run: sleep_not_early },
     Test { name: "sched::idle_cpu_takes_no_ticks", run: idle_cpu_takes_no_ticks },
@@ -261,6 +262,87 @@ fn preempt_guard_holds() -> TestResult {
     let result = guard_holds_on(super::nth_cpu(super::my_rank() + 1));
     sched::set_affinity(&main, ANY_CPU);
     result
+}
+
+/// A thread woken onto a CPU whose idle thread polls gets no IPI (the
+/// waker sees `polling` and only sets need_resched), so the idle thread
+/// must never be switched out while it says it polls: the thread that
+/// ran instead would keep that CPU's wakeups waiting without an IPI until
+/// it blocked. The window this test aims at: the idle thread's console
+/// drain at the start of a poll, with bytes a writer left in the ring,
+/// whose preemption guard, when dropped, switched to the woken thread at
+/// once. Each round the woken thread leaves bytes behind and blocks, the
+/// test waits for the idle thread to poll, wakes it, and the thread checks
+/// that its CPU's idle thread no longer says it polls.
+fn idle_not_switched_while_polling() -> TestResult {
+    let n = smp::online_count();
+    if n < 2 {
+        return Ok(());
+    }
+    const ROUNDS: u32 = 24;
+    let main = sched::current();
+    sched::set_affinity(&main, cpu_index());
+    let target = super::nth_cpu(super::my_rank() + 1);
+    let wq = Arc::new(WaitQueue::new());
+    let tickets = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicU32::new(0));
+    let bad = Arc::new(AtomicU32::new(0));
+    let waiter = {
+        let (wq, tickets, done, bad) = (wq.clone(), tickets.clone(), done.clone(), bad.clone());
+        spawn("poll-waker", Class::Normal, target, move || {
+            for round in 0..=ROUNDS {
+                if round > 0 && sched::idle_polling(cpu_index()) {
+                    bad.fetch_add(1, Ordering::AcqRel);
+                }
+                if round == ROUNDS {
+                    break;
+                }
+                // With interrupts off a writer sends a FIFO's worth and
+                // leaves the rest to the console's next drainer: this
+                // CPU's idle thread, as it starts to poll.
+                x86_64::instructions::interrupts::without_interrupts(|| {
+                    log::info!("idle_not_switched_while_polling: round {round}, a line left for the idle CPU to send");
+                });
+                done.fetch_add(1, Ordering::AcqRel);
+                wq.wait_until(|| {
+                    let t = tickets.load(Ordering::Acquire);
+                    t > 0 && tickets.compare_exchange(t, t - 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                });
+            }
+        })
+    };
+    let result = (|| {
+        let waiter = waiter.as_ref().map_err(|e| alloc::format!("spawn: {e}"))?;
+        let mut seen_polling = 0;
+        for round in 0..ROUNDS {
+            ensure!(
+                wait_for(10_000_000_000, || done.load(Ordering::Acquire) > round),
+                "round {round}: the woken thread did not come back within 10 s (a lost wakeup?)"
+            );
+            // Spin (not yield) to catch the poll as it starts.
+            let start = crate::arch::cpu::rdtsc();
+            while !sched::idle_polling(target) && time::tsc_to_ns(crate::arch::cpu::rdtsc() - start) < 100_000_000 {
+                core::hint::spin_loop();
+            }
+            seen_polling += sched::idle_polling(target) as u32;
+            tickets.fetch_add(1, Ordering::AcqRel);
+            wq.wake_one();
+        }
+        let _ = waiter;
+        ensure!(seen_polling > 0, "cpu{target}'s idle thread was never seen polling in {ROUNDS} rounds");
+        Ok(())
+    })();
+    if let Ok(w) = waiter {
+        w.join();
+    }
+    sched::set_affinity(&main, ANY_CPU);
+    result?;
+    let bad = bad.load(Ordering::Acquire);
+    ensure!(
+        bad == 0,
+        "cpu{target}'s idle thread was switched out while polling in {bad} of {ROUNDS} rounds (its wakeups then go without an IPI)"
+    );
+    Ok(())
 }
 
 fn guard_holds_on(cpu: u32) -> TestResult {

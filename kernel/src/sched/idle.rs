@@ -88,6 +88,12 @@ pub(super) fn poll_for_work(c: &CpuSched) -> bool {
     let interrupts_taken = || me.ipis_received.load(Ordering::Relaxed) + me.timer_ticks.load(Ordering::Relaxed);
     let before = interrupts_taken();
     let work = || c.need_resched.load(Ordering::SeqCst) || interrupts_taken() != before;
+    // Not switched out while `polling` says so (an interrupt's preemption
+    // point, or a guard dropped in the console drain below): wakers then
+    // send this CPU no IPI, and the thread that ran instead would keep
+    // their threads waiting until it blocked. A wakeup ends the poll; the
+    // idle loop then switches, with `polling` cleared.
+    let no_preempt = super::PreemptGuard::new();
     c.polling.store(true, Ordering::SeqCst);
     crate::arch::irqtrace::on();
     interrupts::enable();
@@ -100,6 +106,8 @@ pub(super) fn poll_for_work(c: &CpuSched) -> bool {
     interrupts::disable();
     crate::arch::irqtrace::off(core::panic::Location::caller());
     c.polling.store(false, Ordering::SeqCst);
+    // Interrupts are off: dropping it switches nowhere.
+    drop(no_preempt);
     // A waker that saw `polling` sent no IPI: its need_resched is visible now.
     work() || !c.rq.lock().is_empty()
 }

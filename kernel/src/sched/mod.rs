@@ -153,6 +153,12 @@ impl Drop for PreemptGuard {
     }
 }
 
+/// Whether `cpu`'s idle thread polls for work (wakeups to it send no IPI):
+/// for tests.
+pub fn idle_polling(cpu: u32) -> bool {
+    of(cpu).polling.load(Ordering::SeqCst)
+}
+
 /// Preemption guards held on this CPU.
 fn preempt_count() -> u32 {
     crate::percpu::current().preempt_count.load(Ordering::Relaxed)
