@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile::heap_exhaust", run: heap_exhaust },
     Test { name: "hostile::concurrent_maps", run: concurrent_maps },
     Test { name: "hostile::quotas", run: quotas },
+    Test { name: "hostile::respawn", run: respawn },
     Test { name: "hostile::unjoined_threads", run: unjoined_threads },
     Test { name: "hostile::control_registers", run: control_registers },
     Test { name: "hostile::umip", run: umip },
@@ -47,6 +48,7 @@ passing_cases!(
     dead_endpoint,
     abi_edges,
     quotas,
+    respawn,
     unjoined_threads,
     avx,
     forged_output

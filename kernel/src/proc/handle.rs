@@ -14,6 +14,10 @@
 //! its source; an endpoint handle may carry a badge, which its messages
 //! carry to the receiver.
 //!
+//! **Process handles** are counted by their process in the same way: the
+//! process gives its place among its parent's processes back once it has
+//! ended and the last handle to it is gone (proc's `Slot`).
+//!
 //! **Receivers.** Every handle with the right to receive on an endpoint is
 //! counted by the endpoint while it exists ([`Handle`]'s constructor and
 //! `Drop`), so the endpoint knows when nobody can ever receive on it again
@@ -56,10 +60,10 @@ pub struct Handle {
 
 impl Handle {
     pub fn new(object: Object, rights: u64, badge: Option<u64>) -> Handle {
-        if let Object::Endpoint(e) = &object {
-            if rights & rights::RECEIVE != 0 {
-                e.receive_handle_made();
-            }
+        match &object {
+            Object::Endpoint(e) if rights & rights::RECEIVE != 0 => e.receive_handle_made(),
+            Object::Process(p) => p.handle_made(),
+            _ => {}
         }
         Handle { object, rights, badge }
     }
@@ -90,10 +94,10 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        if let Object::Endpoint(e) = &self.object {
-            if self.rights & rights::RECEIVE != 0 {
-                e.receive_handle_gone();
-            }
+        match &self.object {
+            Object::Endpoint(e) if self.rights & rights::RECEIVE != 0 => e.receive_handle_gone(),
+            Object::Process(p) => p.handle_gone(),
+            _ => {}
         }
     }
 }

@@ -69,10 +69,23 @@ pub struct Process {
     exit_waiters: WaitQueue,
     /// What it, with its descendants, may hold and holds (quota.rs).
     pub account: Arc<Account>,
-    /// Its place among its parent's processes (None: the kernel started it)
-    /// and the memory its own structures take; both go back when it is
-    /// freed.
-    _charges: (Option<Charge>, Charge),
+    /// Its place among its parent's processes: given back once it has
+    /// ended and its parent holds no handle to it any more ([`Slot`]).
+    slot: IrqSpinlock<Slot>,
+    /// The memory its own structures take, given back when it is freed.
+    _memory: Charge,
+}
+
+/// A process's place among its parent's processes, and the two things
+/// that free it: the end of the process, and the close of the last handle
+/// to it. Whichever comes second gives the place back, at once: a parent
+/// whose `wait` returned can start another child in its place, even while
+/// the child's last thread is still on its way off a CPU (and holds the
+/// `Process` until then).
+struct Slot {
+    counted: Option<Charge>,
+    ended: bool,
+    handles: u64,
 }
 
 impl Process {
@@ -95,7 +108,8 @@ impl Process {
             exited: AtomicBool::new(false),
             exit_waiters: WaitQueue::new(),
             account,
-            _charges: (counted, memory),
+            slot: IrqSpinlock::new(Slot { counted, ended: false, handles: 0 }),
+            _memory: memory,
         }))
     }
 
@@ -205,6 +219,16 @@ impl Process {
         let objects = self.handles.lock().take_all();
         drop(objects);
         self.exited.store(true, Ordering::Release);
+        let freed = {
+            let mut slot = self.slot.lock();
+            slot.ended = true;
+            if slot.handles == 0 {
+                slot.counted.take()
+            } else {
+                None
+            }
+        };
+        drop(freed);
         self.exit_waiters.wake_all();
         log::debug!(
             "user: process '{}' (pid {}) ended with code {:#x}",
@@ -212,6 +236,26 @@ impl Process {
             self.id,
             self.code.lock().unwrap_or(0)
         );
+    }
+
+    /// A handle to the process was made (handle.rs).
+    pub fn handle_made(&self) {
+        self.slot.lock().handles += 1;
+    }
+
+    /// A handle to the process is gone: the last one, once the process has
+    /// ended, gives its place among its parent's processes back.
+    pub fn handle_gone(&self) {
+        let freed = {
+            let mut slot = self.slot.lock();
+            slot.handles -= 1;
+            if slot.handles == 0 && slot.ended {
+                slot.counted.take()
+            } else {
+                None
+            }
+        };
+        drop(freed);
     }
 
     /// Adds `handle` to the handle table (a slot more, if the table must

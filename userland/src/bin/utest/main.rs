@@ -114,6 +114,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("heap_exhaust", quota::heap_exhaust),
     ("concurrent_maps", quota::concurrent_maps),
     ("quotas", quota::quotas),
+    ("respawn", quota::respawn),
     ("unjoined_threads", quota::unjoined_threads),
     ("avx", avx::avx),
     ("forged_output", syscalls::forged_output),
@@ -137,6 +138,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("child_answer_once", rights::child_answer_once),
     ("child_fill_handles", quota::child_fill_handles),
     ("child_quota", quota::child_quota),
+    ("child_respawn", quota::child_respawn),
     ("child_neighbour", quota::child_neighbour),
 ];
 

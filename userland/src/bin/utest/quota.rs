@@ -408,3 +408,29 @@ pub fn unjoined_threads(_args: &str) -> Outcome {
     check_eq!(closed.memory, before.memory, "memory once the handles are closed");
     Ok(format!("{UNJOINED} exited threads hold {per_thread} bytes each, no kernel stack"))
 }
+
+/// Children `child_respawn` starts, one after the other.
+const RESPAWN_ROUNDS: u64 = 100;
+
+/// `respawn`: a child that may have one process at a time starts
+/// [`RESPAWN_ROUNDS`] children in turn, each as soon as `wait` returned
+/// for the one before: the place a child takes is free again when `wait`
+/// returns, not only once the child's last thread has left its CPU.
+pub fn respawn(_args: &str) -> Outcome {
+    let _watchdog = Watchdog::start()?;
+    let (mine, _) = sys::limits().ctx("limits")?;
+    let one = Limits { processes: 1, ..mine };
+    let child = sys::spawn_with("utest child_respawn", &[], Some(&one)).ctx("spawn child_respawn")?;
+    check_eq!(sys::wait(child), Ok(0), "child_respawn's exit code");
+    Ok(format!("{RESPAWN_ROUNDS} children in turn, with room for one"))
+}
+
+/// The child of `respawn`, allowed one process at a time.
+pub fn child_respawn(_args: &str) -> Outcome {
+    for round in 0..RESPAWN_ROUNDS {
+        let child =
+            sys::spawn("hello", &[]).ctx(&format!("round {round}: spawn once the last child was waited for"))?;
+        check_eq!(sys::wait(child), Ok(0), "round {round}: hello's exit code");
+    }
+    Ok(format!("{RESPAWN_ROUNDS} rounds"))
+}
