@@ -49,8 +49,10 @@
 //!
 //! A handle is an index into the calling process's own handle table
 //! (at most [`MAX_HANDLES`] entries). It names an endpoint, a notification,
-//! a thread of the process (from `thread_spawn`) or a child process (from
-//! `spawn`), and carries [`rights`]: what its holder may do with the
+//! a thread of the process (from `thread_spawn`), a child process (from
+//! `spawn`), a [`resource`] (a right to devices: interrupt lines, I/O
+//! ports, device memory, the machine) or a bound interrupt line (from
+//! `irq_bind`), and carries [`rights`]: what its holder may do with the
 //! object. A number that is not an open handle of the caller, or one of
 //! the wrong kind for the call, is [`Error::BadHandle`]; a handle without
 //! the right the call needs is [`Error::NoRights`]. A process can use only
@@ -146,7 +148,7 @@ pub mod nr {
     /// command (UTF-8, at most [`super::SPAWN_CMD_MAX`] bytes); the rest of
     /// the command is the child's argument string. The child's handle table
     /// starts with copies of the handles the [`super::Grant`]s at
-    /// `grants_ptr` name (endpoints and notifications only, each with
+    /// `grants_ptr` name (endpoints, notifications and resources only, each with
     /// [`super::rights::TRANSFER`], at most [`super::SPAWN_HANDLES_MAX`]),
     /// in order, each with the rights its grant asks for. `limits_ptr` is
     /// 0 (the child gets the caller's [`super::Limits`]) or points to the
@@ -207,13 +209,51 @@ pub mod nr {
     /// calling process's limits, then what it (with its descendants) holds
     /// now.
     pub const LIMITS: u64 = 30;
-    /// `power(action) -> !`: [`super::POWER_OFF`] powers the machine off
-    /// (through QEMU's debug-exit device, reporting success, else ACPI S5),
-    /// [`super::POWER_RESET`] resets it. Any process may, for now. Another
-    /// action is [`super::Error::BadArgument`]; nothing else returns.
+    /// `power(system handle, action) -> !`: [`super::POWER_OFF`] powers the
+    /// machine off (through QEMU's debug-exit device, reporting success,
+    /// else ACPI S5), [`super::POWER_RESET`] resets it. The handle is a
+    /// [`super::resource::SYSTEM`] resource with [`super::rights::USE`].
+    /// Another action is [`super::Error::BadArgument`]; nothing else
+    /// returns.
     pub const POWER: u64 = 31;
+    /// `kill(process handle) -> 0`: kills the process (it needs
+    /// [`super::rights::KILL`]): every thread of it ends, blocked ones
+    /// included, and it ends with [`super::EXIT_KILLED`] unless it had
+    /// already exited or been killed. Returns at once; `wait` tells when
+    /// it is gone.
+    pub const KILL: u64 = 32;
+    /// `resource_narrow(handle, base, len) -> handle`: a new handle to the
+    /// part `base..base + len` of a [`super::resource`] (which must lie
+    /// inside the handle's range, [`super::Error::BadArgument`]), with the
+    /// same rights. For a [`super::resource::SYSTEM`] resource, which has
+    /// no range, `base` and `len` must be 0.
+    pub const RESOURCE_NARROW: u64 = 33;
+    /// `resource_info(handle, ptr) -> 0`: writes three words at `ptr`: the
+    /// resource's kind ([`super::resource`]), base and length.
+    pub const RESOURCE_INFO: u64 = 34;
+    /// `ioport_enable(handle) -> 0`: from now on the calling process may use
+    /// `in` and `out` on the ports of a [`super::resource::PORTS`] resource
+    /// (it needs [`super::rights::USE`]); other ports still fault. Takes
+    /// effect at once for the calling thread, and for the process's other
+    /// threads when they are next switched in. At most
+    /// [`super::IOPORT_RANGES`] ranges a process ([`super::Error::NoMemory`]).
+    pub const IOPORT_ENABLE: u64 = 35;
+    /// `irq_bind(handle, notification, bits) -> interrupt handle`: binds
+    /// the interrupt line of a [`super::resource::IRQ`] resource one line
+    /// long (ISA IRQ `base`; [`super::rights::USE`]) to the notification
+    /// (which needs [`super::rights::SIGNAL`]): each interrupt on the line
+    /// signals `bits` (not 0). A level-triggered line is masked after each
+    /// interrupt until `irq_ack`; an edge-triggered one after
+    /// [`super::IRQ_STORM`] interrupts without an `irq_ack` (a storm), and
+    /// the kernel logs it. A line bound already is [`super::Error::Busy`].
+    /// The line is unbound and masked when the interrupt handle is closed
+    /// (or its process ends).
+    pub const IRQ_BIND: u64 = 36;
+    /// `irq_ack(interrupt handle) -> 0`: the driver has dealt with the
+    /// device: the line is unmasked, if it was masked.
+    pub const IRQ_ACK: u64 = 37;
     /// One past the highest number.
-    pub const COUNT: u64 = 32;
+    pub const COUNT: u64 = 38;
 }
 
 /// What went wrong: the status in `rax` (its [`Error::code`]).
@@ -241,10 +281,12 @@ pub enum Error {
     BadProgram = 9,
     /// The handle lacks the right the call needs ([`rights`]).
     NoRights = 10,
+    /// The object is taken (an interrupt line bound already).
+    Busy = 11,
 }
 
 impl Error {
-    pub const ALL: [Error; 10] = [
+    pub const ALL: [Error; 11] = [
         Error::BadSyscall,
         Error::BadAddress,
         Error::BadLength,
@@ -255,6 +297,7 @@ impl Error {
         Error::PeerGone,
         Error::BadProgram,
         Error::NoRights,
+        Error::Busy,
     ];
 
     /// The status in `rax`: never 0, which is success.
@@ -299,6 +342,13 @@ pub const SPAWN_HANDLES_MAX: u64 = 64;
 pub const WRITE_MAX: u64 = 4096;
 /// The exit code of a process killed because of a fault.
 pub const EXIT_FAULT: u64 = 0xdead;
+/// The exit code of a process ended by `kill`.
+pub const EXIT_KILLED: u64 = 0xdead_0009;
+/// The most I/O port ranges `ioport_enable` gives one process.
+pub const IOPORT_RANGES: u64 = 16;
+/// Interrupts an edge-triggered line may take without an `irq_ack`
+/// before the kernel masks it as a storm.
+pub const IRQ_STORM: u64 = 10_000;
 /// The initial stack of a program.
 pub const STACK_SIZE: u64 = 64 * 1024;
 /// Words in an IPC message.
@@ -317,8 +367,13 @@ pub mod rights {
     pub const WAIT: u64 = 1 << 3;
     /// Pass the handle on (`spawn`'s grants).
     pub const TRANSFER: u64 = 1 << 4;
+    /// Process: `kill`.
+    pub const KILL: u64 = 1 << 5;
+    /// Resource: what its kind allows (`ioport_enable`, `irq_bind`,
+    /// `power`); interrupt handle: `irq_ack`.
+    pub const USE: u64 = 1 << 6;
     /// Every right there is.
-    pub const ALL: u64 = SEND | RECEIVE | SIGNAL | WAIT | TRANSFER;
+    pub const ALL: u64 = SEND | RECEIVE | SIGNAL | WAIT | TRANSFER | KILL | USE;
     /// For `handle_derive`, `handle_mint` and grants: the rights the
     /// handle has.
     pub const SAME: u64 = u64::MAX;
@@ -326,9 +381,44 @@ pub mod rights {
     pub const ENDPOINT: u64 = SEND | RECEIVE | TRANSFER;
     /// What `notification_create` gives.
     pub const NOTIFICATION: u64 = SIGNAL | WAIT | TRANSFER;
-    /// What `thread_spawn` and `spawn` give (thread and process handles
-    /// cannot be passed on).
-    pub const TASK: u64 = WAIT;
+    /// What `thread_spawn` gives (thread handles cannot be passed on).
+    pub const THREAD: u64 = WAIT;
+    /// What `spawn` gives (process handles cannot be passed on).
+    pub const PROCESS: u64 = WAIT | KILL;
+    /// What the root resources init starts with carry ([`super::root`]).
+    pub const RESOURCE: u64 = USE | TRANSFER;
+    /// What `irq_bind` gives.
+    pub const IRQ: u64 = USE;
+}
+
+/// Kinds of resource: the rights to a machine's devices, which only the
+/// kernel makes. Init starts with one handle of each ([`root`]) and hands
+/// drivers narrowed ones (`resource_narrow`, `spawn` grants).
+pub mod resource {
+    /// ISA interrupt lines (0-15): `irq_bind`.
+    pub const IRQ: u64 = 0;
+    /// I/O ports (0-65535): `ioport_enable`.
+    pub const PORTS: u64 = 1;
+    /// Physical addresses of device memory (not RAM): for mapping devices.
+    pub const DEVICE_MEMORY: u64 = 2;
+    /// The machine itself: `power`. It has no range (base and length 0).
+    pub const SYSTEM: u64 = 3;
+}
+
+/// The handles init starts with (`rdx` is [`root::COUNT`]): a resource of
+/// each kind, whole, with [`rights::RESOURCE`]. Other programs start with
+/// the handles their parent grants them.
+pub mod root {
+    /// Every ISA interrupt line.
+    pub const IRQ: u64 = 0;
+    /// Every I/O port.
+    pub const PORTS: u64 = 1;
+    /// All device memory.
+    pub const DEVICE_MEMORY: u64 = 2;
+    /// The machine ([`super::resource::SYSTEM`]).
+    pub const SYSTEM: u64 = 3;
+    /// How many there are.
+    pub const COUNT: u64 = 4;
 }
 
 /// One handle `spawn` passes to the child: the parent's handle and the

@@ -26,6 +26,7 @@ mod boot_info;
 mod cmdline;
 mod console;
 mod crash;
+mod device;
 mod error;
 mod ipc;
 mod ktest;

@@ -284,11 +284,51 @@ pub fn null() -> Result<(), Error> {
 }
 
 /// Powers the machine off ([`ferrite_abi::POWER_OFF`]) or resets it
-/// ([`ferrite_abi::POWER_RESET`]); returns only with the error for another
-/// `action`.
-pub fn power(action: u64) -> Result<(), Error> {
+/// ([`ferrite_abi::POWER_RESET`]), with a [`ferrite_abi::resource::SYSTEM`]
+/// resource; returns only with an error.
+pub fn power(system: Handle, action: u64) -> Result<(), Error> {
     // SAFETY: touches no memory (and, if it works, nothing runs after it).
-    unit(unsafe { syscall1(nr::POWER, action) })
+    unit(unsafe { syscall2(nr::POWER, system, action) })
+}
+
+/// Kills a process (its handle needs [`ferrite_abi::rights::KILL`]).
+pub fn kill(process: Handle) -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall1(nr::KILL, process) })
+}
+
+/// A resource handle for `base..base + len` of `resource`'s range.
+pub fn resource_narrow(resource: Handle, base: u64, len: u64) -> Result<Handle, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall3(nr::RESOURCE_NARROW, resource, base, len) })
+}
+
+/// A resource's kind ([`ferrite_abi::resource`]), base and length.
+pub fn resource_info(resource: Handle) -> Result<[u64; 3], Error> {
+    let mut words = [0u64; 3];
+    // SAFETY: the kernel writes three words into `words`.
+    unit(unsafe { syscall2(nr::RESOURCE_INFO, resource, words.as_mut_ptr().expose_provenance() as u64) })?;
+    Ok(words)
+}
+
+/// Lets this process use the I/O ports of a [`ferrite_abi::resource::PORTS`]
+/// resource.
+pub fn ioport_enable(ports: Handle) -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall1(nr::IOPORT_ENABLE, ports) })
+}
+
+/// Binds the interrupt line of an [`ferrite_abi::resource::IRQ`] resource
+/// to `bits` of a notification; returns the interrupt handle.
+pub fn irq_bind(irq: Handle, notification: Handle, bits: u64) -> Result<Handle, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall3(nr::IRQ_BIND, irq, notification, bits) })
+}
+
+/// Unmasks a bound interrupt line once its device has been dealt with.
+pub fn irq_ack(irq: Handle) -> Result<(), Error> {
+    // SAFETY: touches no memory.
+    unit(unsafe { syscall1(nr::IRQ_ACK, irq) })
 }
 
 /// The time-stamp counter's frequency in Hz, or 0 if the kernel does not

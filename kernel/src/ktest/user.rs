@@ -39,7 +39,11 @@ macro_rules! fault_cases {
 passing_cases!(
     write,
     bad_syscall,
-    power_bad_action,
+    dev_power_bad_action,
+    dev_resources,
+    dev_ports,
+    dev_irq,
+    dev_kill,
     time,
     cpu,
     affinity,
@@ -70,6 +74,8 @@ fault_cases!(
     fault_stack,
     fault_kernel_read,
     fault_noncanonical,
+    fault_ioport,
+    dev_ports_outside,
 );
 
 pub const TESTS: &[Test] = &[
@@ -78,7 +84,13 @@ pub const TESTS: &[Test] = &[
     Test { name: "user::bad_modules", run: bad_modules },
     Test { name: "user::write", run: write },
     Test { name: "user::bad_syscall", run: bad_syscall },
-    Test { name: "user::power_bad_action", run: power_bad_action },
+    Test { name: "user::dev_power_bad_action", run: dev_power_bad_action },
+    Test { name: "user::dev_resources", run: dev_resources },
+    Test { name: "user::dev_ports", run: dev_ports },
+    Test { name: "user::dev_ports_outside", run: dev_ports_outside },
+    Test { name: "user::fault_ioport", run: fault_ioport },
+    Test { name: "user::dev_irq", run: dev_irq },
+    Test { name: "user::dev_kill", run: dev_kill },
     Test { name: "user::time", run: time },
     Test { name: "user::cpu", run: cpu },
     Test { name: "user::affinity", run: affinity },
@@ -114,9 +126,11 @@ pub const TESTS: &[Test] = &[
     Test { name: "user::fuzz", run: fuzz },
 ];
 
-/// Starts `utest <command>`.
+/// Starts `utest <command>`; a `dev_*` case gets the root resources, as
+/// init does.
 pub(super) fn start(command: &str) -> Result<Arc<Process>, String> {
-    proc::spawn("utest", command, Vec::new()).map_err(|e| format!("cannot start 'utest {command}': {e:?}"))
+    let handles = if command.starts_with("dev_") { crate::device::root_handles() } else { Vec::new() };
+    proc::spawn("utest", command, handles).map_err(|e| format!("cannot start 'utest {command}': {e:?}"))
 }
 
 /// Waits (deadline-bound) for `process` to end; returns its exit code.

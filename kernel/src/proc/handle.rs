@@ -22,6 +22,7 @@
 //! counted by the endpoint while it exists ([`Handle`]'s constructor and
 //! `Drop`), so the endpoint knows when nobody can ever receive on it again
 //! and fails its senders instead of keeping them waiting (ipc::endpoint).
+use crate::device::{self, IrqLine};
 use crate::ipc::{Endpoint, Notification};
 use crate::proc::Process;
 use crate::quota::{Account, Resource};
@@ -37,16 +38,20 @@ pub enum Object {
     Notification(Arc<Notification>),
     /// A thread of the same process (from `thread_spawn`), for `thread_join`.
     Thread(Arc<Thread>),
-    /// A child process (from `spawn`), for `wait`.
+    /// A child process (from `spawn`), for `wait` and `kill`.
     Process(Arc<Process>),
+    /// Device rights (device.rs).
+    Resource(device::Resource),
+    /// A bound interrupt line (from `irq_bind`), for `irq_ack`.
+    Irq(Arc<IrqLine>),
 }
 
 impl Object {
     /// Whether a handle to it may be passed to another process at all: IPC
-    /// objects may (with the right to); threads and processes are their
-    /// owner's business.
+    /// objects and resources may (with the right to); threads, processes
+    /// and bound lines are their owner's business.
     pub fn transferable(&self) -> bool {
-        matches!(self, Object::Endpoint(_) | Object::Notification(_))
+        matches!(self, Object::Endpoint(_) | Object::Notification(_) | Object::Resource(_))
     }
 }
 
@@ -205,6 +210,21 @@ impl HandleTable {
     pub fn process(&self, number: u64, need: u64) -> Result<Arc<Process>, Error> {
         self.lookup(number, need, |h| match &h.object {
             Object::Process(p) => Some(p.clone()),
+            _ => None,
+        })
+    }
+
+    /// A resource of `kind` (ferrite_abi::resource).
+    pub fn resource(&self, number: u64, kind: u64, need: u64) -> Result<device::Resource, Error> {
+        self.lookup(number, need, |h| match &h.object {
+            Object::Resource(r) if r.kind == kind => Some(*r),
+            _ => None,
+        })
+    }
+
+    pub fn irq(&self, number: u64, need: u64) -> Result<Arc<IrqLine>, Error> {
+        self.lookup(number, need, |h| match &h.object {
+            Object::Irq(l) => Some(l.clone()),
             _ => None,
         })
     }

@@ -104,14 +104,15 @@ pub(super) fn load(
     Ok((process, frame))
 }
 
-/// Starts init: the first boot module, with no arguments and no handles.
+/// Starts init: the first boot module, with no arguments and the root
+/// resources (device.rs, ferrite_abi::root).
 /// Without one, or if it cannot start, the kernel says so and idles on.
 pub fn start_init() {
     let Some(name) = crate::boot_info::get().first_module_name() else {
         log::warn!("user: no boot modules, so no init; idling");
         return;
     };
-    match super::spawn(name, "", Vec::new()) {
+    match super::spawn(name, "", crate::device::root_handles()) {
         Ok(process) => log::info!("user: started init '{name}' as pid {}", process.id),
         Err(e) => log::error!("user: cannot start init '{name}': {e:?}"),
     }

@@ -69,6 +69,8 @@ pub struct Process {
     exit_waiters: WaitQueue,
     /// What it, with its descendants, may hold and holds (quota.rs).
     pub account: Arc<Account>,
+    /// The I/O ports it may use (device.rs).
+    pub io_ports: crate::device::IoPorts,
     /// Its place among its parent's processes: given back once it has
     /// ended and its parent holds no handle to it any more ([`Slot`]).
     slot: IrqSpinlock<Slot>,
@@ -108,6 +110,7 @@ impl Process {
             exited: AtomicBool::new(false),
             exit_waiters: WaitQueue::new(),
             account,
+            io_ports: crate::device::IoPorts::new(),
             slot: IrqSpinlock::new(Slot { counted, ended: false, handles: 0 }),
             _memory: memory,
         }))
@@ -297,7 +300,8 @@ pub fn spawn_child(
 ) -> Result<u64, Error> {
     let account = Account::child(&parent.account, limits)?;
     let (process, frame) = loader::load(name, args, handles, account, Some(&parent.account))?;
-    let handle = parent.add_handle(Handle::new(Object::Process(process.clone()), ferrite_abi::rights::TASK, None))?;
+    let handle =
+        parent.add_handle(Handle::new(Object::Process(process.clone()), ferrite_abi::rights::PROCESS, None))?;
     if let Err(e) = process.start_thread(frame) {
         // Dropped outside the lock (see `finish`).
         let removed = parent.handles.lock().remove(handle);

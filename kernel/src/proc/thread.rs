@@ -127,6 +127,7 @@ pub fn switch_hook(prev: &Thread, next: &Thread) {
     }
     if let Some(u) = next.user() {
         u.process.aspace.activate();
+        u.process.io_ports.switch_in(u.process.id);
         let top = next.stack_top();
         cpu.kernel_rsp.store(top, Ordering::Relaxed);
         gdt::set_user_entry_stack(top);

@@ -11,6 +11,7 @@
 //! if its process is dying, and a last check that the return address lies
 //! in user space, because `sysretq` to a non-canonical one would fault in
 //! ring 0 (arch::syscall).
+mod device;
 mod objects;
 mod tasks;
 mod uaccess;
@@ -19,7 +20,7 @@ use crate::arch::trap::TrapFrame;
 use crate::proc::{self, Process};
 use crate::sched;
 use alloc::sync::Arc;
-use ferrite_abi::{nr, Error, POWER_OFF, POWER_RESET, USER_END, USER_START, WRITE_MAX};
+use ferrite_abi::{nr, Error, USER_END, USER_START, WRITE_MAX};
 
 /// Called by the trap path for a system call, with interrupts on.
 pub fn dispatch(frame: &mut TrapFrame) {
@@ -73,7 +74,13 @@ fn handle(frame: &mut TrapFrame) -> Result<u64, Error> {
         nr::PID => Ok(current_process().id),
         nr::NULL => Ok(0),
         nr::TSC_HZ => Ok(crate::time::tsc_hz()),
-        nr::POWER => power(a0),
+        nr::POWER => device::power(a0, a1),
+        nr::KILL => tasks::kill(a0),
+        nr::RESOURCE_NARROW => device::resource_narrow(a0, a1, a2),
+        nr::RESOURCE_INFO => device::resource_info(a0, a1),
+        nr::IOPORT_ENABLE => device::ioport_enable(a0),
+        nr::IRQ_BIND => device::irq_bind(a0, a1, a2),
+        nr::IRQ_ACK => device::irq_ack(a0),
         _ => Err(Error::BadSyscall),
     }
 }
@@ -103,21 +110,4 @@ fn exit(code: u64) -> ! {
     process.kill(code);
     drop(process);
     proc::end_current_thread(code)
-}
-
-/// `power(action)`: off or reset, for any process (no right guards the
-/// machine yet). Returns only to refuse an unknown action.
-fn power(action: u64) -> Result<u64, Error> {
-    let pid = current_process().id;
-    match action {
-        POWER_OFF => {
-            log::info!("power: process {pid} asks to power off");
-            crate::arch::power::power_off(true)
-        }
-        POWER_RESET => {
-            log::info!("power: process {pid} asks to reset");
-            crate::arch::power::reset(None)
-        }
-        _ => Err(Error::BadArgument),
-    }
 }

@@ -20,7 +20,7 @@ pub fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> 
     let affinity = sched::with_current(|t| t.affinity());
     let thread = process.prepare_thread(user_entry_frame(entry, stack_top, arg, 0, 0), affinity)?;
     // The handle first: a thread that no one could join must not start.
-    let handle = process.add_handle(Handle::new(Object::Thread(thread.clone()), rights::TASK, None))?;
+    let handle = process.add_handle(Handle::new(Object::Thread(thread.clone()), rights::THREAD, None))?;
     if let Err(e) = process.launch_thread(&thread) {
         let removed = process.handles.lock().remove(handle);
         drop(removed);
@@ -154,6 +154,16 @@ pub fn wait(handle: u64) -> Result<u64, Error> {
     let code = child.wait(|| process.dying()).ok_or(Error::PeerGone)?;
     close_if_same(&process, handle, |o| matches!(o, Object::Process(p) if Arc::ptr_eq(p, &child)));
     Ok(code)
+}
+
+/// `kill(process handle) -> 0`.
+pub fn kill(handle: u64) -> Result<u64, Error> {
+    let child = current_process().handles.lock().process(handle, rights::KILL)?;
+    if !child.has_exited() {
+        log::debug!("user: process '{}' (pid {}) killed by pid {}", child.name, child.id, current_process().id);
+    }
+    child.kill(ferrite_abi::EXIT_KILLED);
+    Ok(0)
 }
 
 /// `limits(ptr)`: the caller's limits, then what it (with its descendants)

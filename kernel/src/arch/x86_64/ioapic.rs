@@ -59,14 +59,14 @@ impl Chip {
         }
     }
 
-    /// Sets `bits` in register `reg`, under one hold of the lock.
-    fn set_bits(&self, reg: u32, bits: u32) {
+    /// Rewrites register `reg` as `f` says, under one hold of the lock.
+    fn update(&self, reg: u32, f: impl FnOnce(u32) -> u32) {
         let base = self.regs.lock();
         // SAFETY: as in read.
         unsafe {
             core::ptr::write_volatile((*base + IOREGSEL) as *mut u32, reg);
             let value = core::ptr::read_volatile((*base + IOWIN) as *const u32);
-            core::ptr::write_volatile((*base + IOWIN) as *mut u32, value | bits);
+            core::ptr::write_volatile((*base + IOWIN) as *mut u32, f(value));
         }
     }
 
@@ -173,8 +173,24 @@ pub fn mask_isa(irq: u8) -> Result<(), RouteError> {
     let route = *IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq))).ok_or(RouteError::NoSuchIrq)?;
     let chip = chip_of(route.gsi)?;
     let reg = REG_REDIRECTION + 2 * (route.gsi - chip.gsi_base);
-    chip.set_bits(reg, RTE_MASKED);
+    chip.update(reg, |low| low | RTE_MASKED);
     Ok(())
+}
+
+/// Unmasks ISA IRQ `irq`'s line (routed before by [`route_isa`]).
+pub fn unmask_isa(irq: u8) -> Result<(), RouteError> {
+    let route = *IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq))).ok_or(RouteError::NoSuchIrq)?;
+    let chip = chip_of(route.gsi)?;
+    let reg = REG_REDIRECTION + 2 * (route.gsi - chip.gsi_base);
+    chip.update(reg, |low| low & !RTE_MASKED);
+    Ok(())
+}
+
+/// Whether ISA IRQ `irq` is level-triggered (the MADT's overrides say).
+pub fn isa_is_level(irq: u8) -> Result<bool, RouteError> {
+    let route = *IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq))).ok_or(RouteError::NoSuchIrq)?;
+    chip_of(route.gsi)?;
+    Ok(route.level)
 }
 
 /// The redirection entry of `gsi` (low half, high half), for the tests.
@@ -189,12 +205,14 @@ pub fn gsi_ranges() -> Vec<(u32, u32)> {
     IO_APICS.get().map_or(Vec::new(), |a| a.chips.iter().map(|c| (c.gsi_base, c.inputs)).collect())
 }
 
-/// An interrupt on ISA vector `irq`: counted and acknowledged. (No driver
-/// takes them yet; the user-space drivers will, through interrupt handles.)
+/// An interrupt on ISA vector `irq`: counted, given to the driver that
+/// bound the line (device.rs, which masks it first if it must), and
+/// acknowledged.
 pub(super) fn isa_interrupt(irq: u8) {
     if let Some(count) = ISA_COUNTS.get(usize::from(irq)) {
         count.fetch_add(1, Ordering::Relaxed);
     }
+    crate::device::interrupt(irq);
     super::apic::end_of_interrupt();
 }
 

@@ -25,6 +25,7 @@ extern crate alloc;
 mod harness;
 mod avx;
 mod children;
+mod devices;
 mod faults;
 mod fpu;
 mod fuzz;
@@ -63,8 +64,15 @@ pub static CASES: &[(&str, Case)] = &[
     // System calls without handles.
     ("write", syscalls::write),
     ("bad_syscall", syscalls::bad_syscall),
-    ("power_bad_action", syscalls::power_bad_action),
     ("time", syscalls::time),
+    // Device rights (started with the root resources).
+    ("dev_resources", devices::dev_resources),
+    ("dev_power_bad_action", devices::dev_power_bad_action),
+    ("dev_ports", devices::dev_ports),
+    ("dev_ports_outside", devices::dev_ports_outside),
+    ("fault_ioport", devices::fault_ioport),
+    ("dev_irq", devices::dev_irq),
+    ("dev_kill", devices::dev_kill),
     ("cpu", syscalls::cpu),
     ("affinity", syscalls::affinity),
     // Threads and limits.
@@ -124,6 +132,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("fault_sysenter", faults::fault_sysenter),
     // The peers other cases spawn.
     ("child_server", children::child_server),
+    ("child_block", devices::child_block),
     ("child_receive_and_die", children::child_receive_and_die),
     ("child_signal", children::child_signal),
     ("child_probe_handles", children::child_probe_handles),

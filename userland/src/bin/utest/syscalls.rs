@@ -103,18 +103,6 @@ pub fn bad_syscall(_args: &str) -> Outcome {
     Ok(format!("{} numbers refused", BAD_NUMBERS.len()))
 }
 
-/// `power` actions that must be refused: every one but off (0) and reset
-/// (1), which no test may ask for.
-const BAD_POWER_ACTIONS: [u64; 4] = [2, 3, 1 << 32, u64::MAX];
-
-/// `power` with an action it does not know: refused, and nothing happens.
-pub fn power_bad_action(_args: &str) -> Outcome {
-    for action in BAD_POWER_ACTIONS {
-        check_eq!(sys::power(action), Err(Error::BadArgument), "power({action:#x})");
-    }
-    Ok(format!("{} actions refused", BAD_POWER_ACTIONS.len()))
-}
-
 /// Clock reads in the monotonicity check.
 const TIME_READS: usize = 1000;
 /// The sleep whose length is checked.

@@ -1,0 +1,228 @@
+//! Device rights: resources, I/O ports, interrupt lines, power and kill.
+//!
+//! Cases named `dev_*` start, as init does, with the root resources
+//! (`ferrite_abi::root`); every other case starts without them, so that
+//! `fault_ioport` shows that a process without a port handle cannot touch
+//! a port. The device they use is the CMOS real-time clock: its index and
+//! data ports (0x70, 0x71) and its interrupt (ISA IRQ 8, edge-triggered),
+//! which every PC and QEMU machine has and which the kernel leaves alone
+//! once it is booted.
+
+use alloc::format;
+use alloc::string::String;
+use core::arch::asm;
+
+use ferrite_abi::{resource, rights, root, Error, EXIT_KILLED, POWER_OFF};
+use ferrite_user::sys;
+
+use crate::harness::{spawn_checked, Ctx, Outcome, Watchdog};
+
+/// The RTC's index and data ports.
+const CMOS_INDEX: u16 = 0x70;
+const CMOS_DATA: u16 = 0x71;
+/// Its status registers: A (rate), B (interrupt enables), C (what fired;
+/// reading it lets the line rise again).
+const STATUS_A: u8 = 0x0a;
+const STATUS_B: u8 = 0x0b;
+const STATUS_C: u8 = 0x0c;
+/// Status B: periodic interrupt enable.
+const PERIODIC: u8 = 1 << 6;
+/// The RTC's interrupt line.
+const RTC_IRQ: u64 = 8;
+/// Interrupts the interrupt case waits for.
+const RTC_INTERRUPTS: u64 = 5;
+
+fn outb(port: u16, value: u8) {
+    // SAFETY: port I/O touches no memory; without the port in this
+    // process's bitmap it faults, which is what some cases check.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+}
+
+fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: as in outb.
+    unsafe { asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+fn cmos_read(reg: u8) -> u8 {
+    outb(CMOS_INDEX, reg);
+    inb(CMOS_DATA)
+}
+
+fn cmos_write(reg: u8, value: u8) {
+    outb(CMOS_INDEX, reg);
+    outb(CMOS_DATA, value);
+}
+
+/// The RTC's two ports, enabled for this process.
+fn enable_cmos() -> Result<(), String> {
+    let ports = sys::resource_narrow(root::PORTS, u64::from(CMOS_INDEX), 2).ctx("narrow to the RTC's ports")?;
+    sys::ioport_enable(ports).ctx("ioport_enable")?;
+    sys::handle_close(ports).ctx("close the port handle")
+}
+
+/// The root resources: their kinds and ranges, narrowing inside and only
+/// inside them, and the rights each call checks.
+pub fn dev_resources(_args: &str) -> Outcome {
+    let expected = [
+        (root::IRQ, [resource::IRQ, 0, 16]),
+        (root::PORTS, [resource::PORTS, 0, 65536]),
+        (root::DEVICE_MEMORY, [resource::DEVICE_MEMORY, 0, 1 << 52]),
+        (root::SYSTEM, [resource::SYSTEM, 0, 0]),
+    ];
+    for (handle, info) in expected {
+        check_eq!(sys::resource_info(handle), Ok(info), "resource_info({handle})");
+        check_eq!(sys::handle_rights(handle), Ok(rights::RESOURCE), "the rights of root handle {handle}");
+    }
+    let ports = sys::resource_narrow(root::PORTS, 0x3f8, 8).ctx("narrow to COM1's ports")?;
+    check_eq!(sys::resource_info(ports), Ok([resource::PORTS, 0x3f8, 8]), "the narrowed range");
+    check_eq!(sys::handle_rights(ports), Ok(rights::RESOURCE), "the narrowed handle's rights");
+    for (base, len) in [(0x3f0, 8), (0x3f8, 9), (0x3f9, 8), (0x3f8, 0), (u64::MAX, 2), (0x3fa, u64::MAX)] {
+        check_eq!(sys::resource_narrow(ports, base, len), Err(Error::BadArgument), "narrow({base:#x}, {len:#x})");
+    }
+    check_eq!(sys::resource_narrow(root::PORTS, 65535, 2), Err(Error::BadArgument), "ports past 65535");
+    check_eq!(sys::resource_narrow(root::IRQ, 16, 1), Err(Error::BadArgument), "IRQ 16");
+    check_eq!(sys::resource_narrow(root::SYSTEM, 0, 1), Err(Error::BadArgument), "a range of the machine");
+    let system = sys::resource_narrow(root::SYSTEM, 0, 0).ctx("narrow the machine to itself")?;
+    check_eq!(sys::resource_info(system), Ok([resource::SYSTEM, 0, 0]), "the machine's copy");
+    // The wrong kind of handle, or of resource, or a handle without USE.
+    let endpoint = sys::endpoint_create().ctx("endpoint_create")?;
+    check_eq!(sys::resource_info(endpoint), Err(Error::BadHandle), "resource_info(endpoint)");
+    check_eq!(sys::resource_narrow(endpoint, 0, 1), Err(Error::BadHandle), "resource_narrow(endpoint)");
+    check_eq!(sys::ioport_enable(root::IRQ), Err(Error::BadHandle), "ioport_enable(IRQ resource)");
+    check_eq!(sys::ioport_enable(endpoint), Err(Error::BadHandle), "ioport_enable(endpoint)");
+    let no_use = sys::handle_derive(ports, rights::TRANSFER).ctx("derive without USE")?;
+    check_eq!(sys::ioport_enable(no_use), Err(Error::NoRights), "ioport_enable without USE");
+    check_eq!(
+        sys::resource_narrow(no_use, 0x3f8, 1).and_then(sys::handle_rights),
+        Ok(rights::TRANSFER),
+        "narrowing keeps the rights"
+    );
+    check_eq!(sys::handle_derive(ports, rights::ALL), Err(Error::NoRights), "more rights than held");
+    for h in [ports, system, endpoint, no_use] {
+        sys::handle_close(h).ctx("close")?;
+    }
+    Ok(String::from("4 root resources, narrowing and rights checked"))
+}
+
+/// `power` needs the machine's resource with USE; bad actions are refused
+/// with it. (No case may power off or reset for real.)
+pub fn dev_power_bad_action(_args: &str) -> Outcome {
+    for action in [2, 3, 1 << 32, u64::MAX] {
+        check_eq!(sys::power(root::SYSTEM, action), Err(Error::BadArgument), "power({action:#x})");
+    }
+    check_eq!(sys::power(root::PORTS, POWER_OFF), Err(Error::BadHandle), "power with the port resource");
+    check_eq!(sys::power(9999, POWER_OFF), Err(Error::BadHandle), "power with no handle");
+    let no_use = sys::handle_derive(root::SYSTEM, rights::TRANSFER).ctx("derive without USE")?;
+    check_eq!(sys::power(no_use, POWER_OFF), Err(Error::NoRights), "power without USE");
+    Ok(String::from("refused: 4 bad actions, the wrong handles, no right"))
+}
+
+/// Ports enabled through a narrowed handle work, on this thread at once
+/// and on a thread on another CPU.
+pub fn dev_ports(_args: &str) -> Outcome {
+    enable_cmos()?;
+    let a = cmos_read(STATUS_A);
+    // Bits 0-3 of status A are the rate, bits 4-6 the divider: QEMU and PCs
+    // run the RTC with the divider 010 (32.768 kHz).
+    check_eq!(a & 0x70, 0x20, "the RTC's divider in status A ({a:#x})");
+    let cpus = sys::cpu_count().ctx("cpu_count")?;
+    let other = spawn_checked(move || {
+        sys::set_affinity(cpus - 1).ctx("set_affinity")?;
+        Ok(u64::from(cmos_read(STATUS_A)))
+    })
+    .ctx("spawn")?;
+    check_eq!(other.join(), Ok(u64::from(a)), "status A read from cpu{}", cpus - 1);
+    Ok(format!("the RTC's ports work here and on cpu{}", cpus - 1))
+}
+
+/// A port next to the enabled ones still faults: the case must be killed.
+pub fn dev_ports_outside(_args: &str) -> Outcome {
+    enable_cmos()?;
+    let _ = cmos_read(STATUS_A);
+    let _ = inb(CMOS_DATA + 1);
+    fail!("port {:#x}, outside the enabled range, did not fault", CMOS_DATA + 1)
+}
+
+/// A process without port handles: `in` faults (the case must be killed).
+pub fn fault_ioport(_args: &str) -> Outcome {
+    let _ = inb(CMOS_DATA);
+    fail!("in from port {CMOS_DATA:#x} without a port handle did not fault")
+}
+
+/// The RTC's periodic interrupt, bound to a notification: it signals the
+/// bits, again after each acknowledgement; a second binding is refused;
+/// closing the handle unbinds the line, which can then be bound again.
+pub fn dev_irq(_args: &str) -> Outcome {
+    let _watchdog = Watchdog::start()?;
+    enable_cmos()?;
+    let line = sys::resource_narrow(root::IRQ, RTC_IRQ, 1).ctx("narrow to IRQ 8")?;
+    let notification = sys::notification_create().ctx("notification_create")?;
+    const BIT: u64 = 1 << 5;
+    check_eq!(sys::irq_bind(line, notification, 0), Err(Error::BadArgument), "irq_bind with no bits");
+    check_eq!(sys::irq_bind(root::IRQ, notification, BIT), Err(Error::BadArgument), "irq_bind of 16 lines");
+    let wait_only = sys::handle_derive(notification, rights::WAIT).ctx("derive")?;
+    check_eq!(sys::irq_bind(line, wait_only, BIT), Err(Error::NoRights), "irq_bind to a notification without SIGNAL");
+    check_eq!(sys::irq_bind(root::PORTS, notification, BIT), Err(Error::BadHandle), "irq_bind of a port resource");
+    let irq = sys::irq_bind(line, notification, BIT).ctx("irq_bind")?;
+    check_eq!(sys::irq_bind(line, notification, BIT), Err(Error::Busy), "a second binding of IRQ 8");
+    check_eq!(sys::irq_ack(notification), Err(Error::BadHandle), "irq_ack of a notification");
+    // Start the periodic interrupt (1024 Hz at the default rate).
+    let _ = cmos_read(STATUS_C);
+    let b = cmos_read(STATUS_B);
+    cmos_write(STATUS_B, b | PERIODIC);
+    let mut seen = 0;
+    let result = (|| {
+        for _ in 0..RTC_INTERRUPTS {
+            let bits = sys::notify_wait(notification).ctx("notify_wait")?;
+            check_eq!(bits, BIT, "the bits signalled");
+            let _ = cmos_read(STATUS_C);
+            sys::irq_ack(irq).ctx("irq_ack")?;
+            seen += 1;
+        }
+        Ok(())
+    })();
+    cmos_write(STATUS_B, b & !PERIODIC);
+    let _ = cmos_read(STATUS_C);
+    result?;
+    sys::handle_close(irq).ctx("close the interrupt handle")?;
+    let again = sys::irq_bind(line, notification, BIT).ctx("bind IRQ 8 again after the close")?;
+    sys::handle_close(again).ctx("close it")?;
+    Ok(format!("{seen} RTC interrupts signalled and acknowledged; rebinding refused, then allowed after the close"))
+}
+
+/// `kill`: a child blocked in a wait ends with EXIT_KILLED; a handle
+/// without KILL is refused, and killing one that has ended does nothing.
+pub fn dev_kill(_args: &str) -> Outcome {
+    let _watchdog = Watchdog::start()?;
+    let child = sys::spawn("utest child_block", &[]).ctx("spawn child_block")?;
+    check_eq!(sys::handle_rights(child), Ok(rights::PROCESS), "a process handle's rights");
+    let wait_only = sys::handle_derive(child, rights::WAIT).ctx("derive")?;
+    check_eq!(sys::kill(wait_only), Err(Error::NoRights), "kill without KILL");
+    let endpoint = sys::endpoint_create().ctx("endpoint_create")?;
+    check_eq!(sys::kill(endpoint), Err(Error::BadHandle), "kill(endpoint)");
+    // Let it block (it would never end by itself).
+    sys::sleep_ns(20_000_000).ctx("sleep")?;
+    sys::kill(child).ctx("kill")?;
+    check_eq!(sys::wait(wait_only), Ok(EXIT_KILLED), "the killed child's exit code");
+    sys::kill(child).ctx("kill after the end")?;
+    check_eq!(sys::wait(child), Ok(EXIT_KILLED), "waiting again");
+    let done = sys::spawn("hello", &[]).ctx("spawn hello")?;
+    let code = sys::wait(done).ctx("wait for hello")?;
+    check_eq!(sys::kill(done), Err(Error::BadHandle), "kill through a handle wait closed");
+    sys::handle_close(endpoint).ctx("close")?;
+    Ok(format!("a blocked child killed ({EXIT_KILLED:#x}); hello ended with {code}"))
+}
+
+/// A child for `dev_kill`: blocks for ever, in a wait and in a sleep.
+pub fn child_block(_args: &str) -> Outcome {
+    let notification = sys::notification_create().ctx("notification_create")?;
+    let _sleeper = spawn_checked(|| {
+        sys::sleep_ns(u64::MAX).ctx("sleep")?;
+        Ok(0)
+    })
+    .ctx("spawn")?;
+    sys::notify_wait(notification).ctx("notify_wait")?;
+    fail!("a notification nobody signals was signalled")
+}
