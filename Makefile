@@ -106,10 +106,10 @@ check:
 	cargo fmt --all --check
 	cargo clippy --release -p ferrite-kernel --target $(KERNEL_TARGET) -- -D warnings
 	cargo clippy --release -p ferrite-user --target $(USER_TARGET) -- -D warnings
-	cargo clippy -p ferrite-kcore -p ferrite-screen -p ferrite-tests --all-targets -- -D warnings
+	cargo clippy -p ferrite-kcore -p ferrite-screen -p ferrite-ukit -p ferrite-tests --all-targets -- -D warnings
 
 host-test:
-	cargo test -p ferrite-kcore -p ferrite-screen
+	cargo test -p ferrite-kcore -p ferrite-screen -p ferrite-ukit
 
 # The harness builds the kernel, the user programs and its ISOs itself; logs
 # go to build/test-logs/.
