@@ -252,8 +252,25 @@ pub mod nr {
     /// `irq_ack(interrupt handle) -> 0`: the driver has dealt with the
     /// device: the line is unmasked, if it was masked.
     pub const IRQ_ACK: u64 = 37;
+    /// `process_list(system handle, ptr, max) -> count`: writes a
+    /// [`super::ProcessInfo`] for each of the first `max` (at most
+    /// [`super::PROCESS_LIST_MAX`]) processes that exist, in the order of
+    /// their IDs, at `ptr`, and returns how many exist (which may be more
+    /// than `max`). Needs a [`super::resource::SYSTEM`] resource with
+    /// [`super::rights::USE`].
+    pub const PROCESS_LIST: u64 = 38;
+    /// `process_open(system handle, pid) -> process handle`: a handle with
+    /// [`super::rights::PROCESS`] to the process with this ID, whoever
+    /// started it ([`super::Error::NotFound`] if there is none). Needs what
+    /// `process_list` needs.
+    pub const PROCESS_OPEN: u64 = 39;
+    /// `system_info(system handle, ptr, max) -> cpus`: writes a
+    /// [`super::SystemInfo`] at `ptr`, followed by a [`super::CpuInfo`] for
+    /// each of the first `max` online CPUs, and returns how many CPUs are
+    /// online. Needs what `process_list` needs.
+    pub const SYSTEM_INFO: u64 = 40;
     /// One past the highest number.
-    pub const COUNT: u64 = 38;
+    pub const COUNT: u64 = 41;
 }
 
 /// What went wrong: the status in `rax` (its [`Error::code`]).
@@ -474,6 +491,75 @@ impl Limits {
 pub const DEFAULT_THREADS: u64 = 8192;
 /// The default [`Limits::processes`].
 pub const DEFAULT_PROCESSES: u64 = 1024;
+
+/// The most records one `process_list` writes.
+pub const PROCESS_LIST_MAX: u64 = 256;
+/// Bytes of a process's name in a [`ProcessInfo`] (NUL-padded, cut).
+pub const PROCESS_NAME_LEN: usize = 32;
+
+/// One process, as `process_list` describes it. Eleven words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct ProcessInfo {
+    pub pid: u64,
+    /// The process that started it (0: the kernel did).
+    pub parent: u64,
+    /// Threads alive now.
+    pub threads: u64,
+    /// Bytes of memory it and its descendants hold ([`Limits::memory`]).
+    pub memory: u64,
+    /// CPU time its threads have used, ended ones included, in ns.
+    pub cpu_ns: u64,
+    /// 1 once it has ended (its parent has not yet waited), else 0.
+    pub ended: u64,
+    /// The boot module it runs, NUL-padded.
+    pub name: [u8; PROCESS_NAME_LEN],
+}
+
+impl ProcessInfo {
+    /// The name as text (up to its first NUL).
+    pub fn name(&self) -> &str {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(PROCESS_NAME_LEN);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+}
+
+/// The machine, as `system_info` describes it. Seven words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct SystemInfo {
+    /// Nanoseconds since boot.
+    pub uptime_ns: u64,
+    /// Bytes of RAM the kernel manages, and how many are free.
+    pub memory_total: u64,
+    pub memory_free: u64,
+    /// Bytes of the kernel's heap in use.
+    pub heap_used: u64,
+    /// Processes and threads that exist.
+    pub processes: u64,
+    pub threads: u64,
+    /// CPUs online.
+    pub cpus: u64,
+}
+
+/// One online CPU, as `system_info` describes it. Seven words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct CpuInfo {
+    /// Its number as `cpu` counts (0 to `cpu_count` - 1).
+    pub cpu: u64,
+    /// Its local APIC ID.
+    pub apic_id: u64,
+    /// Context switches it made.
+    pub switches: u64,
+    /// Nanoseconds it spent idle.
+    pub idle_ns: u64,
+    /// Timer interrupts and inter-processor interrupts it took.
+    pub timer_ticks: u64,
+    pub ipis: u64,
+    /// Threads queued on it now.
+    pub queued: u64,
+}
 
 /// `map` flags.
 pub mod map {

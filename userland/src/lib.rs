@@ -29,6 +29,8 @@
 //! - [`rt::handles_given`]: how many handles the program was given;
 //! - a global allocator over `map` ([`heap`]), so `alloc` works;
 //! - [`thread::spawn`]: threads of the same process with their own stacks;
+//! - [`port`]: `in` and `out`, for drivers given I/O ports;
+//! - [`service`]: what the drivers share ([`service::Forwarder`]);
 //! - the C memory functions the compiler calls (`memcpy` and the like),
 //!   since programs are linked without libc.
 //!
@@ -44,7 +46,9 @@ extern crate alloc;
 pub mod heap;
 pub mod io;
 mod mem;
+pub mod port;
 pub mod rt;
+pub mod service;
 pub mod sys;
 pub mod syscall;
 pub mod thread;

@@ -6,7 +6,7 @@
 
 use core::ptr;
 
-use ferrite_abi::{nr, Error, Grant, Limits, MSG_WORDS, SPAWN_HANDLES_MAX};
+use ferrite_abi::{nr, CpuInfo, Error, Grant, Limits, ProcessInfo, SystemInfo, MSG_WORDS, SPAWN_HANDLES_MAX};
 
 use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall5, syscall_ipc, Raw};
 
@@ -336,4 +336,42 @@ pub fn irq_ack(irq: Handle) -> Result<(), Error> {
 pub fn tsc_hz() -> Result<u64, Error> {
     // SAFETY: touches no memory.
     result(unsafe { syscall0(nr::TSC_HZ) })
+}
+
+/// Fills `out` with the first processes that exist (at most
+/// [`ferrite_abi::PROCESS_LIST_MAX`]); returns how many it filled and how
+/// many exist. Needs the machine's resource.
+pub fn process_list(system: Handle, out: &mut [ProcessInfo]) -> Result<(usize, u64), Error> {
+    let max = out.len().min(ferrite_abi::PROCESS_LIST_MAX as usize);
+    // SAFETY: the kernel writes at most `max` records into `out`, which is
+    // ours; every bit pattern is a valid ProcessInfo.
+    let total =
+        result(unsafe { syscall3(nr::PROCESS_LIST, system, out.as_mut_ptr().expose_provenance() as u64, max as u64) })?;
+    Ok((max.min(total as usize), total))
+}
+
+/// A handle (wait and kill) to the process with ID `pid`. Needs the
+/// machine's resource.
+pub fn process_open(system: Handle, pid: u64) -> Result<Handle, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall2(nr::PROCESS_OPEN, system, pid) })
+}
+
+/// The machine's figures, and those of the first `cpus.len()` online CPUs
+/// (filled in order); returns them and how many CPUs are online.
+pub fn system_info(system: Handle, cpus: &mut [CpuInfo]) -> Result<(SystemInfo, u64), Error> {
+    #[repr(C)]
+    struct Out {
+        system: SystemInfo,
+        cpus: [CpuInfo; 64],
+    }
+    let mut out = Out { system: SystemInfo::default(), cpus: [CpuInfo::default(); 64] };
+    let max = cpus.len().min(64);
+    // SAFETY: the kernel writes a SystemInfo and at most `max` CpuInfos
+    // into `out`, which is ours and large enough.
+    let online = result(unsafe {
+        syscall3(nr::SYSTEM_INFO, system, ptr::from_mut(&mut out).expose_provenance() as u64, max as u64)
+    })?;
+    cpus[..max].copy_from_slice(&out.cpus[..max]);
+    Ok((out.system, online))
 }

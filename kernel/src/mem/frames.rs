@@ -155,6 +155,11 @@ pub fn free_count() -> u64 {
     with(|b| b.free_frames())
 }
 
+/// Frames of RAM the allocator manages (free or not).
+pub fn usable_count() -> u64 {
+    with(|b| b.usable_frames())
+}
+
 /// Frames that what user programs ask for (their memory, their threads'
 /// kernel stacks, their page tables, the kernel heap that their kernel
 /// objects take) may never take: with them the kernel can still grow its

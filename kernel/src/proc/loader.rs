@@ -64,7 +64,7 @@ pub(super) fn load(
     args: &str,
     handles: Vec<Handle>,
     account: Arc<Account>,
-    parent: Option<&Arc<Account>>,
+    parent: Option<(u64, &Arc<Account>)>,
 ) -> Result<(Arc<Process>, TrapFrame), Error> {
     let image = crate::boot_info::get().module(name).ok_or(Error::NotFound)?;
     let plan = elf::plan(image).map_err(|e| {

@@ -38,7 +38,7 @@ use crate::sched::thread::Thread;
 use crate::sched::wait::WaitQueue;
 use crate::sync::IrqSpinlock;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ferrite_abi::{Error, MAX_THREADS};
@@ -54,6 +54,8 @@ pub fn live_processes() -> u64 {
 
 pub struct Process {
     pub id: u64,
+    /// The process that started it (0: the kernel).
+    pub parent: u64,
     /// The boot module it runs.
     pub name: String,
     pub aspace: AddressSpace,
@@ -71,6 +73,8 @@ pub struct Process {
     pub account: Arc<Account>,
     /// The I/O ports it may use (device.rs).
     pub io_ports: crate::device::IoPorts,
+    /// CPU time of its threads that have ended.
+    ended_threads_ns: AtomicU64,
     /// Its place among its parent's processes: given back once it has
     /// ended and its parent holds no handle to it any more ([`Slot`]).
     slot: IrqSpinlock<Slot>,
@@ -92,15 +96,19 @@ struct Slot {
 
 impl Process {
     /// A process named `name` with `account`, counted as one of `parent`'s
-    /// processes (None: started by the kernel).
-    fn new(name: &str, account: Arc<Account>, parent: Option<&Arc<Account>>) -> Result<Arc<Process>, Error> {
-        let counted = parent.map(|p| p.take(Resource::Processes, 1)).transpose()?;
+    /// processes (its ID and account; None: started by the kernel).
+    fn new(name: &str, account: Arc<Account>, parent: Option<(u64, &Arc<Account>)>) -> Result<Arc<Process>, Error> {
+        let counted = parent.map(|(_, p)| p.take(Resource::Processes, 1)).transpose()?;
         let (memory, room) = account.take_bytes(crate::quota::object_bytes::<Process>() + name.len() as u64)?;
         let aspace = AddressSpace::new(account.clone()).map_err(|_| Error::NoMemory)?;
+        // Room for its entry in the list of processes too.
+        let mut list = PROCESSES.lock();
+        list.try_reserve(1).map_err(|_| Error::NoMemory)?;
         LIVE.fetch_add(1, Ordering::Relaxed);
         let _room = room;
-        Ok(Arc::new(Process {
+        let process = Arc::new(Process {
             id: NEXT_PID.fetch_add(1, Ordering::Relaxed),
+            parent: parent.map_or(0, |(pid, _)| pid),
             name: String::from(name),
             aspace,
             handles: IrqSpinlock::new(HandleTable::new(account.clone())),
@@ -111,9 +119,12 @@ impl Process {
             exit_waiters: WaitQueue::new(),
             account,
             io_ports: crate::device::IoPorts::new(),
+            ended_threads_ns: AtomicU64::new(0),
             slot: IrqSpinlock::new(Slot { counted, ended: false, handles: 0 }),
             _memory: memory,
-        }))
+        });
+        list.push((process.id, Arc::downgrade(&process)));
+        Ok(process)
     }
 
     /// Killed (or ending). SeqCst: a thread going to sleep reads it after
@@ -202,6 +213,7 @@ impl Process {
     /// A thread of the process is ending with `code`; returns true if it
     /// was the last one.
     fn thread_ended(&self, t: &Thread, code: u64) -> bool {
+        self.ended_threads_ns.fetch_add(crate::sched::runtime_ns(t), Ordering::Relaxed);
         let mut threads = self.threads.lock();
         threads.retain(|x| !core::ptr::eq(&**x, t));
         if threads.is_empty() {
@@ -273,7 +285,55 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        PROCESSES.lock().retain(|(pid, _)| *pid != self.id);
         LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Every process that exists, by ID (in the order they were made, which
+/// is the order of their IDs), for `process_list` and `process_open`.
+static PROCESSES: IrqSpinlock<Vec<(u64, Weak<Process>)>> = IrqSpinlock::new(Vec::new());
+
+/// The processes that exist, from ID `from` on, at most `max` of them, and
+/// how many exist in all.
+pub fn list(max: usize) -> (Vec<Arc<Process>>, usize) {
+    let mut found = Vec::new();
+    if found.try_reserve(max).is_err() {
+        return (Vec::new(), 0);
+    }
+    let list = PROCESSES.lock();
+    found.extend(list.iter().filter_map(|(_, p)| p.upgrade()).take(max));
+    let total = list.len();
+    drop(list);
+    (found, total)
+}
+
+/// The process with ID `pid`, if it exists.
+pub fn find(pid: u64) -> Option<Arc<Process>> {
+    let list = PROCESSES.lock();
+    let at = list.binary_search_by_key(&pid, |(id, _)| *id).ok()?;
+    list[at].1.upgrade()
+}
+
+impl Process {
+    /// What `process_list` says about it.
+    pub fn info(&self) -> ferrite_abi::ProcessInfo {
+        let (threads, running_ns) = {
+            let threads = self.threads.lock();
+            (threads.len() as u64, threads.iter().map(|t| crate::sched::runtime_ns(t)).sum::<u64>())
+        };
+        let mut name = [0u8; ferrite_abi::PROCESS_NAME_LEN];
+        let len = self.name.len().min(name.len());
+        name[..len].copy_from_slice(&self.name.as_bytes()[..len]);
+        ferrite_abi::ProcessInfo {
+            pid: self.id,
+            parent: self.parent,
+            threads,
+            memory: self.account.used(Resource::Memory),
+            cpu_ns: self.ended_threads_ns.load(Ordering::Relaxed) + running_ns,
+            ended: u64::from(self.has_exited()),
+            name,
+        }
     }
 }
 
@@ -299,7 +359,7 @@ pub fn spawn_child(
     limits: Option<ferrite_abi::Limits>,
 ) -> Result<u64, Error> {
     let account = Account::child(&parent.account, limits)?;
-    let (process, frame) = loader::load(name, args, handles, account, Some(&parent.account))?;
+    let (process, frame) = loader::load(name, args, handles, account, Some((parent.id, &parent.account)))?;
     let handle =
         parent.add_handle(Handle::new(Object::Process(process.clone()), ferrite_abi::rights::PROCESS, None))?;
     if let Err(e) = process.start_thread(frame) {

@@ -449,6 +449,21 @@ pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
 
 /// Per-CPU statistics: `sched: cpuN switches=… deferred=… ipis_sent=…
 /// ipis_received=… steals=… idle_ms=…`, one line per online CPU.
+/// What `system_info` says about CPU `cpu` (but its rank).
+pub fn cpu_info(cpu: u32) -> ferrite_abi::CpuInfo {
+    let c = of(cpu);
+    let p = crate::percpu::get(cpu);
+    ferrite_abi::CpuInfo {
+        cpu: 0,
+        apic_id: u64::from(p.apic_id()),
+        switches: c.switches.load(Ordering::Relaxed),
+        idle_ns: c.idle_ns.load(Ordering::Relaxed),
+        timer_ticks: p.timer_ticks.load(Ordering::Relaxed),
+        ipis: p.ipis_received.load(Ordering::Relaxed),
+        queued: c.rq.lock().len() as u64,
+    }
+}
+
 pub fn log_stats() {
     for cpu in crate::smp::online_cpus().iter() {
         let c = of(cpu);

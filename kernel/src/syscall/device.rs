@@ -1,11 +1,15 @@
-//! Device rights: `resource_narrow`, `resource_info`, `ioport_enable`,
-//! `irq_bind`, `irq_ack` and `power` (device.rs has the objects). Every
+//! Device rights and the machine: `resource_narrow`, `resource_info`,
+//! `ioport_enable`, `irq_bind`, `irq_ack`, `power`, `process_list`,
+//! `process_open` and `system_info` (device.rs has the objects). Every
 //! handle is looked up with the kind and the right the call needs.
 use super::{current_process, uaccess};
 use crate::device::{self, IrqLine};
 use crate::proc::handle::{Handle, Object};
 use crate::sched::InterruptsOff;
-use ferrite_abi::{resource, rights, Error, POWER_OFF, POWER_RESET};
+use alloc::vec::Vec;
+use ferrite_abi::{
+    resource, rights, CpuInfo, Error, ProcessInfo, SystemInfo, POWER_OFF, POWER_RESET, PROCESS_LIST_MAX,
+};
 
 /// `resource_narrow(handle, base, len) -> handle`.
 pub fn resource_narrow(handle: u64, base: u64, len: u64) -> Result<u64, Error> {
@@ -75,4 +79,76 @@ pub fn power(handle: u64, action: u64) -> Result<u64, Error> {
         }
         _ => Err(Error::BadArgument),
     }
+}
+
+/// The machine's resource, with USE: what the calls that tell about every
+/// process and CPU need.
+fn system(handle: u64) -> Result<(), Error> {
+    current_process().handles.lock().resource(handle, resource::SYSTEM, rights::USE).map(|_| ())
+}
+
+/// Appends `words` to `out`, little-endian.
+fn put_words(out: &mut Vec<u8>, words: &[u64]) {
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// `process_list(system, ptr, max) -> count`: every record is made before
+/// one copy out, so a bad range writes nothing of it.
+pub fn process_list(handle: u64, ptr: u64, max: u64) -> Result<u64, Error> {
+    system(handle)?;
+    if max > PROCESS_LIST_MAX {
+        return Err(Error::BadLength);
+    }
+    let (processes, total) = crate::proc::list(max as usize);
+    let mut out = Vec::new();
+    out.try_reserve_exact(processes.len() * core::mem::size_of::<ProcessInfo>()).map_err(|_| Error::NoMemory)?;
+    for p in &processes {
+        let i = p.info();
+        put_words(&mut out, &[i.pid, i.parent, i.threads, i.memory, i.cpu_ns, i.ended]);
+        out.extend_from_slice(&i.name);
+    }
+    // Dropped outside any lock: one may be the last reference.
+    drop(processes);
+    uaccess::copy_out(ptr, &out)?;
+    Ok(total as u64)
+}
+
+/// `process_open(system, pid) -> process handle`.
+pub fn process_open(handle: u64, pid: u64) -> Result<u64, Error> {
+    system(handle)?;
+    let process = crate::proc::find(pid).ok_or(Error::NotFound)?;
+    current_process().add_handle(Handle::new(Object::Process(process), rights::PROCESS, None))
+}
+
+/// `system_info(system, ptr, max) -> cpus`.
+pub fn system_info(handle: u64, ptr: u64, max: u64) -> Result<u64, Error> {
+    system(handle)?;
+    let cpus = crate::smp::online_count();
+    let shown = max.min(u64::from(cpus));
+    let (heap_used, _) = crate::mem::heap::usage();
+    let info = SystemInfo {
+        uptime_ns: crate::time::uptime_ns(),
+        memory_total: crate::mem::frames::usable_count() * crate::mem::PAGE_SIZE,
+        memory_free: crate::mem::frames::free_count() * crate::mem::PAGE_SIZE,
+        heap_used: heap_used as u64,
+        processes: crate::proc::live_processes(),
+        threads: crate::sched::thread::live_threads(),
+        cpus: u64::from(cpus),
+    };
+    let mut out = Vec::new();
+    let bytes = core::mem::size_of::<SystemInfo>() + shown as usize * core::mem::size_of::<CpuInfo>();
+    out.try_reserve_exact(bytes).map_err(|_| Error::NoMemory)?;
+    put_words(
+        &mut out,
+        &[info.uptime_ns, info.memory_total, info.memory_free, info.heap_used, info.processes, info.threads, info.cpus],
+    );
+    for rank in 0..shown as u32 {
+        let Some(cpu) = crate::smp::nth_online(rank) else { break };
+        let c = crate::sched::cpu_info(cpu);
+        put_words(&mut out, &[u64::from(rank), c.apic_id, c.switches, c.idle_ns, c.timer_ticks, c.ipis, c.queued]);
+    }
+    uaccess::copy_out(ptr, &out)?;
+    Ok(u64::from(cpus))
 }

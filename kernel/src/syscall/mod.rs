@@ -81,6 +81,9 @@ fn handle(frame: &mut TrapFrame) -> Result<u64, Error> {
         nr::IOPORT_ENABLE => device::ioport_enable(a0),
         nr::IRQ_BIND => device::irq_bind(a0, a1, a2),
         nr::IRQ_ACK => device::irq_ack(a0),
+        nr::PROCESS_LIST => device::process_list(a0, a1, a2),
+        nr::PROCESS_OPEN => device::process_open(a0, a1),
+        nr::SYSTEM_INFO => device::system_info(a0, a1, a2),
         _ => Err(Error::BadSyscall),
     }
 }

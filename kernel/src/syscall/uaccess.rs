@@ -77,3 +77,18 @@ pub fn copy_words_out(ptr: u64, words: &[u64]) -> Result<(), Error> {
         Err(Error::BadAddress)
     }
 }
+
+/// Writes `bytes` to user address `ptr`, as [`copy_words_out`] does. An
+/// empty range is not looked at.
+pub fn copy_out(ptr: u64, bytes: &[u8]) -> Result<(), Error> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    check_range(ptr, bytes.len() as u64)?;
+    // SAFETY: as in copy_words_out.
+    if unsafe { copy_to_user(ptr, bytes) } {
+        Ok(())
+    } else {
+        Err(Error::BadAddress)
+    }
+}

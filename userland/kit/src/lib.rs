@@ -22,3 +22,4 @@
 pub mod command;
 pub mod line;
 pub mod scancode;
+pub mod stream;

@@ -12,7 +12,7 @@ use alloc::format;
 use alloc::string::String;
 use core::arch::asm;
 
-use ferrite_abi::{resource, rights, root, Error, EXIT_KILLED, POWER_OFF};
+use ferrite_abi::{resource, rights, root, CpuInfo, Error, ProcessInfo, EXIT_KILLED, POWER_OFF};
 use ferrite_user::sys;
 
 use crate::harness::{spawn_checked, Ctx, Outcome, Watchdog};
@@ -225,4 +225,59 @@ pub fn child_block(_args: &str) -> Outcome {
     .ctx("spawn")?;
     sys::notify_wait(notification).ctx("notify_wait")?;
     fail!("a notification nobody signals was signalled")
+}
+
+/// `process_list`, `process_open` and `system_info` with the machine's
+/// resource: this process and a child are listed as they are, the child
+/// can be opened and killed by ID, and the calls are refused without the
+/// right or with bad arguments.
+pub fn dev_processes(_args: &str) -> Outcome {
+    let _watchdog = Watchdog::start()?;
+    let me = sys::pid().ctx("pid")?;
+    let child = sys::spawn("utest child_block", &[]).ctx("spawn child_block")?;
+    let mut list = [ProcessInfo { pid: 0, parent: 0, threads: 0, memory: 0, cpu_ns: 0, ended: 0, name: [0; 32] }; 64];
+    // The child's second thread may not have started yet.
+    let mut child_info = None;
+    for _ in 0..1000 {
+        let (n, total) = sys::process_list(root::SYSTEM, &mut list).ctx("process_list")?;
+        check!(total >= n as u64 && n >= 2, "process_list: {n} of {total}");
+        check!(list[..n].windows(2).all(|w| w[0].pid < w[1].pid), "the list is not in the order of IDs");
+        let mine = list[..n].iter().find(|p| p.pid == me).ok_or("this process is not listed")?;
+        check_eq!((mine.name(), mine.parent, mine.ended), ("utest", 0, 0), "this process's entry");
+        check!(mine.threads >= 2 && mine.memory > 0, "this process's entry: {mine:?}");
+        child_info = list[..n].iter().find(|p| p.parent == me).copied();
+        if child_info.is_some_and(|c| c.threads == 2) {
+            break;
+        }
+        sys::sleep_ns(1_000_000).ctx("sleep")?;
+    }
+    let c = child_info.ok_or("the child is not listed")?;
+    check_eq!((c.name(), c.threads, c.ended), ("utest", 2, 0), "the child's entry ({c:?})");
+    let opened = sys::process_open(root::SYSTEM, c.pid).ctx("process_open")?;
+    check_eq!(sys::handle_rights(opened), Ok(rights::PROCESS), "an opened process's rights");
+    sys::kill(opened).ctx("kill through the opened handle")?;
+    check_eq!(sys::wait(child), Ok(EXIT_KILLED), "the child's exit code");
+    check_eq!(sys::wait(opened), Ok(EXIT_KILLED), "waiting through the opened handle");
+    check_eq!(sys::process_open(root::SYSTEM, 1 << 60), Err(Error::NotFound), "process_open of no process");
+    let no_use = sys::handle_derive(root::SYSTEM, rights::TRANSFER).ctx("derive without USE")?;
+    check_eq!(sys::process_list(no_use, &mut list).map(|_| ()), Err(Error::NoRights), "process_list without USE");
+    check_eq!(sys::process_open(root::PORTS, me), Err(Error::BadHandle), "process_open with the port resource");
+    // Raw calls: too many records, and a range that is not ours.
+    // SAFETY: the kernel refuses both without writing.
+    let raw = unsafe { ferrite_user::syscall::syscall3(ferrite_abi::nr::PROCESS_LIST, root::SYSTEM, 0x1000, 257) };
+    check_eq!(raw.result(), Err(Error::BadLength), "process_list of 257 records");
+    // SAFETY: as above.
+    let raw = unsafe { ferrite_user::syscall::syscall3(ferrite_abi::nr::PROCESS_LIST, root::SYSTEM, 1 << 63, 4) };
+    check_eq!(raw.result(), Err(Error::BadAddress), "process_list into the kernel half");
+    let mut cpus = [CpuInfo::default(); 8];
+    let (info, online) = sys::system_info(root::SYSTEM, &mut cpus).ctx("system_info")?;
+    check_eq!(online, sys::cpu_count().ctx("cpu_count")?, "CPUs online");
+    check_eq!(info.cpus, online, "SystemInfo::cpus");
+    check!(info.memory_total > info.memory_free && info.memory_free > 0, "memory: {info:?}");
+    check!(info.processes >= 1 && info.threads >= 2 && info.uptime_ns > 0, "counts: {info:?}");
+    for (rank, cpu) in cpus.iter().take(online.min(8) as usize).enumerate() {
+        check_eq!(cpu.cpu, rank as u64, "CpuInfo::cpu");
+    }
+    check_eq!(sys::system_info(no_use, &mut cpus).map(|_| ()), Err(Error::NoRights), "system_info without USE");
+    Ok(format!("{} processes listed, the child opened and killed by ID; {online} CPUs", info.processes))
 }

@@ -73,6 +73,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("fault_ioport", devices::fault_ioport),
     ("dev_irq", devices::dev_irq),
     ("dev_kill", devices::dev_kill),
+    ("dev_processes", devices::dev_processes),
     ("cpu", syscalls::cpu),
     ("affinity", syscalls::affinity),
     // Threads and limits.

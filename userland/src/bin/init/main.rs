@@ -1,8 +1,9 @@
 //! `init`: the first program, started by the kernel on a normal boot.
 //!
-//! For now init proves that user mode works on every CPU: it runs a ring of
-//! IPC between the CPUs and then idles. The boot tests wait for its exact
-//! lines.
+//! First init proves that user mode works on every CPU: it runs a ring of
+//! IPC between the CPUs and reports it (the boot tests wait for its exact
+//! lines). Then it starts the drivers and the shell, and keeps them
+//! running ([`services`]).
 //!
 //! # The ring
 //!
@@ -40,6 +41,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use ferrite_user::sys::{self, Handle, Message};
 use ferrite_user::thread::{self, JoinHandle};
 use ferrite_user::{println, Error};
+
+mod services;
 
 ferrite_user::entry!(main);
 
@@ -104,7 +107,8 @@ fn main(_args: &str) -> u64 {
         println!("init: cpu{cpu} made {calls} calls to cpu{} and answered {answers}", next(cpu, n));
     }
     let total: u64 = made.iter().sum();
-    println!("init: {total} IPC round trips across {n} CPUs; idling");
+    println!("init: {total} IPC round trips across {n} CPUs");
+    services::start();
     loop {
         thread::sleep_ns(IDLE_SLEEP_NS);
     }

@@ -1,0 +1,117 @@
+//! The drivers and the shell: what init starts once its report is out, with
+//! the device rights each needs and no more, and starts again when one dies.
+//!
+//! Init holds the root resources (ferrite_abi::root) and two endpoints it
+//! makes: `input`, which the drivers send typed bytes to (each through a
+//! handle minted with its own badge) and the shell receives from; and
+//! `serial`, which the serial driver serves and the shell calls to write.
+//! Init keeps its own handles to both, so that a driver or a shell that is
+//! started again finds the same endpoints, and a caller waits for it
+//! rather than failing.
+//!
+//! | program | handles, in order |
+//! |---|---|
+//! | `serial` | COM1's ports 0x3f8-0x3ff, ISA IRQ 4, `serial` (receive), `input` (send, badge SOURCE_SERIAL) |
+//! | `kbd` | port 0x60, port 0x64, ISA IRQ 1, `input` (send, badge SOURCE_KEYBOARD) |
+//! | `sh` | `input` (receive), `serial` (send), the machine |
+//!
+//! Each runs under a supervisor thread that waits for it. One that exits
+//! with 0 has nothing to do (no such device) and is left alone; one that
+//! fails, faults or is killed is started again, with a log line, after a
+//! pause; five quick deaths in a row and it is given up on.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use ferrite_abi::{rights, root, Error, Grant};
+use ferrite_ukit::stream::{SOURCE_KEYBOARD, SOURCE_SERIAL};
+use ferrite_user::sys::{self, Handle};
+use ferrite_user::{println, thread};
+
+/// The pause before a program is started again.
+const RESTART_PAUSE_NS: u64 = 200_000_000;
+/// A life shorter than this counts as a quick death.
+const QUICK_NS: u64 = 2_000_000_000;
+/// Quick deaths in a row before init gives up on a program.
+const QUICK_DEATHS: u32 = 5;
+
+/// Starts the drivers and the shell, each under its supervisor. A program
+/// that is not among the boot modules is skipped, with a line.
+pub fn start() {
+    match grants() {
+        Ok(programs) => {
+            let names: Vec<&str> = programs.iter().map(|(name, _)| *name).collect();
+            println!("init: starting {}", names.join(", "));
+            for (name, grants) in programs {
+                if let Err(e) = thread::spawn(move || supervise(name, &grants)) {
+                    println!("init: cannot supervise {name}: {e:?}");
+                }
+            }
+        }
+        Err(why) => println!("init: cannot start the drivers and the shell: {why}"),
+    }
+}
+
+/// Each program and the grants it starts with.
+fn grants() -> Result<Vec<(&'static str, Vec<Grant>)>, String> {
+    let ctx = |what: &'static str| move |e: Error| format!("{what}: {e:?}");
+    let input = sys::endpoint_create().map_err(ctx("the input endpoint"))?;
+    let serial = sys::endpoint_create().map_err(ctx("the serial endpoint"))?;
+    let minted = |badge| sys::handle_mint(input, rights::SEND | rights::TRANSFER, badge).map_err(ctx("handle_mint"));
+    let ports = |base, len| sys::resource_narrow(root::PORTS, base, len).map_err(ctx("ports"));
+    let irq = |line| sys::resource_narrow(root::IRQ, line, 1).map_err(ctx("an interrupt line"));
+    let serial_grants = [ports(0x3f8, 8)?, irq(4)?, serial, minted(SOURCE_SERIAL)?];
+    let kbd_grants = [ports(0x60, 1)?, ports(0x64, 1)?, irq(1)?, minted(SOURCE_KEYBOARD)?];
+    let same = |handles: &[Handle]| handles.iter().map(|&h| Grant::same(h)).collect::<Vec<Grant>>();
+    let mut serial_list = same(&serial_grants);
+    serial_list[2].rights = rights::RECEIVE;
+    serial_list[3].rights = rights::SEND;
+    let mut kbd_list = same(&kbd_grants);
+    kbd_list[3].rights = rights::SEND;
+    let sh_list = alloc::vec![
+        Grant { handle: input, rights: rights::RECEIVE },
+        Grant { handle: serial, rights: rights::SEND },
+        Grant { handle: root::SYSTEM, rights: rights::USE },
+    ];
+    Ok(alloc::vec![("serial", serial_list), ("kbd", kbd_list), ("sh", sh_list)])
+}
+
+/// Runs `name` with `grants` until it ends with 0 or dies too often.
+fn supervise(name: &'static str, grants: &[Grant]) -> u64 {
+    let mut quick = 0;
+    loop {
+        let started = sys::time_ns().unwrap_or(0);
+        let child = match sys::spawn_with(name, grants, None) {
+            Ok(child) => child,
+            Err(Error::NotFound) => {
+                println!("init: no program '{name}' among the boot modules; not started");
+                return 0;
+            }
+            Err(e) => {
+                println!("init: cannot start {name}: {e:?}");
+                return 1;
+            }
+        };
+        let code = match sys::wait(child) {
+            Ok(code) => code,
+            Err(e) => {
+                println!("init: waiting for {name}: {e:?}");
+                return 1;
+            }
+        };
+        if code == 0 {
+            return 0;
+        }
+        let lived = sys::time_ns().unwrap_or(0).saturating_sub(started);
+        quick = if lived < QUICK_NS { quick + 1 } else { 0 };
+        if quick >= QUICK_DEATHS {
+            println!(
+                "init: {name} ended with {code:#x}, {QUICK_DEATHS} times in a row within seconds; giving up on it"
+            );
+            return 1;
+        }
+        println!("init: {name} ended with {code:#x}; starting it again");
+        thread::sleep_ns(RESTART_PAUSE_NS);
+    }
+}
