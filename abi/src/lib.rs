@@ -85,6 +85,23 @@
 //! senders waiting on the endpoint, and every later `send` or `call`, fail
 //! with [`Error::PeerGone`] instead of waiting for ever (and so do threads
 //! still waiting to receive through a handle that was closed under them).
+//!
+//! # Handles in messages
+//!
+//! A message may carry one handle, as seL4's carry capabilities: the
+//! sender names it in `r9` of `call_handle`, `send_handle` or
+//! `reply_recv_handle` (or [`NO_HANDLE`]). It must be an endpoint,
+//! notification or resource handle with [`rights::TRANSFER`]
+//! ([`Error::BadHandle`], [`Error::NoRights`] otherwise, and nothing is
+//! sent). The receiver gets a copy with the same rights and badge as a new
+//! handle of its own, in `r9`, if it received with `recv_handle`,
+//! `reply_recv_handle` or (for the reply) `call_handle`; [`NO_HANDLE`] if
+//! none came; [`HANDLE_DROPPED`] if its table was full. A receiver that
+//! used a call without `_handle` gets no handle (and `r9` is preserved):
+//! what was sent is dropped. The sender keeps its own handle. A handle
+//! that is never delivered — the receiver is gone, the wait fails — is
+//! dropped by the kernel, never kept.
+//!
 //! Notifications are asynchronous: `signal` ([`rights::SIGNAL`]) ORs bits
 //! into a word and never blocks; `notify_wait` ([`rights::WAIT`]) takes the
 //! whole word once it is non-zero.
@@ -269,8 +286,22 @@ pub mod nr {
     /// each of the first `max` online CPUs, and returns how many CPUs are
     /// online. Needs what `process_list` needs.
     pub const SYSTEM_INFO: u64 = 40;
+    /// `call_handle(handle, w0..w3, r9 = handle to pass)`: `call`, with a
+    /// handle passed along ([`super::NO_HANDLE`] for none); the reply's
+    /// handle comes back in `r9` (see "Handles in messages").
+    pub const CALL_HANDLE: u64 = 41;
+    /// `send_handle(handle, w0..w3, r9 = handle to pass)`: `send` with a
+    /// handle.
+    pub const SEND_HANDLE: u64 = 42;
+    /// `reply_recv_handle(handle, w0..w3, r9 = handle to pass)`:
+    /// `reply_recv` whose reply carries a handle, and which takes the
+    /// handle the next message carries (in `r9`).
+    pub const REPLY_RECV_HANDLE: u64 = 43;
+    /// `recv_handle(handle)`: `recv` which takes the handle the message
+    /// carries (in `r9`).
+    pub const RECV_HANDLE: u64 = 44;
     /// One past the highest number.
-    pub const COUNT: u64 = 41;
+    pub const COUNT: u64 = 45;
 }
 
 /// What went wrong: the status in `rax` (its [`Error::code`]).
@@ -370,6 +401,12 @@ pub const IRQ_STORM: u64 = 10_000;
 pub const STACK_SIZE: u64 = 64 * 1024;
 /// Words in an IPC message.
 pub const MSG_WORDS: usize = 4;
+/// In `r9` of an IPC call that passes a handle: none. Out of one that
+/// takes a handle: none came.
+pub const NO_HANDLE: u64 = u64::MAX;
+/// Out of an IPC call that takes a handle: one came, but the receiver's
+/// table had no room for it, so it was dropped (the message still came).
+pub const HANDLE_DROPPED: u64 = u64::MAX - 1;
 
 /// What a handle lets its holder do (a bit set; `handle_rights` tells).
 pub mod rights {

@@ -8,7 +8,7 @@ use core::ptr;
 
 use ferrite_abi::{nr, CpuInfo, Error, Grant, Limits, ProcessInfo, SystemInfo, MSG_WORDS, SPAWN_HANDLES_MAX};
 
-use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall5, syscall_ipc, Raw};
+use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall5, syscall_ipc, syscall_ipc_handle, Raw};
 
 /// A handle: an index into the process's handle table.
 pub type Handle = u64;
@@ -223,6 +223,65 @@ pub fn recv(endpoint: Handle) -> Result<(u64, Message), Error> {
     let mut msg = [0; MSG_WORDS];
     let badge = ipc(nr::RECV, endpoint, &mut msg)?;
     Ok((badge, msg))
+}
+
+/// What a `_handle` IPC call received in `r9`: a new handle, none, or one
+/// the table had no room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Handle(Handle),
+    None,
+    Dropped,
+}
+
+impl Received {
+    fn from_raw(raw: u64) -> Received {
+        match raw {
+            ferrite_abi::NO_HANDLE => Received::None,
+            ferrite_abi::HANDLE_DROPPED => Received::Dropped,
+            h => Received::Handle(h),
+        }
+    }
+}
+
+/// The `_handle` IPC calls: registers only, no memory.
+fn ipc_handle(nr: u64, endpoint: Handle, msg: &mut Message, pass: Option<Handle>) -> Result<(u64, Received), Error> {
+    let mut r9 = pass.unwrap_or(ferrite_abi::NO_HANDLE);
+    // SAFETY: IPC system calls touch no user memory; `msg` is ours.
+    let value = result(unsafe { syscall_ipc_handle(nr, endpoint, msg, &mut r9) })?;
+    Ok((value, Received::from_raw(r9)))
+}
+
+/// [`call`] passing `pass` (a copy of it), and taking the reply's handle.
+pub fn call_handle(endpoint: Handle, msg: Message, pass: Option<Handle>) -> Result<(Message, Received), Error> {
+    let mut msg = msg;
+    let (_, got) = ipc_handle(nr::CALL_HANDLE, endpoint, &mut msg, pass)?;
+    Ok((msg, got))
+}
+
+/// [`send`] passing `pass` (a copy of it).
+pub fn send_handle(endpoint: Handle, msg: Message, pass: Option<Handle>) -> Result<(), Error> {
+    let mut msg = msg;
+    ipc_handle(nr::SEND_HANDLE, endpoint, &mut msg, pass).map(|_| ())
+}
+
+/// [`reply_recv`] whose reply passes `pass`, taking the next message's
+/// handle.
+pub fn reply_recv_handle(
+    endpoint: Handle,
+    reply: Message,
+    pass: Option<Handle>,
+) -> Result<(u64, Message, Received), Error> {
+    let mut msg = reply;
+    let (badge, got) = ipc_handle(nr::REPLY_RECV_HANDLE, endpoint, &mut msg, pass)?;
+    Ok((badge, msg, got))
+}
+
+/// [`recv`], taking the message's handle.
+pub fn recv_handle(endpoint: Handle) -> Result<(u64, Message, Received), Error> {
+    let mut msg = [0; MSG_WORDS];
+    let (badge, got) = ipc_handle(nr::RECV_HANDLE, endpoint, &mut msg, None)?;
+    Ok((badge, msg, got))
 }
 
 /// A new notification: a word of bits that [`signal`] sets and

@@ -200,3 +200,35 @@ pub unsafe fn syscall_ipc(nr: u64, handle: u64, msg: &mut [u64; ferrite_abi::MSG
     };
     Raw { status, value }
 }
+
+/// An IPC system call that passes and takes a handle: like [`syscall_ipc`],
+/// with `r9` in and out (ferrite_abi, "Handles in messages").
+///
+/// # Safety
+///
+/// As for [`syscall_ipc`].
+pub unsafe fn syscall_ipc_handle(
+    nr: u64,
+    handle: u64,
+    msg: &mut [u64; ferrite_abi::MSG_WORDS],
+    passed: &mut u64,
+) -> Raw {
+    let (status, value): (u64, u64);
+    // SAFETY: as in `syscall0`; the message registers and r9 are in-out.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr => status,
+            inlateout("rdi") handle => value,
+            inout("rsi") msg[0],
+            inout("rdx") msg[1],
+            inout("r10") msg[2],
+            inout("r8") msg[3],
+            inout("r9") *passed,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        )
+    };
+    Raw { status, value }
+}

@@ -17,6 +17,7 @@
 //! `PeerGone` (senders, which would wait for ever, and receivers left
 //! behind by a handle closed under them), and every later send or call.
 use super::{answer, dying, ipc, owe_reply, status, Message};
+use crate::proc::handle::Handle;
 use crate::quota::Charge;
 use crate::sched::thread::Thread;
 use crate::sched::tqueue::ThreadQueue;
@@ -70,12 +71,17 @@ impl Endpoint {
         }
     }
 
-    /// Sends `msg`, carrying `badge`, and waits for the reply.
-    pub fn call(&self, me: &Arc<Thread>, msg: &Message, badge: u64) -> Result<Message, Error> {
+    /// Sends `msg`, carrying `badge` and `pass`, and waits for the reply
+    /// (whose handle, if any, is then in `me`'s incoming slot). A `pass`
+    /// not delivered is dropped on the way out.
+    pub fn call(&self, me: &Arc<Thread>, msg: &Message, badge: u64, pass: Option<Handle>) -> Result<Message, Error> {
         let my = ipc(me);
         let irq = InterruptsOff::new();
         let mut queue = self.queue.lock();
         if queue.closed {
+            drop(queue);
+            drop(irq);
+            drop(pass);
             return Err(Error::PeerGone);
         }
         match queue.receivers.pop_front() {
@@ -86,50 +92,76 @@ impl Endpoint {
                 // cancels the reply.
                 sched::block_unless(|| dying(me));
                 owe_reply(&receiver, me.clone());
+                if let Some(h) = pass {
+                    // The receiver's slot is empty: it took the last one.
+                    let _none = ipc(&receiver).incoming.put(h);
+                }
                 ipc(&receiver).complete(msg, badge, None);
                 drop(queue);
                 sched::handoff(&irq, receiver);
             }
             None => {
-                self.park(&mut queue, me, msg, badge, status::CALLING);
+                self.park(&mut queue, me, msg, badge, status::CALLING, pass);
                 drop(queue);
                 sched::schedule(&irq);
             }
         }
         drop(irq);
-        self.finish_wait(me).map(|(_, reply)| reply)
+        let result = self.finish_wait(me).map(|(_, reply)| reply);
+        // Not taken by a receiver (the wait failed): dropped here.
+        drop(my.outgoing.take());
+        result
     }
 
-    /// Sends `msg`, carrying `badge`, waiting until a receiver has taken
-    /// it.
-    pub fn send(&self, me: &Arc<Thread>, msg: &Message, badge: u64) -> Result<(), Error> {
+    /// Sends `msg`, carrying `badge` and `pass`, waiting until a receiver
+    /// has taken it.
+    pub fn send(&self, me: &Arc<Thread>, msg: &Message, badge: u64, pass: Option<Handle>) -> Result<(), Error> {
         let irq = InterruptsOff::new();
         let mut queue = self.queue.lock();
         if queue.closed {
+            drop(queue);
+            drop(irq);
+            drop(pass);
             return Err(Error::PeerGone);
         }
         if let Some(receiver) = queue.receivers.pop_front() {
+            if let Some(h) = pass {
+                let _none = ipc(&receiver).incoming.put(h);
+            }
             ipc(&receiver).complete(msg, badge, None);
             drop(queue);
             sched::wake(receiver);
             return Ok(());
         }
-        self.park(&mut queue, me, msg, badge, status::SENDING);
+        self.park(&mut queue, me, msg, badge, status::SENDING, pass);
         drop(queue);
         sched::schedule(&irq);
         drop(irq);
-        self.finish_wait(me).map(|_| ())
+        let result = self.finish_wait(me).map(|_| ());
+        drop(ipc(me).outgoing.take());
+        result
     }
 
-    /// Replies `reply` to the caller `me` owes one (if `reply` is given and
-    /// the caller still waits), then waits for the next message; returns
-    /// its badge and words.
-    pub fn reply_recv(&self, me: &Arc<Thread>, reply: Option<&Message>) -> Result<(u64, Message), Error> {
+    /// Replies `reply` (carrying `pass`) to the caller `me` owes one (if
+    /// `reply` is given and the caller still waits), then waits for the
+    /// next message; returns its badge and words (its handle, if any, is
+    /// then in `me`'s incoming slot).
+    pub fn reply_recv(
+        &self,
+        me: &Arc<Thread>,
+        reply: Option<&Message>,
+        pass: Option<Handle>,
+    ) -> Result<(u64, Message), Error> {
         let my = ipc(me);
-        let answered = match reply {
-            Some(msg) => my.reply_to.lock().take().and_then(|caller| answer(caller, msg, None)),
+        let caller = match reply {
+            Some(_) => my.reply_to.lock().take(),
             None => None,
         };
+        let (answered, undelivered) = match (caller, reply) {
+            (Some(caller), Some(msg)) => answer(caller, msg, None, pass),
+            _ => (None, pass),
+        };
+        drop(undelivered);
         let irq = InterruptsOff::new();
         let mut queue = self.queue.lock();
         if queue.closed {
@@ -141,6 +173,9 @@ impl Endpoint {
         if let Some(sender) = queue.senders.pop_front() {
             let theirs = ipc(&sender);
             let (badge, msg) = (theirs.badge.load(Ordering::Relaxed), theirs.msg());
+            if let Some(h) = theirs.outgoing.take() {
+                let _none = my.incoming.put(h);
+            }
             let finished = if theirs.status.load(Ordering::Relaxed) == status::CALLING {
                 theirs.status.store(status::AWAIT_REPLY, Ordering::Release);
                 owe_reply(me, sender);
@@ -165,10 +200,14 @@ impl Endpoint {
         self.finish_wait(me)
     }
 
-    /// Queues `me` as a sender with `msg` and blocks it (to sleep once the
-    /// lock is dropped) unless its process is dying.
-    fn park(&self, queue: &mut Queue, me: &Arc<Thread>, msg: &Message, badge: u64, how: u8) {
+    /// Queues `me` as a sender with `msg` and `pass` and blocks it (to
+    /// sleep once the lock is dropped) unless its process is dying.
+    fn park(&self, queue: &mut Queue, me: &Arc<Thread>, msg: &Message, badge: u64, how: u8, pass: Option<Handle>) {
         let my = ipc(me);
+        if let Some(h) = pass {
+            // Empty: a sender's slot is emptied at the end of each send.
+            let _none = my.outgoing.put(h);
+        }
         my.set_msg(msg);
         my.badge.store(badge, Ordering::Relaxed);
         my.status.store(how, Ordering::Relaxed);

@@ -17,6 +17,15 @@
 //! endpoint's queue under the endpoint's lock, or marks a pending reply
 //! `CANCELLED` with a compare-and-swap that races cleanly with the replier.
 //!
+//! **Handles.** A message may carry one handle (the `*_HANDLE` calls): a
+//! copy, made by the sender's system call, travels in a [`HandleSlot`] —
+//! the sender's `outgoing` while it waits on the queue, then the
+//! receiver's `incoming` — and the receiver's system call puts it in its
+//! table. Whoever does not pass it on drops it: a sender whose wait fails,
+//! a receiver that did not ask for handles or has no room. A slot's owner
+//! drops what is left in it with the thread, so a handle in flight is
+//! never leaked, and a message without one costs one atomic load a side.
+//!
 //! **Replies.** A thread that receives a `call` owes the caller a reply:
 //! it keeps a reference to the caller (`reply_to`) until `reply_recv`
 //! answers it. If it receives again without replying, or ends, the caller's
@@ -27,10 +36,11 @@ mod notification;
 pub use endpoint::Endpoint;
 pub use notification::Notification;
 
+use crate::proc::handle::Handle;
 use crate::sched::thread::Thread;
 use crate::sync::IrqSpinlock;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use ferrite_abi::{Error, MSG_WORDS};
 
 pub type Message = [u64; MSG_WORDS];
@@ -55,6 +65,38 @@ mod status {
     pub const REPLYING: u8 = 7;
 }
 
+/// A handle in flight, or none (see the module doc).
+pub struct HandleSlot {
+    /// Set while `slot` holds one: the check a message without a handle
+    /// costs.
+    full: AtomicBool,
+    slot: IrqSpinlock<Option<Handle>>,
+}
+
+impl Default for HandleSlot {
+    fn default() -> Self {
+        HandleSlot { full: AtomicBool::new(false), slot: IrqSpinlock::new(None) }
+    }
+}
+
+impl HandleSlot {
+    /// Puts `handle` in; returns what was there (none, unless a bug).
+    fn put(&self, handle: Handle) -> Option<Handle> {
+        let old = self.slot.lock().replace(handle);
+        self.full.store(true, Ordering::Release);
+        old
+    }
+
+    /// Takes what is there.
+    pub fn take(&self) -> Option<Handle> {
+        if !self.full.load(Ordering::Acquire) {
+            return None;
+        }
+        self.full.store(false, Ordering::Relaxed);
+        self.slot.lock().take()
+    }
+}
+
 /// A user thread's IPC state.
 pub struct IpcState {
     status: AtomicU8,
@@ -64,6 +106,10 @@ pub struct IpcState {
     error: AtomicU64,
     /// The caller this thread owes a reply to.
     reply_to: IrqSpinlock<Option<Arc<Thread>>>,
+    /// The handle its message carries, while it waits to send it.
+    outgoing: HandleSlot,
+    /// The handle the message it received carries.
+    incoming: HandleSlot,
 }
 
 impl Default for IpcState {
@@ -80,6 +126,8 @@ impl IpcState {
             badge: AtomicU64::new(0),
             error: AtomicU64::new(0),
             reply_to: IrqSpinlock::new(None),
+            outgoing: HandleSlot::default(),
+            incoming: HandleSlot::default(),
         }
     }
 
@@ -124,9 +172,15 @@ fn dying(t: &Thread) -> bool {
     t.user().is_some_and(|u| u.process.dying())
 }
 
-/// Answers `caller`'s call with `msg` (or fails it with `error`); returns
-/// the caller if it still waited and must be woken.
-fn answer(caller: Arc<Thread>, msg: &Message, error: Option<Error>) -> Option<Arc<Thread>> {
+/// Answers `caller`'s call with `msg` and `pass` (or fails it with
+/// `error`); returns the caller if it still waited and must be woken, and
+/// `pass` if it was not delivered (for the caller to drop outside locks).
+fn answer(
+    caller: Arc<Thread>,
+    msg: &Message,
+    error: Option<Error>,
+    pass: Option<Handle>,
+) -> (Option<Arc<Thread>>, Option<Handle>) {
     let theirs = ipc(&caller);
     // Claim the wait first: a caller that gave up (CANCELLED) must not get a
     // late reply into a later IPC.
@@ -135,17 +189,18 @@ fn answer(caller: Arc<Thread>, msg: &Message, error: Option<Error>) -> Option<Ar
         .compare_exchange(status::AWAIT_REPLY, status::REPLYING, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
-        return None;
+        return (None, pass);
     }
+    let left = pass.and_then(|h| theirs.incoming.put(h));
     theirs.complete(msg, 0, error);
-    Some(caller)
+    (Some(caller), left)
 }
 
 /// Records that `me` owes `caller` a reply; a reply it still owed someone
 /// else is failed with `PeerGone`.
 fn owe_reply(me: &Thread, caller: Arc<Thread>) {
     let old = ipc(me).reply_to.lock().replace(caller);
-    if let Some(woken) = old.and_then(|old| answer(old, &[0; MSG_WORDS], Some(Error::PeerGone))) {
+    if let Some(woken) = old.and_then(|old| answer(old, &[0; MSG_WORDS], Some(Error::PeerGone), None).0) {
         crate::sched::wake(woken);
     }
 }
@@ -154,7 +209,14 @@ fn owe_reply(me: &Thread, caller: Arc<Thread>) {
 pub fn abandon_reply(me: &Thread) {
     let Some(user) = me.user() else { return };
     let owed = user.ipc.reply_to.lock().take();
-    if let Some(woken) = owed.and_then(|caller| answer(caller, &[0; MSG_WORDS], Some(Error::PeerGone))) {
+    if let Some(woken) = owed.and_then(|caller| answer(caller, &[0; MSG_WORDS], Some(Error::PeerGone), None).0) {
         crate::sched::wake(woken);
     }
+    // Handles in flight from or to it go with it.
+    drop((user.ipc.outgoing.take(), user.ipc.incoming.take()));
+}
+
+/// The handle the last message `me` received carries, if any.
+pub fn take_incoming(me: &Thread) -> Option<Handle> {
+    ipc(me).incoming.take()
 }

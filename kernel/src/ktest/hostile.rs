@@ -13,6 +13,7 @@ use ferrite_abi::EXIT_FAULT;
 pub const TESTS: &[Test] = &[
     Test { name: "hostile::kill_race", run: kill_race },
     Test { name: "hostile::ipc_leak", run: ipc_leak },
+    Test { name: "hostile::xfer", run: xfer },
     Test { name: "hostile::rights_endpoint", run: rights_endpoint },
     Test { name: "hostile::rights_badge", run: rights_badge },
     Test { name: "hostile::rights_notification", run: rights_notification },
@@ -64,6 +65,11 @@ fn kill_race() -> TestResult {
 /// passed them give everything back.
 fn ipc_leak() -> TestResult {
     run_leak_checked("ipc_leak", 0)
+}
+
+/// Handles in messages, delivered, refused and dropped: nothing leaks.
+fn xfer() -> TestResult {
+    run_leak_checked("xfer", 0)
 }
 
 /// Runs `command` checked by `run` and then checks that the free frames

@@ -9,7 +9,7 @@ use crate::ipc::{Endpoint, Notification};
 use crate::proc::handle::{Handle, Object};
 use crate::sched;
 use alloc::sync::Arc;
-use ferrite_abi::{nr, rights, Error};
+use ferrite_abi::{nr, rights, Error, HANDLE_DROPPED, NO_HANDLE};
 
 /// The object is charged to the caller before it is made (quota.rs), and
 /// the heap has room for it by then; its handle may still be refused (a
@@ -30,29 +30,59 @@ pub fn notification_create() -> Result<u64, Error> {
     process.add_handle(Handle::new(object, rights::NOTIFICATION, None))
 }
 
-/// `call`, `reply_recv`, `send` and `recv`: the handle in `rdi`, the
-/// message in `rsi`, `rdx`, `r10`, `r8` both ways, the badge as the value.
-pub fn ipc(frame: &mut TrapFrame) -> Result<u64, Error> {
+/// `call`, `reply_recv`, `send` and `recv`, and with `handles` their
+/// `_handle` forms: the handle in `rdi`, the message in `rsi`, `rdx`,
+/// `r10`, `r8` both ways, the badge as the value, and with `handles` the
+/// handle passed in `r9` both ways (ferrite_abi, "Handles in messages").
+pub fn ipc(frame: &mut TrapFrame, handles: bool) -> Result<u64, Error> {
     let me = sched::current();
     let process = &me.user().expect("syscall: from a kernel thread").process;
     let need = match frame.rax {
-        nr::CALL | nr::SEND => rights::SEND,
+        nr::CALL | nr::SEND | nr::CALL_HANDLE | nr::SEND_HANDLE => rights::SEND,
         _ => rights::RECEIVE,
     };
-    let (endpoint, badge) = process.handles.lock().endpoint(frame.rdi, need)?;
+    let (endpoint, badge, pass) = {
+        let table = process.handles.lock();
+        let (endpoint, badge) = table.endpoint(frame.rdi, need)?;
+        let pass = match frame.rax {
+            nr::CALL_HANDLE | nr::SEND_HANDLE | nr::REPLY_RECV_HANDLE if frame.r9 != NO_HANDLE => {
+                let source = table.get(frame.r9)?;
+                if !source.object().transferable() {
+                    return Err(Error::BadHandle);
+                }
+                if source.rights() & rights::TRANSFER == 0 {
+                    return Err(Error::NoRights);
+                }
+                Some(source.derive(rights::SAME, None)?)
+            }
+            _ => None,
+        };
+        (endpoint, badge, pass)
+    };
     // A handle without a badge of its own sends its process's ID.
     let badge = badge.unwrap_or(process.id);
     let msg = [frame.rsi, frame.rdx, frame.r10, frame.r8];
     let (badge, out) = match frame.rax {
-        nr::CALL => (0, endpoint.call(&me, &msg, badge)?),
-        nr::REPLY_RECV => endpoint.reply_recv(&me, Some(&msg))?,
-        nr::RECV => endpoint.reply_recv(&me, None)?,
+        nr::CALL | nr::CALL_HANDLE => (0, endpoint.call(&me, &msg, badge, pass)?),
+        nr::REPLY_RECV | nr::REPLY_RECV_HANDLE => endpoint.reply_recv(&me, Some(&msg), pass)?,
+        nr::RECV | nr::RECV_HANDLE => endpoint.reply_recv(&me, None, None)?,
         _ => {
-            endpoint.send(&me, &msg, badge)?;
+            endpoint.send(&me, &msg, badge, pass)?;
             return Ok(0);
         }
     };
     [frame.rsi, frame.rdx, frame.r10, frame.r8] = out;
+    // The handle the message (or the reply) carried: into the table if
+    // asked for, else dropped.
+    let got = crate::ipc::take_incoming(&me);
+    if handles {
+        frame.r9 = match got {
+            None => NO_HANDLE,
+            Some(h) => process.add_handle(h).unwrap_or(HANDLE_DROPPED),
+        };
+    } else {
+        drop(got);
+    }
     Ok(badge)
 }
 

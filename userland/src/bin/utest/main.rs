@@ -39,6 +39,7 @@ mod raw;
 mod rights;
 mod syscalls;
 mod threads;
+mod transfer;
 
 use core::sync::atomic::Ordering;
 
@@ -74,6 +75,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("dev_irq", devices::dev_irq),
     ("dev_kill", devices::dev_kill),
     ("dev_processes", devices::dev_processes),
+    ("xfer", transfer::xfer),
     ("cpu", syscalls::cpu),
     ("affinity", syscalls::affinity),
     // Threads and limits.
@@ -134,6 +136,9 @@ pub static CASES: &[(&str, Case)] = &[
     // The peers other cases spawn.
     ("child_server", children::child_server),
     ("child_block", devices::child_block),
+    ("child_xfer", transfer::child_xfer),
+    ("child_xfer_full", transfer::child_xfer_full),
+    ("child_xfer_stuck", transfer::child_xfer_stuck),
     ("child_receive_and_die", children::child_receive_and_die),
     ("child_signal", children::child_signal),
     ("child_probe_handles", children::child_probe_handles),
