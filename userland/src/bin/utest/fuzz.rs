@@ -34,10 +34,31 @@ const EXTRA_NUMBERS: u64 = 8;
 /// Never issued (see the module documentation).
 const FORBIDDEN: [u64; 4] = [nr::EXIT, nr::THREAD_EXIT, nr::THREAD_SPAWN, nr::POWER];
 /// The calls that block on a handle; they get one no process can have.
-const BLOCKING_ON_HANDLE: [u64; 7] =
-    [nr::CALL, nr::RECV, nr::SEND, nr::REPLY_RECV, nr::NOTIFY_WAIT, nr::THREAD_JOIN, nr::WAIT];
-/// The IPC calls, which may change the message registers.
-const IPC: [u64; 4] = [nr::CALL, nr::RECV, nr::SEND, nr::REPLY_RECV];
+const BLOCKING_ON_HANDLE: [u64; 11] = [
+    nr::CALL,
+    nr::RECV,
+    nr::SEND,
+    nr::REPLY_RECV,
+    nr::CALL_HANDLE,
+    nr::RECV_HANDLE,
+    nr::SEND_HANDLE,
+    nr::REPLY_RECV_HANDLE,
+    nr::NOTIFY_WAIT,
+    nr::THREAD_JOIN,
+    nr::WAIT,
+];
+/// The IPC calls, which may change the message registers (the `_handle`
+/// ones r9 too, but only when they succeed, which they never do here).
+const IPC: [u64; 8] = [
+    nr::CALL,
+    nr::RECV,
+    nr::SEND,
+    nr::REPLY_RECV,
+    nr::CALL_HANDLE,
+    nr::RECV_HANDLE,
+    nr::SEND_HANDLE,
+    nr::REPLY_RECV_HANDLE,
+];
 /// The longest sleep the fuzzer asks for.
 const SLEEP_MAX_NS: u64 = 100_000;
 /// The longest `map` it asks for (a random pointer used as a length would
