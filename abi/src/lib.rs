@@ -49,8 +49,8 @@
 //!
 //! A handle is an index into the calling process's own handle table
 //! (at most [`MAX_HANDLES`] entries). It names an endpoint, a notification,
-//! a thread of the process (from `thread_spawn`), a child process (from
-//! `spawn`), a [`resource`] (a right to devices: interrupt lines, I/O
+//! a shared memory object (from `mem_create`), a thread of the process
+//! (from `thread_spawn`), a child process (from `spawn`), a [`resource`] (a right to devices: interrupt lines, I/O
 //! ports, device memory, the machine) or a bound interrupt line (from
 //! `irq_bind`), and carries [`rights`]: what its holder may do with the
 //! object. A number that is not an open handle of the caller, or one of
@@ -153,7 +153,8 @@ pub mod nr {
     /// [`super::Error::NoMemory`].
     pub const MAP: u64 = 11;
     /// `unmap(addr, len) -> 0`: the pages from `addr` (page aligned) for
-    /// `len` bytes (rounded up), which must all have come from `map`
+    /// `len` bytes (rounded up), which must all have come from one `map`
+    /// or `mem_map`
     /// ([`super::Error::BadAddress`] otherwise; nothing is unmapped then).
     /// Part of a mapping may be unmapped; splitting one can take the kernel
     /// a little memory, and when it has none the unmap fails with
@@ -300,8 +301,24 @@ pub mod nr {
     /// `recv_handle(handle)`: `recv` which takes the handle the message
     /// carries (in `r9`).
     pub const RECV_HANDLE: u64 = 44;
+    /// `mem_create(len) -> handle`: a shared memory object of `len` bytes
+    /// (rounded up to pages, 1 to [`super::MAP_MAX`],
+    /// [`super::Error::BadLength`]), zeroed, charged to the caller until the
+    /// last handle to it and the last mapping of it are gone. Its handle
+    /// has [`super::rights::MEMORY`].
+    pub const MEM_CREATE: u64 = 45;
+    /// `mem_map(handle, flags) -> addr`: maps all of a shared memory object
+    /// (it needs [`super::rights::MAP`], and [`super::rights::WRITE`] for
+    /// [`super::map::WRITE`]) or of a [`super::resource::DEVICE_MEMORY`]
+    /// resource (it needs [`super::rights::USE`]; base and length page
+    /// aligned; uncached, or write-combining with
+    /// [`super::map::WRITE_COMBINING`]) into the caller, in the map area;
+    /// `unmap` removes it. Device memory that is RAM, firmware memory, or
+    /// registers the kernel drives itself is [`super::Error::BadArgument`],
+    /// as are unknown flags.
+    pub const MEM_MAP: u64 = 46;
     /// One past the highest number.
-    pub const COUNT: u64 = 45;
+    pub const COUNT: u64 = 47;
 }
 
 /// What went wrong: the status in `rax` (its [`Error::code`]).
@@ -424,10 +441,16 @@ pub mod rights {
     /// Process: `kill`.
     pub const KILL: u64 = 1 << 5;
     /// Resource: what its kind allows (`ioport_enable`, `irq_bind`,
-    /// `power`); interrupt handle: `irq_ack`.
+    /// `power`, `mem_map`); interrupt handle: `irq_ack`.
     pub const USE: u64 = 1 << 6;
+    /// Shared memory: `mem_map` (readable).
+    pub const MAP: u64 = 1 << 7;
+    /// Shared memory: `mem_map` writable.
+    pub const WRITE: u64 = 1 << 8;
     /// Every right there is.
-    pub const ALL: u64 = SEND | RECEIVE | SIGNAL | WAIT | TRANSFER | KILL | USE;
+    pub const ALL: u64 = SEND | RECEIVE | SIGNAL | WAIT | TRANSFER | KILL | USE | MAP | WRITE;
+    /// What `mem_create` gives.
+    pub const MEMORY: u64 = MAP | WRITE | TRANSFER;
     /// For `handle_derive`, `handle_mint` and grants: the rights the
     /// handle has.
     pub const SAME: u64 = u64::MAX;
@@ -561,7 +584,7 @@ impl ProcessInfo {
     }
 }
 
-/// The machine, as `system_info` describes it. Seven words.
+/// The machine, as `system_info` describes it. Thirteen words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct SystemInfo {
@@ -577,6 +600,15 @@ pub struct SystemInfo {
     pub threads: u64,
     /// CPUs online.
     pub cpus: u64,
+    /// The framebuffer the loader set up (physical address, bytes: pitch
+    /// times height; 0 and 0 if none), its size in pixels, its pitch in
+    /// bytes and its bits per pixel: for mapping it as device memory.
+    pub framebuffer: u64,
+    pub framebuffer_len: u64,
+    pub framebuffer_width: u64,
+    pub framebuffer_height: u64,
+    pub framebuffer_pitch: u64,
+    pub framebuffer_bpp: u64,
 }
 
 /// One online CPU, as `system_info` describes it. Seven words.
@@ -598,10 +630,13 @@ pub struct CpuInfo {
     pub queued: u64,
 }
 
-/// `map` flags.
+/// `map` and `mem_map` flags.
 pub mod map {
     /// Writable (memory is always readable and never executable).
     pub const WRITE: u64 = 1;
+    /// `mem_map` of device memory: write-combining (a framebuffer), not
+    /// uncached.
+    pub const WRITE_COMBINING: u64 = 2;
 }
 
 /// Where user memory lives: every user pointer must fall in

@@ -77,6 +77,16 @@ impl Resource {
     }
 }
 
+/// Whether the physical range `start..end` may be mapped as device memory
+/// for a process: no part of it is RAM (usable or the firmware's, as the
+/// memory map says) or registers the kernel drives itself.
+pub fn mappable(start: u64, end: u64) -> bool {
+    let ram = crate::boot_info::get()
+        .memory_areas()
+        .any(|(r, kind)| kind != crate::boot_info::AreaKind::Other && r.start < end && start < r.end);
+    !ram && !crate::mem::paging::is_kernel_mmio(start, end)
+}
+
 /// The handles init starts with, in ferrite_abi::root's order.
 pub fn root_handles() -> Vec<Handle> {
     [resource::IRQ, resource::PORTS, resource::DEVICE_MEMORY, resource::SYSTEM]

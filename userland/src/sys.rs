@@ -434,3 +434,17 @@ pub fn system_info(system: Handle, cpus: &mut [CpuInfo]) -> Result<(SystemInfo, 
     cpus[..max].copy_from_slice(&out.cpus[..max]);
     Ok((out.system, online))
 }
+
+/// A shared memory object of `len` bytes (rounded up to pages), zeroed.
+pub fn mem_create(len: u64) -> Result<Handle, Error> {
+    // SAFETY: touches no memory.
+    result(unsafe { syscall1(nr::MEM_CREATE, len) })
+}
+
+/// Maps all of a shared memory object or device memory resource
+/// ([`ferrite_abi::map`] flags); returns where. [`unmap`] removes it.
+pub fn mem_map(handle: Handle, flags: u64) -> Result<*mut u8, Error> {
+    // SAFETY: the kernel maps fresh addresses in the map area, which no
+    // Rust object occupies.
+    result(unsafe { syscall2(nr::MEM_MAP, handle, flags) }).map(|a| ptr::with_exposed_provenance_mut(a as usize))
+}

@@ -11,6 +11,12 @@
 //! (pinned elsewhere) is woken on its own CPU, with a reschedule IPI if
 //! that CPU must act.
 //!
+//! **Dying receivers.** A receiver whose process has just been killed stays
+//! on the queue until its thread runs and takes itself off. A sender that
+//! finds one there fails it at once (it would end without answering) and
+//! looks for the next: its message goes to a receiver that will live, or
+//! waits for one (a driver being restarted, say).
+//!
 //! **Receive rights.** The endpoint counts the handles that may receive on
 //! it (proc::handle). When the last one goes, no one can ever receive
 //! again: the endpoint *closes*, failing every thread waiting on it with
@@ -77,14 +83,14 @@ impl Endpoint {
     pub fn call(&self, me: &Arc<Thread>, msg: &Message, badge: u64, pass: Option<Handle>) -> Result<Message, Error> {
         let my = ipc(me);
         let irq = InterruptsOff::new();
-        let mut queue = self.queue.lock();
+        let (mut queue, receiver) = self.live_receiver();
         if queue.closed {
             drop(queue);
             drop(irq);
             drop(pass);
             return Err(Error::PeerGone);
         }
-        match queue.receivers.pop_front() {
+        match receiver {
             Some(receiver) => {
                 my.status.store(status::AWAIT_REPLY, Ordering::Relaxed);
                 // A kill that came meanwhile: handoff still runs the
@@ -117,14 +123,14 @@ impl Endpoint {
     /// has taken it.
     pub fn send(&self, me: &Arc<Thread>, msg: &Message, badge: u64, pass: Option<Handle>) -> Result<(), Error> {
         let irq = InterruptsOff::new();
-        let mut queue = self.queue.lock();
+        let (mut queue, receiver) = self.live_receiver();
         if queue.closed {
             drop(queue);
             drop(irq);
             drop(pass);
             return Err(Error::PeerGone);
         }
-        if let Some(receiver) = queue.receivers.pop_front() {
+        if let Some(receiver) = receiver {
             if let Some(h) = pass {
                 let _none = ipc(&receiver).incoming.put(h);
             }
@@ -198,6 +204,24 @@ impl Endpoint {
         }
         drop(irq);
         self.finish_wait(me)
+    }
+
+    /// The queue, locked, and the first waiting receiver whose process is
+    /// not dying, taken off it. Dying ones met on the way are failed with
+    /// `PeerGone` and woken (one at a time, the lock dropped for the wake).
+    /// Interrupts must be off.
+    fn live_receiver(&self) -> (crate::sync::IrqSpinlockGuard<'_, Queue>, Option<Arc<Thread>>) {
+        loop {
+            let mut queue = self.queue.lock();
+            match queue.receivers.pop_front() {
+                Some(receiver) if dying(&receiver) => {
+                    ipc(&receiver).complete(&[0; MSG_WORDS], 0, Some(Error::PeerGone));
+                    drop(queue);
+                    sched::wake(receiver);
+                }
+                receiver => return (queue, receiver),
+            }
+        }
     }
 
     /// Queues `me` as a sender with `msg` and `pass` and blocks it (to

@@ -14,6 +14,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile::kill_race", run: kill_race },
     Test { name: "hostile::ipc_leak", run: ipc_leak },
     Test { name: "hostile::xfer", run: xfer },
+    Test { name: "hostile::shm", run: shm },
     Test { name: "hostile::rights_endpoint", run: rights_endpoint },
     Test { name: "hostile::rights_badge", run: rights_badge },
     Test { name: "hostile::rights_notification", run: rights_notification },
@@ -70,6 +71,12 @@ fn ipc_leak() -> TestResult {
 /// Handles in messages, delivered, refused and dropped: nothing leaks.
 fn xfer() -> TestResult {
     run_leak_checked("xfer", 0)
+}
+
+/// Shared memory through several mappings and processes: its frames come
+/// back with the last handle and mapping.
+fn shm() -> TestResult {
+    run_leak_checked("shm", 0)
 }
 
 /// Runs `command` checked by `run` and then checks that the free frames

@@ -46,6 +46,14 @@
 //! makes those that still have it loaded switch to the kernel's tables),
 //! and only then are its frames and tables freed, with interrupts on.
 //!
+//! **Foreign frames.** `mem_map` maps frames the address space does not
+//! own: a shared memory object's (mem::shared), which the region keeps
+//! alive through its `Backing`, or device memory. Their entries carry the
+//! software bit [`FOREIGN`], and unmapping or teardown never frees (nor
+//! uncharges) such a frame; the region's backing goes only after its
+//! entries are cleared and shot down, so the last unmap of a shared object
+//! frees its frames only once no CPU can reach them.
+//!
 //! **Memory and quotas.** Every page and page table an address space holds
 //! is charged to its process's account (quota.rs) before it is taken, and
 //! its frames come from a [`frames::Claim`] made first, so that the check
@@ -69,6 +77,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::mapper::TranslateResult;
 use x86_64::structures::paging::mapper::{MapToError, UnmapError};
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size4KiB, Translate,
@@ -128,15 +137,31 @@ struct Inner {
     regions: Vec<Region>,
 }
 
-/// A `map` region.
-#[derive(Clone, Copy)]
+/// A `map` or `mem_map` region.
+#[derive(Clone)]
 struct Region {
     start: u64,
     end: u64,
     /// Still being mapped: its address is taken, but `unmap` may not touch
     /// it yet.
     ready: bool,
+    backing: Backing,
 }
+
+/// Whose frames a region maps.
+#[derive(Clone)]
+pub enum Backing {
+    /// The address space's own (`map`, the program, stacks).
+    Own,
+    /// A shared memory object's, kept alive while mapped (held, not read).
+    Shared(#[allow(dead_code)] Arc<super::shared::MemObject>),
+    /// Device memory (not RAM): nobody's to free.
+    Device,
+}
+
+/// The software bit of a leaf entry that maps a frame the address space
+/// does not own (see the module doc).
+pub const FOREIGN: Flags = Flags::BIT_9;
 
 /// Page-table frames for the mapper (which zeroes them itself), from the
 /// map's claim and charged to the account: user mappings asked for them.
@@ -349,6 +374,81 @@ impl AddressSpace {
     /// space between them, so running off one faults.
     pub fn map_anon(&self, len: u64, write: bool) -> Result<u64, KernelError> {
         let size = super::align_up(len, PAGE_SIZE);
+        let addr = self.place(size, Backing::Own)?;
+        let mapped = self.map_zeroed(addr, size / PAGE_SIZE, Access { write, execute: false });
+        self.placed(addr, mapped.is_ok());
+        mapped.map(|()| addr)
+    }
+
+    /// `mem_map`: `pages` frames that are not its own (`frame(i)` is the
+    /// i-th), in the map area, with `access` and the cache bits `cache`;
+    /// `backing` keeps them alive while mapped. Returns the address.
+    pub fn map_foreign(
+        &self,
+        pages: u64,
+        frame: impl Fn(u64) -> u64,
+        access: Access,
+        cache: Flags,
+        backing: Backing,
+    ) -> Result<u64, KernelError> {
+        let addr = self.place(pages * PAGE_SIZE, backing)?;
+        let mut mapped = 0;
+        let result = frames::claim(tables_for(pages)).ok_or(KernelError::NoMemory).and_then(|mut claim| {
+            while mapped < pages {
+                let n = (pages - mapped).min(CHUNK as u64);
+                let from = mapped;
+                let (done, error) = self.with_tables(|inner, tables| {
+                    if !inner.alive {
+                        return (0, Some(KernelError::NoMemory));
+                    }
+                    let mut table_frames = TableFrames { claim: &mut claim, account: &self.account, charged: 0 };
+                    let parent = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
+                    let flags = leaf_flags(access) | FOREIGN | cache;
+                    let mut done = 0;
+                    let mut error = None;
+                    for i in from..from + n {
+                        let to = PhysFrame::containing_address(PhysAddr::new(frame(i)));
+                        // SAFETY: a user address in the map area (placed
+                        // above) and a frame the caller vouches for: shared
+                        // memory kept alive by the backing, or device memory
+                        // that is not RAM.
+                        match unsafe {
+                            tables.map_to_with_table_flags(
+                                page(addr + i * PAGE_SIZE),
+                                to,
+                                flags,
+                                parent,
+                                &mut table_frames,
+                            )
+                        } {
+                            Ok(flush) => flush.ignore(),
+                            Err(_) => {
+                                error = Some(KernelError::NoMemory);
+                                break;
+                            }
+                        }
+                        done += 1;
+                    }
+                    self.charged.fetch_add(table_frames.charged, Ordering::Relaxed);
+                    (done, error)
+                });
+                mapped += done;
+                if let Some(e) = error {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            self.unmap_range(addr, mapped);
+        }
+        self.placed(addr, result.is_ok());
+        result.map(|()| addr)
+    }
+
+    /// Takes `size` bytes of the map area for a region with `backing`, not
+    /// ready yet; returns its address.
+    fn place(&self, size: u64, backing: Backing) -> Result<u64, KernelError> {
         let addr = {
             let mut inner = self.inner.lock();
             if !inner.alive || inner.regions.len() >= MAX_REGIONS {
@@ -373,20 +473,27 @@ impl AddressSpace {
             self.reserve_regions(&mut inner.regions, 3)?;
             // Taken now, so that a concurrent `map` picks other space; not
             // ready, so that an `unmap` leaves it alone until it is mapped.
-            inner.regions.insert(index, Region { start: at, end: at + size, ready: false });
+            inner.regions.insert(index, Region { start: at, end: at + size, ready: false, backing });
             at
         };
-        let mapped = self.map_zeroed(addr, size / PAGE_SIZE, Access { write, execute: false });
-        let mut inner = self.inner.lock();
-        if let Some(i) = inner.regions.iter().position(|r| r.start == addr) {
-            match mapped {
-                Ok(()) => inner.regions[i].ready = true,
-                Err(_) => {
-                    inner.regions.remove(i);
+        Ok(addr)
+    }
+
+    /// The region placed at `addr` is mapped (`ok`: it becomes ready) or
+    /// not (it goes, its backing dropped outside the lock).
+    fn placed(&self, addr: u64, ok: bool) {
+        let removed = {
+            let mut inner = self.inner.lock();
+            match inner.regions.iter().position(|r| r.start == addr) {
+                Some(i) if ok => {
+                    inner.regions[i].ready = true;
+                    None
                 }
+                Some(i) => Some(inner.regions.remove(i)),
+                None => None,
             }
-        }
-        mapped.map(|()| addr)
+        };
+        drop(removed);
     }
 
     /// Makes room for `more` regions beyond those there are, charging what
@@ -422,7 +529,7 @@ impl AddressSpace {
             let mut inner = self.inner.lock();
             let i = inner.regions.partition_point(|r| r.start <= addr);
             let Some(i) = i.checked_sub(1) else { return Err(KernelError::BadAddress) };
-            let region = inner.regions[i];
+            let region = inner.regions[i].clone();
             if end > region.end || !region.ready {
                 return Err(KernelError::BadAddress);
             }
@@ -432,9 +539,13 @@ impl AddressSpace {
             // entries, for which room is made first (if that fails, the
             // unmap fails with nothing changed).
             self.reserve_regions(&mut inner.regions, 2)?;
-            let hole = Region { start: addr, end, ready: false };
+            // The hole keeps the backing until its entries are gone.
+            let hole = Region { start: addr, end, ready: false, backing: region.backing.clone() };
             match (region.start < addr, end < region.end) {
-                (false, false) => inner.regions[i] = hole,
+                (false, false) => {
+                    // (The old entry's backing is cloned in the hole.)
+                    inner.regions[i] = hole;
+                }
                 (true, false) => {
                     inner.regions[i].end = addr;
                     inner.regions.insert(i + 1, hole);
@@ -446,15 +557,19 @@ impl AddressSpace {
                 (true, true) => {
                     inner.regions[i].end = addr;
                     inner.regions.insert(i + 1, hole);
-                    inner.regions.insert(i + 2, Region { start: end, end: region.end, ready: true });
+                    inner
+                        .regions
+                        .insert(i + 2, Region { start: end, end: region.end, ready: true, backing: region.backing });
                 }
             }
         }
         self.unmap_range(addr, (end - addr) / PAGE_SIZE);
-        let mut inner = self.inner.lock();
-        if let Some(i) = inner.regions.iter().position(|r| r.start == addr && !r.ready) {
-            inner.regions.remove(i);
-        }
+        let removed = {
+            let mut inner = self.inner.lock();
+            inner.regions.iter().position(|r| r.start == addr && !r.ready).map(|i| inner.regions.remove(i))
+        };
+        // A shared object's last mapping: its frames go now, outside the lock.
+        drop(removed);
         Ok(())
     }
 
@@ -475,11 +590,18 @@ impl AddressSpace {
                     return count;
                 }
                 for i in 0..n {
-                    match tables.unmap(page(from + i * PAGE_SIZE)) {
+                    let at = from + i * PAGE_SIZE;
+                    let foreign = matches!(
+                        tables.translate(VirtAddr::new(at)),
+                        TranslateResult::Mapped { flags, .. } if flags.contains(FOREIGN)
+                    );
+                    match tables.unmap(page(at)) {
                         Ok((frame, flush)) => {
                             flush.ignore();
-                            freed[count] = frame.start_address().as_u64();
-                            count += 1;
+                            if !foreign {
+                                freed[count] = frame.start_address().as_u64();
+                                count += 1;
+                            }
                         }
                         Err(UnmapError::PageNotMapped) => {}
                         Err(e) => panic!("aspace: unmapping {:#x}: {e:?}", from + i * PAGE_SIZE),
@@ -632,7 +754,9 @@ unsafe fn free_lower_half(root: u64) {
         for pdpte in table(pml4e.addr().as_u64()).iter_mut().filter(|e| !e.is_unused()) {
             for pde in table(pdpte.addr().as_u64()).iter_mut().filter(|e| !e.is_unused()) {
                 for pte in table(pde.addr().as_u64()).iter_mut().filter(|e| !e.is_unused()) {
-                    frames::free(pte.addr().as_u64());
+                    if !pte.flags().contains(FOREIGN) {
+                        frames::free(pte.addr().as_u64());
+                    }
                     pte.set_unused();
                 }
                 frames::free(pde.addr().as_u64());

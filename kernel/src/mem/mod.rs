@@ -18,6 +18,7 @@ pub mod aspace;
 pub mod frames;
 pub mod heap;
 pub mod paging;
+pub mod shared;
 pub mod stack;
 
 pub use ferrite_kcore::frame::Range as PhysRange;

@@ -328,6 +328,17 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<u64, KernelError> {
 pub fn map_device(phys: u64, len: u64, cache: Cache) -> Result<u64, KernelError> {
     let start = super::align_down(phys, super::PAGE_SIZE);
     let end = super::align_up(phys.checked_add(len).ok_or(KernelError::BadAddress)?, super::PAGE_SIZE);
+    if cache == Cache::Uncached {
+        // Registers the kernel drives itself: no process may map them.
+        let mut own = KERNEL_MMIO.lock();
+        if own.contains(&(start, end)) {
+            // Each CPU maps its local APIC: one entry does.
+        } else if let Some(slot) = own.iter_mut().find(|r| r.0 == r.1) {
+            *slot = (start, end);
+        } else {
+            log::warn!("paging: no room to record {start:#x}..{end:#x} as the kernel's own registers");
+        }
+    }
     let size = end - start;
     let virt = MMIO_NEXT.fetch_add(size, Ordering::Relaxed);
     if virt + size > MMIO_START + MMIO_MAX {
@@ -340,9 +351,18 @@ pub fn map_device(phys: u64, len: u64, cache: Cache) -> Result<u64, KernelError>
     Ok(virt + (phys - start))
 }
 
+/// Device registers the kernel maps for itself (uncached), which
+/// `mem_map` refuses to map for a process; empty slots are (0, 0).
+static KERNEL_MMIO: spin::Mutex<[(u64, u64); 32]> = spin::Mutex::new([(0, 0); 32]);
+
+/// Whether `start..end` overlaps registers the kernel drives itself.
+pub fn is_kernel_mmio(start: u64, end: u64) -> bool {
+    KERNEL_MMIO.lock().iter().any(|&(s, e)| s < end && start < e)
+}
+
 /// The page-table bits (of a 4 KiB entry: PAT, PCD, PWT) that select
 /// `cache`'s PAT entry.
-fn cache_flags(cache: Cache) -> Flags {
+pub fn cache_flags(cache: Cache) -> Flags {
     match cache {
         Cache::WriteCombining if cpu::features().pat => Flags::WRITE_THROUGH,
         _ => Flags::NO_CACHE | Flags::WRITE_THROUGH,

@@ -42,6 +42,8 @@ pub enum Object {
     Process(Arc<Process>),
     /// Device rights (device.rs).
     Resource(device::Resource),
+    /// Shared memory (mem::shared).
+    Memory(Arc<crate::mem::shared::MemObject>),
     /// A bound interrupt line (from `irq_bind`), for `irq_ack`.
     Irq(Arc<IrqLine>),
 }
@@ -51,7 +53,7 @@ impl Object {
     /// objects and resources may (with the right to); threads, processes
     /// and bound lines are their owner's business.
     pub fn transferable(&self) -> bool {
-        matches!(self, Object::Endpoint(_) | Object::Notification(_) | Object::Resource(_))
+        matches!(self, Object::Endpoint(_) | Object::Notification(_) | Object::Resource(_) | Object::Memory(_))
     }
 }
 

@@ -1,6 +1,7 @@
-//! Device rights and the machine: `resource_narrow`, `resource_info`,
-//! `ioport_enable`, `irq_bind`, `irq_ack`, `power`, `process_list`,
-//! `process_open` and `system_info` (device.rs has the objects). Every
+//! Device rights, memory objects and the machine: `resource_narrow`,
+//! `resource_info`, `ioport_enable`, `irq_bind`, `irq_ack`, `power`,
+//! `process_list`, `process_open`, `system_info`, `mem_create` and
+//! `mem_map` (device.rs and mem::shared have the objects). Every
 //! handle is looked up with the kind and the right the call needs.
 use super::{current_process, uaccess};
 use crate::device::{self, IrqLine};
@@ -87,6 +88,11 @@ fn system(handle: u64) -> Result<(), Error> {
     current_process().handles.lock().resource(handle, resource::SYSTEM, rights::USE).map(|_| ())
 }
 
+// The records are written word by word, in field order: every field once.
+const _: () = assert!(core::mem::size_of::<SystemInfo>() == 13 * 8);
+const _: () = assert!(core::mem::size_of::<CpuInfo>() == 7 * 8);
+const _: () = assert!(core::mem::size_of::<ProcessInfo>() == 6 * 8 + ferrite_abi::PROCESS_NAME_LEN);
+
 /// Appends `words` to `out`, little-endian.
 fn put_words(out: &mut Vec<u8>, words: &[u64]) {
     for w in words {
@@ -136,13 +142,28 @@ pub fn system_info(handle: u64, ptr: u64, max: u64) -> Result<u64, Error> {
         processes: crate::proc::live_processes(),
         threads: crate::sched::thread::live_threads(),
         cpus: u64::from(cpus),
+        ..framebuffer()
     };
     let mut out = Vec::new();
     let bytes = core::mem::size_of::<SystemInfo>() + shown as usize * core::mem::size_of::<CpuInfo>();
     out.try_reserve_exact(bytes).map_err(|_| Error::NoMemory)?;
     put_words(
         &mut out,
-        &[info.uptime_ns, info.memory_total, info.memory_free, info.heap_used, info.processes, info.threads, info.cpus],
+        &[
+            info.uptime_ns,
+            info.memory_total,
+            info.memory_free,
+            info.heap_used,
+            info.processes,
+            info.threads,
+            info.cpus,
+            info.framebuffer,
+            info.framebuffer_len,
+            info.framebuffer_width,
+            info.framebuffer_height,
+            info.framebuffer_pitch,
+            info.framebuffer_bpp,
+        ],
     );
     for rank in 0..shown as u32 {
         let Some(cpu) = crate::smp::nth_online(rank) else { break };
@@ -151,4 +172,86 @@ pub fn system_info(handle: u64, ptr: u64, max: u64) -> Result<u64, Error> {
     }
     uaccess::copy_out(ptr, &out)?;
     Ok(u64::from(cpus))
+}
+
+/// The framebuffer's fields of [`SystemInfo`].
+fn framebuffer() -> SystemInfo {
+    let Some(fb) = crate::boot_info::get().framebuffer() else { return SystemInfo::default() };
+    SystemInfo {
+        framebuffer: fb.phys,
+        framebuffer_len: u64::from(fb.pitch) * u64::from(fb.height),
+        framebuffer_width: u64::from(fb.width),
+        framebuffer_height: u64::from(fb.height),
+        framebuffer_pitch: u64::from(fb.pitch),
+        framebuffer_bpp: u64::from(fb.bpp),
+        ..SystemInfo::default()
+    }
+}
+
+/// `mem_create(len) -> handle`.
+pub fn mem_create(len: u64) -> Result<u64, Error> {
+    if len == 0 || len > ferrite_abi::MAP_MAX {
+        return Err(Error::BadLength);
+    }
+    let process = current_process();
+    let pages = crate::mem::align_up(len, crate::mem::PAGE_SIZE) / crate::mem::PAGE_SIZE;
+    let object = crate::mem::shared::MemObject::new(pages, &process.account)?;
+    process.add_handle(Handle::new(Object::Memory(object), rights::MEMORY, None))
+}
+
+/// `mem_map(handle, flags) -> addr`.
+pub fn mem_map(handle: u64, flags: u64) -> Result<u64, Error> {
+    use crate::mem::aspace::{Access, Backing};
+    use crate::mem::paging::{cache_flags, Cache};
+    use crate::mem::PAGE_SIZE;
+    use ferrite_abi::map;
+    if flags & !(map::WRITE | map::WRITE_COMBINING) != 0 {
+        return Err(Error::BadArgument);
+    }
+    let write = flags & map::WRITE != 0;
+    let process = current_process();
+    let object = process.handles.lock().lookup(handle, 0, |h| Some((h.object().clone(), h.rights())))?;
+    let access = Access { write, execute: false };
+    let mapped = match object {
+        (Object::Memory(m), have) => {
+            let need = rights::MAP | if write { rights::WRITE } else { 0 };
+            if have & need != need {
+                return Err(Error::NoRights);
+            }
+            if flags & map::WRITE_COMBINING != 0 {
+                return Err(Error::BadArgument);
+            }
+            let frames = m.clone();
+            process.aspace.map_foreign(
+                m.pages(),
+                |i| frames.frame(i),
+                access,
+                x86_64::structures::paging::PageTableFlags::empty(),
+                Backing::Shared(m),
+            )
+        }
+        (Object::Resource(r), have) if r.kind == resource::DEVICE_MEMORY => {
+            if have & rights::USE == 0 {
+                return Err(Error::NoRights);
+            }
+            let end = r.base.checked_add(r.len).ok_or(Error::BadArgument)?;
+            if !r.base.is_multiple_of(PAGE_SIZE) || !r.len.is_multiple_of(PAGE_SIZE) || r.len > ferrite_abi::MAP_MAX {
+                return Err(Error::BadArgument);
+            }
+            if !device::mappable(r.base, end) {
+                return Err(Error::BadArgument);
+            }
+            let cache = if flags & map::WRITE_COMBINING != 0 { Cache::WriteCombining } else { Cache::Uncached };
+            let base = r.base;
+            process.aspace.map_foreign(
+                r.len / PAGE_SIZE,
+                |i| base + i * PAGE_SIZE,
+                access,
+                cache_flags(cache),
+                Backing::Device,
+            )
+        }
+        _ => return Err(Error::BadHandle),
+    };
+    mapped.map_err(|_| Error::NoMemory)
 }

@@ -85,6 +85,8 @@ fn handle(frame: &mut TrapFrame) -> Result<u64, Error> {
         nr::PROCESS_LIST => device::process_list(a0, a1, a2),
         nr::PROCESS_OPEN => device::process_open(a0, a1),
         nr::SYSTEM_INFO => device::system_info(a0, a1, a2),
+        nr::MEM_CREATE => device::mem_create(a0),
+        nr::MEM_MAP => device::mem_map(a0, a1),
         _ => Err(Error::BadSyscall),
     }
 }

@@ -283,3 +283,36 @@ pub fn dev_processes(_args: &str) -> Outcome {
     check_eq!(sys::system_info(no_use, &mut cpus).map(|_| ()), Err(Error::NoRights), "system_info without USE");
     Ok(format!("{} processes listed, the child opened and killed by ID; {online} CPUs", listed))
 }
+
+/// `ipc_dying_receiver`: a receiver whose process was just killed is
+/// still on the endpoint's queue for a moment; a call made then must go to
+/// a live receiver (one that comes later), not to the dying one, which
+/// would end without answering (`PeerGone`). What a restarted driver's
+/// clients need.
+pub fn ipc_dying_receiver(_args: &str) -> Outcome {
+    let _watchdog = Watchdog::start()?;
+    for round in 0..20 {
+        // A fresh endpoint each round, so that the dying server is the only
+        // receiver waiting when the call comes.
+        let endpoint = sys::endpoint_create().ctx("endpoint_create")?;
+        let grant = [ferrite_abi::Grant { handle: endpoint, rights: rights::RECEIVE }];
+        let server = sys::spawn_with("utest child_server", &grant, None).ctx("spawn child_server")?;
+        // Let it block in recv.
+        sys::sleep_ns(5_000_000).ctx("sleep")?;
+        sys::kill(server).ctx("kill")?;
+        // The next server: a thread of this process, a moment later. It
+        // answers once; its next wait ends when the endpoint is closed.
+        let live = spawn_checked(move || {
+            sys::sleep_ns(2_000_000).ctx("sleep")?;
+            let (_, msg) = sys::recv(endpoint).ctx("recv")?;
+            let _ = sys::reply_recv(endpoint, [msg[0] + 1, 0, 0, 0]);
+            Ok(0)
+        })
+        .ctx("spawn the live server")?;
+        check_eq!(sys::call(endpoint, [round, 0, 0, 0]).map(|r| r[0]), Ok(round + 1), "round {round}: the call");
+        sys::handle_close(endpoint).ctx("close the endpoint")?;
+        check_eq!(live.join(), Ok(0), "round {round}: the live server");
+        check_eq!(sys::wait(server), Ok(EXIT_KILLED), "round {round}: the killed server");
+    }
+    Ok(String::from("20 calls right after a kill reached the next receiver"))
+}

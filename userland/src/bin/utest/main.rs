@@ -37,6 +37,7 @@ mod process;
 mod quota;
 mod raw;
 mod rights;
+mod shm;
 mod syscalls;
 mod threads;
 mod transfer;
@@ -74,8 +75,11 @@ pub static CASES: &[(&str, Case)] = &[
     ("fault_ioport", devices::fault_ioport),
     ("dev_irq", devices::dev_irq),
     ("dev_kill", devices::dev_kill),
+    ("ipc_dying_receiver", devices::ipc_dying_receiver),
     ("dev_processes", devices::dev_processes),
     ("xfer", transfer::xfer),
+    ("shm", shm::shm),
+    ("dev_memory", shm::dev_memory),
     ("cpu", syscalls::cpu),
     ("affinity", syscalls::affinity),
     // Threads and limits.
@@ -137,6 +141,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("child_server", children::child_server),
     ("child_block", devices::child_block),
     ("child_xfer", transfer::child_xfer),
+    ("child_shm", shm::child_shm),
     ("child_xfer_full", transfer::child_xfer_full),
     ("child_xfer_stuck", transfer::child_xfer_stuck),
     ("child_receive_and_die", children::child_receive_and_die),
