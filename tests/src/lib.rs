@@ -44,23 +44,50 @@
 //!     .run()
 //!     .assert_all_tests_passed();
 //! ```
+//!
+//! # Talking to the guest
+//!
+//! [`Boot::converse`] runs a boot through a script of [`Step`]s: wait for
+//! a text on serial, type on the serial line or on the keyboard, then
+//! wait for the answer (see [`Step`] for how text is matched).
+//!
+//! ```no_run
+//! use ferrite_tests::{Boot, Status, Step};
+//!
+//! Boot::new("uptime")
+//!     .converse(&[
+//!         // The prompt on serial: after a line end, not after `[<pid>] `
+//!         // as on the console.
+//!         Step::expect("\r\nferrite> "),
+//!         Step::line("uptime"),
+//!         Step::expect("up "),
+//!         Step::expect("ferrite> "),
+//!         Step::line("poweroff"),
+//!     ])
+//!     .assert_status(Status::Success);
+//! ```
 
 mod artifacts;
+mod converse;
 mod outcome;
 mod screen;
 mod smp;
 mod supervise;
+mod transcript;
 
 pub use artifacts::{build_dir, kernel, root, slug};
+pub use converse::{key_names, Step};
 pub use outcome::{check_acpi_power_off, check_all_tests_passed, user_line, Outcome, Status, ACPI_OFF_SUCCESS};
 pub use smp::{check_cpus_online, cpu_failure_lines, find_smp_report, SmpReport, CPU_FAILURE_MARKERS, SMP_LINE};
 
 use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use supervise::{supervise, End, Semaphore};
+use screen::Monitor;
+use supervise::{supervise, Driver, End, Semaphore};
 
 /// Boot timeout when neither [`Boot::timeout`] nor `FERRITE_BOOT_TIMEOUT`
 /// says otherwise: generous for TCG on a small, busy CI machine. A
@@ -245,7 +272,8 @@ impl Boot {
     /// dumps the screen (`build/test-logs/<name>.ppm`), decodes its text
     /// into [`Outcome::screen`] (and `<name>.screen`), and quits QEMU. Only
     /// without the debug-exit device ([`Boot::debug_exit`]), whose write
-    /// ends QEMU at once.
+    /// ends QEMU at once. Works with [`Boot::converse`], keys and all: the
+    /// two share the one monitor connection.
     pub fn read_screen(mut self) -> Self {
         self.read_screen = true;
         self
@@ -266,7 +294,7 @@ impl Boot {
     /// If the kernel or the ISO cannot be built, or qemu.sh cannot be run:
     /// those are failures of the setup, not outcomes of a boot.
     pub fn run(&self) -> Outcome {
-        self.boot(None)
+        self.boot(None, None).0
     }
 
     /// Like [`Boot::run`], but stops QEMU as soon as a serial line contains
@@ -274,10 +302,32 @@ impl Boot {
     /// off; if the pattern never appears the status is whatever ended the
     /// boot (often [`Status::Timeout`]).
     pub fn run_until(&self, pattern: &str) -> Outcome {
-        self.boot(Some(pattern))
+        self.boot(Some(pattern), None).0
     }
 
-    fn boot(&self, pattern: Option<&str>) -> Outcome {
+    /// Boots and holds a conversation with the guest: carries out `steps`
+    /// in order (see [`Step`]), then waits for QEMU to exit, as [`Boot::run`]
+    /// does: the last step should make the guest power off (`poweroff`).
+    /// QEMU's serial input is a pipe the steps write to (for other boots it
+    /// is `/dev/null`); the boot's timeout bounds the whole conversation.
+    ///
+    /// # Panics
+    ///
+    /// If a step fails: with a message naming the step, the output after
+    /// the last match, and the end of the log (saved as for every boot).
+    /// The status is then the boot's own if QEMU had ended (a kernel panic
+    /// gives [`Status::KernelFailure`]), else [`Status::StepFailed`].
+    /// Also as [`Boot::run`].
+    #[track_caller]
+    pub fn converse(&self, steps: &[Step]) -> Outcome {
+        match self.boot(None, Some(steps)) {
+            (outcome, Some(Err(failure))) => outcome.fail(&failure),
+            (outcome, _) => outcome,
+        }
+    }
+
+    /// One boot; with `steps`, also what the conversation came to.
+    fn boot(&self, pattern: Option<&str>, steps: Option<&[Step]>) -> (Outcome, Option<Result<(), String>>) {
         let iso = artifacts::iso_of(self.image, self.gfxpayload.as_deref(), &self.cmdline);
         let timeout = self.timeout.unwrap_or_else(env_timeout);
         let script = root().join("scripts/qemu.sh");
@@ -311,23 +361,33 @@ impl Boot {
         static QEMUS: Semaphore = Semaphore::new(MAX_QEMUS);
         let _permit = QEMUS.acquire();
         let started = Instant::now();
-        let watcher = self.read_screen.then(|| {
+        let deadline = started + timeout;
+        let keys = steps.is_some_and(|steps| steps.iter().any(Step::uses_monitor));
+        let monitor = (self.read_screen || keys).then(|| {
             let socket = screen::socket_path(&slug_name(&self.name));
             let _ = std::fs::remove_file(&socket);
             command.env("MONITOR", &socket);
+            Arc::new(Monitor::new(socket, deadline))
+        });
+        let watcher = monitor.clone().filter(|_| self.read_screen).map(|monitor| {
             let ppm = build_dir().join("test-logs").join(format!("{}.ppm", slug_name(&self.name)));
             let _ = std::fs::create_dir_all(build_dir().join("test-logs"));
-            let deadline = started + timeout;
-            std::thread::spawn(move || {
-                let text = screen::watch(&socket, &ppm, deadline);
-                let _ = std::fs::remove_file(&socket);
-                text
-            })
+            std::thread::spawn(move || screen::watch(&monitor, &ppm, deadline))
         });
-        let run =
-            supervise(command, pattern, timeout).unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        let driver = steps.map(|steps| -> Driver<'_> {
+            let monitor = monitor.clone();
+            Box::new(move |transcript, input| converse::drive(steps, transcript, input, monitor.as_deref(), deadline))
+        });
+        let run = supervise(command, pattern, driver, timeout)
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
         let elapsed = started.elapsed();
+        if let Some(monitor) = &monitor {
+            monitor.close();
+        }
         let screen = watcher.map(|w| w.join().unwrap_or_else(|_| Err("the screen reader panicked".into())));
+        if let Some(monitor) = &monitor {
+            let _ = std::fs::remove_file(monitor.socket());
+        }
         if let Some(text) = &screen {
             let path = build_dir().join("test-logs").join(format!("{}.screen", slug_name(&self.name)));
             let _ =
@@ -337,7 +397,8 @@ impl Boot {
         let status = match run.end {
             End::PatternFound => Status::PatternFound,
             End::TimedOut => Status::Timeout,
-            End::Exited(exit) => status_of(exit),
+            End::DriverFailed => Status::StepFailed,
+            End::Exited(exit) => outcome::status_of(exit),
         };
         let (log_path, stderr_path) = self.save_logs(&run.stdout, &run.stderr);
         let mut stderr = String::from_utf8_lossy(&run.stderr).into_owned();
@@ -345,7 +406,7 @@ impl Boot {
             // Say it where the failure report will show it.
             stderr.push_str(&format!("harness: killed QEMU after the {timeout:?} timeout\n"));
         }
-        Outcome {
+        let outcome = Outcome {
             name: self.name.clone(),
             status,
             log: String::from_utf8_lossy(&run.stdout).into_owned(),
@@ -354,7 +415,8 @@ impl Boot {
             stderr_path,
             elapsed,
             screen,
-        }
+        };
+        (outcome, run.driver)
     }
 
     /// The `-machine` value: the type, then any [`Boot::machine_opts`]
@@ -411,21 +473,6 @@ fn env_timeout() -> Duration {
     }
 }
 
-/// Maps qemu.sh's exit to a [`Status`] (its contract: 0 success, 1 kernel
-/// failure, 3 a guest power off without the debug-exit device, anything
-/// else QEMU ended without a verdict).
-fn status_of(exit: std::process::ExitStatus) -> Status {
-    use std::os::unix::process::ExitStatusExt;
-    match (exit.code(), exit.signal()) {
-        (Some(0), _) => Status::Success,
-        (Some(1), _) => Status::KernelFailure,
-        (Some(3), _) => Status::GuestPowerOff,
-        (Some(code), _) => Status::QemuEnded(code),
-        (None, Some(signal)) => Status::QemuEnded(128 + signal),
-        (None, None) => Status::QemuEnded(-1),
-    }
-}
-
 /// A test name made safe as a file name. Test names are Rust identifiers
 /// already; this only guards against a stray `/` or space.
 fn slug_name(name: &str) -> String {
@@ -435,18 +482,6 @@ fn slug_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::ExitStatusExt;
-    use std::process::ExitStatus;
-
-    #[test]
-    fn exit_codes_follow_the_qemu_sh_contract() {
-        // A wait status holds the exit code in bits 8..16, a signal in 0..7.
-        assert_eq!(status_of(ExitStatus::from_raw(0)), Status::Success);
-        assert_eq!(status_of(ExitStatus::from_raw(1 << 8)), Status::KernelFailure);
-        assert_eq!(status_of(ExitStatus::from_raw(2 << 8)), Status::QemuEnded(2));
-        assert_eq!(status_of(ExitStatus::from_raw(3 << 8)), Status::GuestPowerOff);
-        assert_eq!(status_of(ExitStatus::from_raw(9)), Status::QemuEnded(137));
-    }
 
     #[test]
     fn builder_keeps_settings() {

@@ -33,6 +33,9 @@ pub enum Status {
     /// [`crate::Boot::run_until`] saw its pattern on the serial console and
     /// stopped QEMU.
     PatternFound,
+    /// A step of [`crate::Boot::converse`] failed while QEMU ran, and the
+    /// harness stopped QEMU.
+    StepFailed,
 }
 
 /// The result of one boot.
@@ -215,6 +218,21 @@ impl Outcome {
     }
 }
 
+/// Maps qemu.sh's exit to a [`Status`] (its contract: 0 success, 1 kernel
+/// failure, 3 a guest power off without the debug-exit device, anything
+/// else QEMU ended without a verdict).
+pub(crate) fn status_of(exit: std::process::ExitStatus) -> Status {
+    use std::os::unix::process::ExitStatusExt;
+    match (exit.code(), exit.signal()) {
+        (Some(0), _) => Status::Success,
+        (Some(1), _) => Status::KernelFailure,
+        (Some(3), _) => Status::GuestPowerOff,
+        (Some(code), _) => Status::QemuEnded(code),
+        (None, Some(signal)) => Status::QemuEnded(128 + signal),
+        (None, None) => Status::QemuEnded(-1),
+    }
+}
+
 /// The log half of [`Outcome::assert_all_tests_passed`]: Ok(N) for a log
 /// that ends in `N passed, 0 failed` with N > 0 after exactly N `test … ok`
 /// lines, else a description of what is wrong.
@@ -287,6 +305,18 @@ fn tail(text: &str, n: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    #[test]
+    fn exit_codes_follow_the_qemu_sh_contract() {
+        // A wait status holds the exit code in bits 8..16, a signal in 0..7.
+        assert_eq!(status_of(ExitStatus::from_raw(0)), Status::Success);
+        assert_eq!(status_of(ExitStatus::from_raw(1 << 8)), Status::KernelFailure);
+        assert_eq!(status_of(ExitStatus::from_raw(2 << 8)), Status::QemuEnded(2));
+        assert_eq!(status_of(ExitStatus::from_raw(3 << 8)), Status::GuestPowerOff);
+        assert_eq!(status_of(ExitStatus::from_raw(9)), Status::QemuEnded(137));
+    }
 
     const GOOD: &str = "\
 [    0.001000] cpu0 INFO  boot: ferrite\r

@@ -1,62 +1,138 @@
-//! Reading the guest's screen back: QEMU's human monitor on a Unix socket,
-//! `screendump` once the guest has powered off (QEMU runs with
-//! `-no-shutdown`, so it stops instead of exiting), and the dump decoded
-//! with the kernel's own font (ferrite_screen::decode).
+//! QEMU's human monitor on a Unix socket ([`Monitor`]), and what the
+//! harness does with it: reading the guest's screen back (`screendump`
+//! once the guest has powered off: QEMU runs with `-no-shutdown`, so it
+//! stops instead of exiting; the dump is decoded with the kernel's own
+//! font, ferrite_screen::decode), and typing keys (`sendkey`, converse.rs).
+//!
+//! QEMU's monitor socket takes one client at a time, so a boot has one
+//! [`Monitor`], shared by whoever needs it: each command holds it only
+//! for its own exchange.
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How often the monitor is asked whether the guest has stopped.
+/// How often the monitor is asked whether the guest has stopped, and how
+/// often a connection is tried while QEMU starts.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Talks to the monitor at `socket` until the guest has powered off (or
-/// `deadline` is near), then dumps the screen to `ppm` and quits QEMU.
-/// Returns the screen's text, or why there is none.
-pub fn watch(socket: &Path, ppm: &Path, deadline: Instant) -> Result<Vec<String>, String> {
-    let mut monitor = connect(socket, deadline)?;
+/// One boot's monitor: connected on first use, then kept.
+pub struct Monitor {
+    socket: PathBuf,
+    /// Until when a connection is tried.
+    deadline: Instant,
+    /// Set once QEMU has ended: no connection is tried any more.
+    gone: AtomicBool,
+    link: Mutex<Option<UnixStream>>,
+}
+
+impl Monitor {
+    /// The monitor QEMU will listen on at `socket` (qemu.sh's `MONITOR`).
+    pub fn new(socket: PathBuf, deadline: Instant) -> Self {
+        Self { socket, deadline, gone: AtomicBool::new(false), link: Mutex::new(None) }
+    }
+
+    /// Where QEMU listens.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Says that QEMU has ended, so that a wait to connect stops.
+    pub fn close(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+    }
+
+    /// Sends `line` and returns what the monitor printed for it: the
+    /// output between the echo of the line and the next prompt.
+    pub fn command(&self, line: &str) -> Result<String, String> {
+        let mut link = self.link()?;
+        let stream = link.as_mut().expect("connected");
+        let answer = exchange(stream, line);
+        if answer.is_err() {
+            // A broken exchange leaves the stream out of step.
+            *link = None;
+        }
+        answer
+    }
+
+    /// Sends `line` without waiting for an answer (`quit`, which ends
+    /// QEMU and the connection).
+    pub fn send(&self, line: &str) -> Result<(), String> {
+        let mut link = self.link()?;
+        let stream = link.as_mut().expect("connected");
+        stream.write_all(format!("{line}\n").as_bytes()).map_err(|e| format!("monitor: {e}"))
+    }
+
+    /// The connection, made if need be.
+    fn link(&self) -> Result<MutexGuard<'_, Option<UnixStream>>, String> {
+        // A thread that panicked holding the lock left at worst a stream
+        // out of step, which the next exchange reports.
+        let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        if link.is_none() {
+            *link = Some(self.connect()?);
+        }
+        Ok(link)
+    }
+
+    fn connect(&self) -> Result<UnixStream, String> {
+        loop {
+            match UnixStream::connect(&self.socket) {
+                Ok(mut s) => {
+                    s.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
+                    banner(&mut s)?;
+                    return Ok(s);
+                }
+                Err(e) if Instant::now() >= self.deadline || self.gone.load(Ordering::Relaxed) => {
+                    return Err(format!("no monitor at {}: {e}", self.socket.display()))
+                }
+                Err(_) => thread::sleep(POLL),
+            }
+        }
+    }
+}
+
+/// Talks to `monitor` until the guest has powered off (or `deadline` is
+/// near), then dumps the screen to `ppm` and quits QEMU. Returns the
+/// screen's text, or why there is none.
+pub fn watch(monitor: &Monitor, ppm: &Path, deadline: Instant) -> Result<Vec<String>, String> {
     // Leave time to dump before the harness kills QEMU.
     let last_look = deadline.checked_sub(Duration::from_secs(10)).unwrap_or(deadline);
     loop {
-        let status = command(&mut monitor, "info status")?;
+        let status = monitor.command("info status")?;
         if status.contains("shutdown") || Instant::now() >= last_look {
             break;
         }
         thread::sleep(POLL);
     }
     let _ = std::fs::remove_file(ppm);
-    command(&mut monitor, &format!("screendump {}", ppm.display()))?;
+    monitor.command(&format!("screendump {}", ppm.display()))?;
     let text = read_ppm(ppm).map(|(w, h, rgb)| {
         ferrite_screen::decode(w, h, |x, y| {
             let p = &rgb[(y * w + x) * 3..][..3];
             p[0].max(p[1]).max(p[2])
         })
     });
-    let _ = monitor.write_all(b"quit\n");
+    let _ = monitor.send("quit");
     text
 }
 
-fn connect(socket: &Path, deadline: Instant) -> Result<UnixStream, String> {
-    loop {
-        match UnixStream::connect(socket) {
-            Ok(s) => {
-                s.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
-                let mut s = s;
-                banner(&mut s)?;
-                return Ok(s);
-            }
-            Err(e) if Instant::now() >= deadline => return Err(format!("no monitor at {}: {e}", socket.display())),
-            Err(_) => thread::sleep(POLL),
-        }
-    }
+/// Sends `line` and returns the output after its echo (ended by a
+/// newline), up to the next prompt.
+fn exchange(monitor: &mut UnixStream, line: &str) -> Result<String, String> {
+    monitor.write_all(format!("{line}\n").as_bytes()).map_err(|e| format!("monitor: {e}"))?;
+    let out = read_until(monitor, |out| out.contains(&b'\n') && out.ends_with(PROMPT))
+        .map_err(|e| format!("`{line}`: {e}"))?;
+    Ok(answer_of(&out).to_owned())
 }
 
-/// Sends `line` and returns what the monitor printed: the echo of the
-/// line (ended by a newline), the output, up to the next prompt.
-fn command(monitor: &mut UnixStream, line: &str) -> Result<String, String> {
-    monitor.write_all(format!("{line}\n").as_bytes()).map_err(|e| format!("monitor: {e}"))?;
-    read_until(monitor, |out| out.contains(&b'\n') && out.ends_with(PROMPT)).map_err(|e| format!("`{line}`: {e}"))
+/// The output in what the monitor sent for one command: between the first
+/// line (the command's echo) and the prompt.
+fn answer_of(out: &str) -> &str {
+    let out = out.strip_suffix(std::str::from_utf8(PROMPT).expect("ASCII")).unwrap_or(out);
+    out.split_once('\n').map_or("", |(_, rest)| rest)
 }
 
 const PROMPT: &[u8] = b"(qemu) ";

@@ -1,13 +1,16 @@
 //! Running one child process (in practice `scripts/qemu.sh`) under a
 //! deadline, optionally stopping it early once a line appears on its stdout,
-//! and never leaving a QEMU behind.
+//! optionally talking to it while it runs (a [`Driver`]), and never leaving
+//! a QEMU behind.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::transcript::{LineWatch, Transcript};
 
 /// How a supervised run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +21,8 @@ pub enum End {
     PatternFound,
     /// The deadline passed first; the process group was killed.
     TimedOut,
+    /// The driver failed while the process ran; the group was killed.
+    DriverFailed,
 }
 
 /// Everything a supervised run produced.
@@ -29,7 +34,15 @@ pub struct Supervised {
     pub stdout: Vec<u8>,
     /// Its complete stderr.
     pub stderr: Vec<u8>,
+    /// What the driver returned, if there was one.
+    pub driver: Option<Result<(), String>>,
 }
+
+/// Talks to the child while it runs, on a thread of its own: it waits for
+/// text in the child's stdout (the transcript) and writes to its stdin.
+/// An error stops the child at once, unless its stdout has already ended
+/// (the child is exiting, and its own status says more).
+pub type Driver<'a> = Box<dyn FnOnce(&Transcript, &mut dyn Write) -> Result<(), String> + Send + 'a>;
 
 /// How often to check whether the child has exited. Short against boots of
 /// seconds, long enough to cost nothing.
@@ -40,85 +53,146 @@ const POLL: Duration = Duration::from_millis(20);
 /// In the last two cases the whole group is killed with SIGKILL: qemu.sh runs
 /// QEMU as its child, and killing only the shell would orphan QEMU.
 ///
-/// stdin is `/dev/null` because QEMU with `-serial stdio` would otherwise put
-/// the terminal of whoever runs `cargo test` into raw mode.
-pub fn supervise(mut command: Command, pattern: Option<&str>, timeout: Duration) -> std::io::Result<Supervised> {
+/// Without a `driver`, stdin is `/dev/null`, because QEMU with `-serial
+/// stdio` would otherwise put the terminal of whoever runs `cargo test`
+/// into raw mode. With one, stdin is a pipe the driver writes to (and that
+/// stays open until the child has exited, so that an end of input is never
+/// what stops it). The driver runs until it returns; if it fails, the child
+/// is stopped ([`End::DriverFailed`]).
+pub fn supervise(
+    mut command: Command,
+    pattern: Option<&str>,
+    driver: Option<Driver<'_>>,
+    timeout: Duration,
+) -> std::io::Result<Supervised> {
     use std::os::unix::process::CommandExt;
 
-    command.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let stdin = if driver.is_some() { Stdio::piped() } else { Stdio::null() };
+    command.process_group(0).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn()?;
     let deadline = Instant::now() + timeout;
+    let mut input = child.stdin.take();
+    let transcript = Transcript::new();
 
-    let (found_tx, found_rx) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let pattern = pattern.map(str::to_owned);
-    // Reading on threads keeps a chatty child from blocking on a full pipe
-    // while this thread waits for it.
-    let stdout_reader = thread::spawn(move || read_lines(stdout, pattern.as_deref(), &found_tx));
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_reader = thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        bytes
-    });
-
-    let end = loop {
-        // Checking the exit first means a child that exits right after
-        // printing the pattern reports its real exit status.
-        if let Some(status) = child.try_wait()? {
-            // Anything the child left running in its group would hold the
-            // pipes open and hang the readers below. The group id cannot have
-            // been reused while such a member lives; with no member left the
-            // kill just fails.
-            kill_group_id(child.id());
-            break End::Exited(status);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            kill_group(&mut child);
-            break End::TimedOut;
-        }
-        match found_rx.recv_timeout(POLL.min(deadline - now)) {
-            Ok(()) => {
-                kill_group(&mut child);
-                break End::PatternFound;
+    thread::scope(|scope| {
+        let (found_tx, found_rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let transcript = &transcript;
+        // Reading on threads keeps a chatty child from blocking on a full
+        // pipe while this thread waits for it.
+        scope.spawn(move || read_into(stdout, transcript, LineWatch::new(pattern), &found_tx));
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_reader = scope.spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stderr.read_to_end(&mut bytes);
+            bytes
+        });
+        let (driven_tx, driven_rx) = mpsc::channel();
+        let driving = match (driver, input.as_mut()) {
+            (Some(driver), Some(input)) => {
+                scope.spawn(move || {
+                    let _ = driven_tx.send(driver(transcript, input));
+                });
+                true
             }
-            // Disconnected: stdout closed, which happens as the child exits;
-            // keep polling for its status, sleeping so as not to spin.
-            Err(mpsc::RecvTimeoutError::Disconnected) => thread::sleep(POLL),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-    };
+            _ => false,
+        };
+        let mut driven = None;
 
-    // Once the group is dead the pipes close and the readers finish.
-    let stdout = stdout_reader.join().unwrap_or_default();
-    let stderr = stderr_reader.join().unwrap_or_default();
-    Ok(Supervised { end, stdout, stderr })
+        let end = loop {
+            // Checking the exit first means a child that exits right after
+            // printing the pattern reports its real exit status.
+            let exited = child.try_wait().inspect_err(|_| kill_group(&mut child))?;
+            if let Some(status) = exited {
+                // Anything the child left running in its group would hold
+                // the pipes open and hang the readers below. The group id
+                // cannot have been reused while such a member lives; with no
+                // member left the kill just fails.
+                kill_group_id(child.id());
+                break End::Exited(status);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                kill_group(&mut child);
+                break End::TimedOut;
+            }
+            if driving && driven.is_none() {
+                if let Ok(result) = driven_rx.try_recv() {
+                    let failed = result.is_err();
+                    driven = Some(result);
+                    // A failure may come with the child's end (its stdout
+                    // ended, or its stdin broke as it exited): then its own
+                    // status says more than a kill, and comes in a moment.
+                    if failed && !transcript.closed() {
+                        if let Some(status) = exit_within(&mut child, EXIT_GRACE)? {
+                            kill_group_id(child.id());
+                            break End::Exited(status);
+                        }
+                        kill_group(&mut child);
+                        break End::DriverFailed;
+                    }
+                }
+            }
+            match found_rx.recv_timeout(POLL.min(deadline - now)) {
+                Ok(()) => {
+                    kill_group(&mut child);
+                    break End::PatternFound;
+                }
+                // Disconnected: stdout closed, which happens as the child
+                // exits; keep polling for its status, sleeping so as not to
+                // spin.
+                Err(mpsc::RecvTimeoutError::Disconnected) => thread::sleep(POLL),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        };
+
+        // Once the group is dead the pipes close, the readers finish, and a
+        // driver still waiting for text sees the end.
+        let stderr = stderr_reader.join().unwrap_or_default();
+        let driver = driving
+            .then(|| driven.or_else(|| driven_rx.recv().ok()).unwrap_or_else(|| Err("the driver panicked".to_owned())));
+        Ok(Supervised { end, stdout: Vec::new(), stderr, driver })
+    })
+    .map(|run| Supervised { stdout: transcript.take(), ..run })
 }
 
-/// Reads `pipe` to its end, line by line, and sends one message on `found`
-/// the first time a line contains `pattern`. Returns every byte read.
-fn read_lines(pipe: impl Read, pattern: Option<&str>, found: &mpsc::Sender<()>) -> Vec<u8> {
-    let mut reader = BufReader::new(pipe);
-    let mut all = Vec::new();
-    let mut line = Vec::new();
-    let mut pattern = pattern;
+/// How long a child whose driver failed may take to show that it is
+/// exiting anyway, before it is killed.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
+/// The child's exit status if it exits within `grace`.
+fn exit_within(child: &mut Child, grace: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let give_up = Instant::now() + grace;
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        all.extend_from_slice(&line);
-        if let Some(p) = pattern {
-            // Lossy: firmware output on the serial line need not be UTF-8.
-            if String::from_utf8_lossy(&line).contains(p) {
-                let _ = found.send(());
-                pattern = None;
-            }
+        match child.try_wait().inspect_err(|_| kill_group(child))? {
+            Some(status) => return Ok(Some(status)),
+            None if Instant::now() >= give_up => return Ok(None),
+            None => thread::sleep(POLL),
         }
     }
-    all
+}
+
+/// Reads `pipe` to its end into `transcript`, and sends one message on
+/// `found` the first time a line has `watch`'s pattern.
+fn read_into(mut pipe: impl Read, transcript: &Transcript, mut watch: LineWatch, found: &mpsc::Sender<()>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                transcript.push(&buf[..n]);
+                if watch.feed(&buf[..n]) {
+                    let _ = found.send(());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if watch.finish() {
+        let _ = found.send(());
+    }
+    transcript.close();
 }
 
 /// Kills the child's whole process group, then reaps the child.
@@ -197,10 +271,17 @@ mod tests {
 
     #[test]
     fn exit_status_and_output_are_kept() {
-        let run = supervise(sh("echo out; echo err >&2; exit 3"), None, Duration::from_secs(30)).unwrap();
+        let run = supervise(sh("echo out; echo err >&2; exit 3"), None, None, Duration::from_secs(30)).unwrap();
         assert!(matches!(run.end, End::Exited(s) if s.code() == Some(3)), "{:?}", run.end);
         assert_eq!(run.stdout, b"out\n");
         assert_eq!(run.stderr, b"err\n");
+    }
+
+    #[test]
+    fn stdin_is_dev_null_without_a_driver() {
+        let run = supervise(sh("readlink /proc/self/fd/0"), None, None, Duration::from_secs(30)).unwrap();
+        assert_eq!(run.stdout, b"/dev/null\n");
+        assert_eq!(run.driver, None);
     }
 
     #[test]
@@ -211,6 +292,7 @@ mod tests {
         let run = supervise(
             sh("sleep 600 & echo booting; echo 'x boot: done y'; sleep 600"),
             Some("boot: done"),
+            None,
             Duration::from_secs(60),
         )
         .unwrap();
@@ -222,7 +304,7 @@ mod tests {
     #[test]
     fn timeout_stops_the_whole_group() {
         let started = Instant::now();
-        let run = supervise(sh("sleep 600 & echo hi; sleep 600"), Some("never"), Duration::from_secs(1)).unwrap();
+        let run = supervise(sh("sleep 600 & echo hi; sleep 600"), Some("never"), None, Duration::from_secs(1)).unwrap();
         assert_eq!(run.end, End::TimedOut);
         assert_eq!(run.stdout, b"hi\n");
         assert!(started.elapsed() < Duration::from_secs(30));

@@ -159,7 +159,17 @@ impl Shell {
                     calls.push(pack(OP_DRAIN, &[]).0);
                 }
                 for msg in calls {
-                    if let Err(e) = sys::call(SERIAL, msg) {
+                    // A driver that ends with the call (killed, or a fault)
+                    // fails it with PeerGone; init starts another on the
+                    // same endpoint, which takes the call again (the
+                    // dead one's unsent output is lost, this piece may come
+                    // twice). A second failure means the endpoint is
+                    // closed: no driver will come.
+                    let sent = sys::call(SERIAL, msg).or_else(|e| match e {
+                        Error::PeerGone => sys::call(SERIAL, msg),
+                        e => Err(e),
+                    });
+                    if let Err(e) = sent {
                         self.serial_ok = false;
                         println!("sh: the serial driver is gone ({e:?}); answering on the console only");
                         return;
