@@ -18,7 +18,11 @@
 //! Each runs under a supervisor thread that waits for it. One that exits
 //! with 0 has nothing to do (no such device) and is left alone; one that
 //! fails, faults or is killed is started again, with a log line, after a
-//! pause; five quick deaths in a row and it is given up on.
+//! pause; five quick deaths in a row and it is given up on. When init
+//! stops running the serial driver, for either reason, it closes its own
+//! receive handle to `serial`: no one can receive there any more, so the
+//! shell's calls fail (and it answers on the console) instead of waiting
+//! for a driver that will not come.
 
 use alloc::format;
 use alloc::string::String;
@@ -41,10 +45,16 @@ const QUICK_DEATHS: u32 = 5;
 pub fn start() {
     match grants() {
         Ok(programs) => {
-            let names: Vec<&str> = programs.iter().map(|(name, _)| *name).collect();
+            let names: Vec<&str> = programs.iter().map(|(name, _, _)| *name).collect();
             println!("init: starting {}", names.join(", "));
-            for (name, grants) in programs {
-                if let Err(e) = thread::spawn(move || supervise(name, &grants)) {
+            for (name, grants, serves) in programs {
+                if let Err(e) = thread::spawn(move || {
+                    let code = supervise(name, &grants);
+                    if let Some(endpoint) = serves {
+                        let _ = sys::handle_close(endpoint);
+                    }
+                    code
+                }) {
                     println!("init: cannot supervise {name}: {e:?}");
                 }
             }
@@ -53,8 +63,11 @@ pub fn start() {
     }
 }
 
-/// Each program and the grants it starts with.
-fn grants() -> Result<Vec<(&'static str, Vec<Grant>)>, String> {
+/// Each program, the grants it starts with, and the endpoint it serves (to
+/// close once it is not run any more).
+type Program = (&'static str, Vec<Grant>, Option<Handle>);
+
+fn grants() -> Result<Vec<Program>, String> {
     let ctx = |what: &'static str| move |e: Error| format!("{what}: {e:?}");
     let input = sys::endpoint_create().map_err(ctx("the input endpoint"))?;
     let serial = sys::endpoint_create().map_err(ctx("the serial endpoint"))?;
@@ -69,12 +82,15 @@ fn grants() -> Result<Vec<(&'static str, Vec<Grant>)>, String> {
     serial_list[3].rights = rights::SEND;
     let mut kbd_list = same(&kbd_grants);
     kbd_list[3].rights = rights::SEND;
+    // The shell's copy of `serial` is a handle of its own, which stays
+    // when `serial` itself is closed.
+    let serial_send = sys::handle_derive(serial, rights::SEND | rights::TRANSFER).map_err(ctx("handle_derive"))?;
     let sh_list = alloc::vec![
         Grant { handle: input, rights: rights::RECEIVE },
-        Grant { handle: serial, rights: rights::SEND },
+        Grant { handle: serial_send, rights: rights::SEND },
         Grant { handle: root::SYSTEM, rights: rights::USE },
     ];
-    Ok(alloc::vec![("serial", serial_list), ("kbd", kbd_list), ("sh", sh_list)])
+    Ok(alloc::vec![("serial", serial_list, Some(serial)), ("kbd", kbd_list, None), ("sh", sh_list, None)])
 }
 
 /// Runs `name` with `grants` until it ends with 0 or dies too often.
