@@ -188,8 +188,15 @@ impl Drop for IrqLine {
     fn drop(&mut self) {
         let _ = ioapic::mask_isa(self.irq);
         let gone = LINES[usize::from(self.irq)].lock().take();
-        if let Some(b) = &gone {
-            log::debug!("irq: ISA IRQ {} unbound (pid {}), masked", self.irq, b.pid);
+        match &gone {
+            Some(b) if b.masked => log::info!(
+                "irq: ISA IRQ {} unbound (pid {}) while masked, {} interrupts never acknowledged",
+                self.irq,
+                b.pid,
+                b.unacked
+            ),
+            Some(b) => log::debug!("irq: ISA IRQ {} unbound (pid {}), masked", self.irq, b.pid),
+            None => {}
         }
         // The notification goes outside the lock.
         drop(gone);

@@ -93,6 +93,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "user::dev_ports_outside", run: dev_ports_outside },
     Test { name: "user::fault_ioport", run: fault_ioport },
     Test { name: "user::dev_irq", run: dev_irq },
+    Test { name: "user::dev_irq_level", run: dev_irq_level },
     Test { name: "user::dev_kill", run: dev_kill },
     Test { name: "user::ipc_dying_receiver", run: ipc_dying_receiver },
     Test { name: "user::dev_processes", run: dev_processes },
@@ -241,6 +242,18 @@ fn kill_threads() -> TestResult {
 
 fn fuzz() -> TestResult {
     run_leak_checked(&format!("fuzz seed={}", super::seed()), 0)
+}
+
+/// The ACPI SCI, level-triggered, left unacknowledged (utest
+/// dev_irq_level), where the FADT names its line and PM1a event block.
+fn dev_irq_level() -> TestResult {
+    match crate::arch::power::sci() {
+        Some((evt, irq)) => run_case(&format!("dev_irq_level evt={evt} irq={irq}"), 0),
+        None => {
+            log::info!("user::dev_irq_level: no SCI and PM1a event block in the FADT; nothing to test");
+            Ok(())
+        }
+    }
 }
 
 /// SMEP and SMAP are on where the CPU has them, and user memory is NX.

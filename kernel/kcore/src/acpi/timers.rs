@@ -7,15 +7,19 @@
 //! | table | offset | field                         | used for                  |
 //! |-------|--------|-------------------------------|---------------------------|
 //! | FADT  | 40     | `DSDT` (u32)                  | the DSDT, ACPI 1.0        |
+//! | FADT  | 46     | `SCI_INT` (u16)               | the SCI's interrupt line  |
+//! | FADT  | 56     | `PM1a_EVT_BLK` (u32, I/O port) | PM1 status and enable (events) |
 //! | FADT  | 64     | `PM1a_CNT_BLK` (u32, I/O port) | sleeping (S5: power off) |
 //! | FADT  | 68     | `PM1b_CNT_BLK` (u32, I/O port) | its optional twin       |
 //! | FADT  | 76     | `PM_TMR_BLK` (u32, I/O port)  | the PM timer, ACPI 1.0    |
+//! | FADT  | 88     | `PM1_EVT_LEN` (u8, at least 4) | whether that block exists |
 //! | FADT  | 89     | `PM1_CNT_LEN` (u8, at least 2) | whether the PM1 blocks exist |
 //! | FADT  | 91     | `PM_TMR_LEN` (u8, must be 4)  | whether that block exists |
 //! | FADT  | 112    | `Flags` (u32)                 | bit 8 `TMR_VAL_EXT`, bit 10 `RESET_REG_SUP`, bit 20 `HW_REDUCED_ACPI` |
 //! | FADT  | 116    | `RESET_REG` (GAS)             | resetting the machine     |
 //! | FADT  | 128    | `RESET_VALUE` (u8)            | what to write there       |
 //! | FADT  | 140    | `X_DSDT` (u64)                | the DSDT, ACPI 2.0+       |
+//! | FADT  | 148    | `X_PM1a_EVT_BLK` (GAS)        | PM1a events, ACPI 2.0+    |
 //! | FADT  | 172    | `X_PM1a_CNT_BLK` (GAS)        | PM1a, ACPI 2.0+           |
 //! | FADT  | 184    | `X_PM1b_CNT_BLK` (GAS)        | PM1b, ACPI 2.0+           |
 //! | FADT  | 208    | `X_PM_TMR_BLK` (GAS)          | the PM timer, ACPI 2.0+   |
@@ -98,6 +102,13 @@ pub struct Fadt {
     pub sleep_control: Option<GenericAddress>,
     /// The DSDT's physical address, if the FADT gives one.
     pub dsdt: Option<u64>,
+    /// The PM1a event block (status register, then enable register, each
+    /// half of its length); none on hardware-reduced ACPI.
+    pub pm1a_event: Option<GenericAddress>,
+    /// The interrupt line of the SCI (an ISA IRQ on PCs, level-triggered,
+    /// active low as the ACPI specification says or as the MADT overrides);
+    /// none on hardware-reduced ACPI.
+    pub sci_irq: Option<u16>,
 }
 
 /// The FADT's reset register and the value that resets the machine.
@@ -128,6 +139,10 @@ fn own_bytes<'a>(table: &'a [u8], signature: &[u8; 4]) -> Result<&'a [u8], AcpiE
 
 /// FADT field offsets.
 const DSDT: usize = 40;
+const SCI_INT: usize = 46;
+const PM1A_EVT_BLK: usize = 56;
+const PM1_EVT_LEN: usize = 88;
+const X_PM1A_EVT_BLK: usize = 148;
 const PM1A_CNT_BLK: usize = 64;
 const PM1B_CNT_BLK: usize = 68;
 const PM_TMR_BLK: usize = 76;
@@ -189,15 +204,20 @@ pub fn parse_fadt(table: &[u8]) -> Result<Fadt, AcpiError> {
         _ => None,
     };
     // Hardware-reduced ACPI has no PM1 blocks, whatever the fields say.
-    let (pm1a_control, pm1b_control) = if hardware_reduced {
-        (None, None)
+    let (pm1a_control, pm1b_control, pm1a_event) = if hardware_reduced {
+        (None, None, None)
     } else {
-        (pm1_control(table, X_PM1A_CNT_BLK, PM1A_CNT_BLK), pm1_control(table, X_PM1B_CNT_BLK, PM1B_CNT_BLK))
+        (
+            pm1_block(table, X_PM1A_CNT_BLK, PM1A_CNT_BLK, PM1_CNT_LEN, 2),
+            pm1_block(table, X_PM1B_CNT_BLK, PM1B_CNT_BLK, PM1_CNT_LEN, 2),
+            pm1_block(table, X_PM1A_EVT_BLK, PM1A_EVT_BLK, PM1_EVT_LEN, 4),
+        )
     };
+    let sci_irq = Some(u16::from_le_bytes([table[SCI_INT], table[SCI_INT + 1]])).filter(|_| !hardware_reduced);
     let sleep_control = GenericAddress::parse(table, SLEEP_CONTROL_REG).filter(GenericAddress::is_writable);
     let x_dsdt = table.get(X_DSDT..X_DSDT + 8).map(|_| u64_at(table, X_DSDT)).filter(|&a| a != 0);
     let dsdt = x_dsdt.or(Some(u64::from(u32_at(table, DSDT))).filter(|&a| a != 0));
-    Ok(Fadt { pm_timer, hardware_reduced, reset, pm1a_control, pm1b_control, sleep_control, dsdt })
+    Ok(Fadt { pm_timer, hardware_reduced, reset, pm1a_control, pm1b_control, sleep_control, dsdt, pm1a_event, sci_irq })
 }
 
 impl GenericAddress {
@@ -208,14 +228,16 @@ impl GenericAddress {
     }
 }
 
-/// A PM1 control block: the extended field at `extended` where it is
-/// there and not 0, else the 32-bit port at `legacy` with `PM1_CNT_LEN`
-/// bytes (which must be at least 2: the register has 16 bits).
-fn pm1_control(table: &[u8], extended: usize, legacy: usize) -> Option<GenericAddress> {
+/// A PM1 block: the extended field at `extended` where it is there and
+/// not 0, else the 32-bit port at `legacy` with the bytes the length field
+/// at `len_at` gives (which must be at least `min`: 2 for a control block,
+/// whose register has 16 bits, 4 for an event block, which has two).
+fn pm1_block(table: &[u8], extended: usize, legacy: usize, len_at: usize, min: u8) -> Option<GenericAddress> {
     match GenericAddress::parse(table, extended).filter(|gas| gas.address != 0) {
         Some(gas) => Some(gas).filter(GenericAddress::is_writable),
-        None => match (u32_at(table, legacy), table[PM1_CNT_LEN]) {
-            (0, _) | (_, 0..=1) => None,
+        None => match (u32_at(table, legacy), table[len_at]) {
+            (0, _) => None,
+            (_, len) if len < min => None,
             (port, len) => u16::try_from(port).ok().map(|port| GenericAddress {
                 space: GenericAddress::IO,
                 bit_width: len.saturating_mul(8),

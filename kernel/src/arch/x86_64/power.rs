@@ -70,6 +70,14 @@ enum ResetRegister {
 }
 
 static ACPI_RESET: spin::Once<ResetRegister> = spin::Once::new();
+/// The PM1a event block's port and the SCI's ISA line, where the FADT
+/// gives both (for the tests of level-triggered interrupt lines).
+static SCI: spin::Once<(u16, u8)> = spin::Once::new();
+
+/// The PM1a event block's I/O port and the SCI's ISA IRQ, if known.
+pub fn sci() -> Option<(u16, u8)> {
+    SCI.get().copied()
+}
 
 /// Reads from the FADT (and the DSDT it names) the reset register and how
 /// to enter S5, where the machine has them in a form the kernel can use;
@@ -88,6 +96,13 @@ pub fn init(root: Option<RootTable>) {
         }
     };
     init_reset(fadt.reset);
+    if let (Some(event), Some(irq)) = (fadt.pm1a_event, fadt.sci_irq) {
+        if let (acpi::GenericAddress::IO, Ok(port), Ok(irq @ 0..=15)) =
+            (event.space, u16::try_from(event.address), u8::try_from(irq))
+        {
+            SCI.call_once(|| (port, irq));
+        }
+    }
     super::sleep::init(&fadt);
 }
 

@@ -316,3 +316,79 @@ pub fn ipc_dying_receiver(_args: &str) -> Outcome {
     }
     Ok(String::from("20 calls right after a kill reached the next receiver"))
 }
+
+fn inw(port: u16) -> u16 {
+    let value: u16;
+    // SAFETY: as in inb.
+    unsafe { asm!("in ax, dx", in("dx") port, out("ax") value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+fn outw(port: u16, value: u16) {
+    // SAFETY: as in outb.
+    unsafe { asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// PM1 status and enable: the PM timer's overflow event (TMR_STS, set
+/// each time bit 23 of the 3.58 MHz timer changes: every 2.3 s).
+const TMR_STS: u16 = 1 << 0;
+const TMR_EN: u16 = 1 << 0;
+
+/// `dev_irq_level evt=<port> irq=<line>`: the ACPI SCI, a level-triggered
+/// line, raised by the PM timer's overflow event (PM1a event block at
+/// `evt`, from the FADT). The driver takes one interrupt and leaves the
+/// event pending: the line stays asserted, and the kernel, which masked it
+/// before the end of interrupt, must signal nothing more until `irq_ack`
+/// (no storm: another CPU keeps running meanwhile); once the event is
+/// cleared and acknowledged, the line is quiet.
+pub fn dev_irq_level(args: &str) -> Outcome {
+    let _watchdog = Watchdog::start()?;
+    let evt = crate::harness::arg(args, "evt")?.ok_or("no evt=<port>")?;
+    let line = crate::harness::arg(args, "irq")?.ok_or("no irq=<line>")?;
+    let (status, enable) = (evt as u16, evt as u16 + 2);
+    let ports = sys::resource_narrow(root::PORTS, evt, 4).ctx("narrow to the PM1a event block")?;
+    sys::ioport_enable(ports).ctx("ioport_enable")?;
+    let irq = sys::resource_narrow(root::IRQ, line, 1).ctx("narrow to the SCI's line")?;
+    let notification = sys::notification_create().ctx("notification_create")?;
+    const BIT: u64 = 1 << 1;
+    const MARK: u64 = 1 << 9;
+    let bound = sys::irq_bind(irq, notification, BIT).ctx("irq_bind")?;
+    let before = inw(enable);
+    outw(status, TMR_STS);
+    outw(enable, before | TMR_EN);
+    let first = sys::notify_wait(notification).ctx("notify_wait for the SCI")?;
+    check_eq!(first, BIT, "the first interrupt's bits");
+    // Left pending and unacknowledged: nothing more may come, and another
+    // CPU runs on.
+    let cpus = sys::cpu_count().ctx("cpu_count")?;
+    let runner = spawn_checked(move || {
+        sys::set_affinity(cpus - 1).ctx("set_affinity")?;
+        let start = sys::time_ns().ctx("time")?;
+        let mut rounds = 0;
+        while sys::time_ns().ctx("time")? - start < 300_000_000 {
+            rounds += 1;
+        }
+        sys::signal(notification, MARK).ctx("signal the mark")?;
+        Ok(rounds)
+    })
+    .ctx("spawn the runner")?;
+    let second = sys::notify_wait(notification).ctx("notify_wait for the mark")?;
+    check_eq!(inw(status) & TMR_STS, TMR_STS, "the event still pending");
+    check_eq!(second, MARK, "what came while the line was asserted and unacknowledged (the mark only)");
+    let rounds = runner.join().ctx("join the runner")?;
+    check!(rounds > 0, "cpu{} made no progress", cpus - 1);
+    // Cleared, then acknowledged: unmasked and quiet.
+    outw(enable, before & !TMR_EN);
+    outw(status, TMR_STS);
+    sys::irq_ack(bound).ctx("irq_ack")?;
+    let marker = spawn_checked(move || {
+        sys::sleep_ns(100_000_000).ctx("sleep")?;
+        sys::signal(notification, MARK).ctx("signal")?;
+        Ok(0)
+    })
+    .ctx("spawn the marker")?;
+    check_eq!(sys::notify_wait(notification), Ok(MARK), "after the ack (nothing from the quiet line)");
+    check_eq!(marker.join(), Ok(0), "the marker");
+    sys::handle_close(bound).ctx("close")?;
+    Ok(format!("the SCI (IRQ {line}) masked while unacknowledged; cpu{} ran {rounds} rounds meanwhile", cpus - 1))
+}

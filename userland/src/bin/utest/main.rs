@@ -74,6 +74,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("dev_ports_outside", devices::dev_ports_outside),
     ("fault_ioport", devices::fault_ioport),
     ("dev_irq", devices::dev_irq),
+    ("dev_irq_level", devices::dev_irq_level),
     ("dev_kill", devices::dev_kill),
     ("ipc_dying_receiver", devices::ipc_dying_receiver),
     ("dev_processes", devices::dev_processes),

@@ -240,3 +240,25 @@ fn hardware_reduced_sleeps_through_the_sleep_control_register() {
     put_u32(&mut short, 112, 1 << 20);
     assert_eq!(parse_fadt(&sdt(b"FACP", 4, &short)).unwrap().sleep_control, None);
 }
+
+/// The PM1a event block and the SCI's line: 32-bit fields, the extended
+/// one winning, none on hardware-reduced ACPI.
+#[test]
+fn pm1_event_block_and_sci() {
+    let mut body = fadt_body(276);
+    body[46 - 36..48 - 36].copy_from_slice(&9u16.to_le_bytes());
+    put_u32(&mut body, 56, 0x600);
+    body[88 - 36] = 4;
+    let fadt = parse_fadt(&sdt(b"FACP", 1, &body)).unwrap();
+    assert_eq!((fadt.pm1a_event, fadt.sci_irq), (Some(port(0x600, 4)), Some(9)));
+    // Too short for status and enable: none.
+    body[88 - 36] = 2;
+    assert_eq!(parse_fadt(&sdt(b"FACP", 1, &body)).unwrap().pm1a_event, None);
+    body[88 - 36] = 4;
+    put_gas(&mut body, 148, 1, 32, 0xb000);
+    assert_eq!(parse_fadt(&sdt(b"FACP", 6, &body)).unwrap().pm1a_event, Some(port(0xb000, 4)));
+    // Hardware-reduced: neither.
+    put_u32(&mut body, 112, 1 << 20);
+    let fadt = parse_fadt(&sdt(b"FACP", 6, &body)).unwrap();
+    assert_eq!((fadt.pm1a_event, fadt.sci_irq), (None, None));
+}
