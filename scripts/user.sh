@@ -7,7 +7,7 @@
 # reports having built, so a new [[bin]] in userland/Cargo.toml needs nothing
 # here, and a program that is gone from it is removed from <out-dir>.
 #
-# Each file is copied under a temporary name and renamed into place, so that
+# Each file is copied (without its debug information) under a temporary name and renamed into place, so that
 # an ISO being made at the same moment sees the old program or the new one,
 # never half of one.
 set -euo pipefail
@@ -28,7 +28,10 @@ names=()
 for program in $programs; do
 	name=$(basename "$program")
 	names+=("$name")
-	cp "$program" "$out/.$name.tmp"
+	# Without debug information: modules stay in RAM for the whole boot,
+	# and the debug sections are most of each file (the unstripped program
+	# stays in target/ for gdb and addr2line).
+	objcopy --strip-debug "$program" "$out/.$name.tmp"
 	mv -f "$out/.$name.tmp" "$out/$name"
 done
 for file in "$out"/*; do
