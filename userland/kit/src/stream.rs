@@ -26,6 +26,11 @@ pub const OP_DRAIN: u64 = 3;
 pub const SOURCE_SERIAL: u64 = 1;
 /// The badge of the keyboard driver's input handle.
 pub const SOURCE_KEYBOARD: u64 = 2;
+/// What the serial driver signals on the notification its parent may give
+/// it (as handle 4) once it serves.
+pub const READY_SERIAL: u64 = 1 << 0;
+/// What the keyboard driver signals there once it serves.
+pub const READY_KEYBOARD: u64 = 1 << 1;
 
 /// A message with `op` and the first [`CHUNK`] bytes (at most) of
 /// `bytes`, and how many it took.

@@ -1,9 +1,10 @@
 //! `kbd`: the PS/2 keyboard driver (the i8042 controller), in user mode.
 //!
-//! Init starts it with four handles: the controller's data port (0x60),
+//! Init starts it with five handles: the controller's data port (0x60),
 //! its status and command port (0x64), the keyboard's interrupt line (ISA
-//! IRQ 1), and the shell's input endpoint (send, with the badge
-//! [`ferrite_ukit::stream::SOURCE_KEYBOARD`]).
+//! IRQ 1), the shell's input endpoint (send, with the badge
+//! [`ferrite_ukit::stream::SOURCE_KEYBOARD`]), and a notification it
+//! signals with [`READY_KEYBOARD`] once it serves (optional).
 //!
 //! At start it sets the controller's configuration byte: keyboard
 //! interrupt on, keyboard clock on, and translation to scan code set 1 on
@@ -22,7 +23,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use ferrite_ukit::scancode::Decoder;
-use ferrite_ukit::stream::key_bytes;
+use ferrite_ukit::stream::{key_bytes, READY_KEYBOARD};
 use ferrite_user::port::{inb, outb};
 use ferrite_user::service::Forwarder;
 use ferrite_user::sys::{self, Handle};
@@ -35,6 +36,7 @@ const DATA_PORT: Handle = 0;
 const STATUS_PORT: Handle = 1;
 const IRQ: Handle = 2;
 const INPUT: Handle = 3;
+const READY: Handle = 4;
 
 const DATA: u16 = 0x60;
 const STATUS: u16 = 0x64;
@@ -91,6 +93,9 @@ fn main(_args: &str) -> u64 {
         }
     };
     println!("kbd: driving the PS/2 keyboard (IRQ 1)");
+    if rt::handles_given() > READY {
+        let _ = sys::signal(READY, READY_KEYBOARD);
+    }
     let mut decoder = Decoder::new();
     let mut typed = Vec::new();
     loop {

@@ -1,9 +1,10 @@
 //! `serial`: the driver of COM1's 16550 UART, in user mode.
 //!
-//! Init starts it with four handles: COM1's eight ports (0x3f8-0x3ff),
-//! its interrupt line (ISA IRQ 4), the endpoint it serves (receive), and
-//! the shell's input endpoint (send, with the badge
-//! [`ferrite_ukit::stream::SOURCE_SERIAL`]).
+//! Init starts it with five handles: COM1's eight ports (0x3f8-0x3ff),
+//! its interrupt line (ISA IRQ 4), the endpoint it serves (receive), the
+//! shell's input endpoint (send, with the badge
+//! [`ferrite_ukit::stream::SOURCE_SERIAL`]), and a notification it signals
+//! with [`READY_SERIAL`] once it serves (optional).
 //!
 //! - **Input** is interrupt-driven: the UART interrupts when bytes arrive,
 //!   the interrupt thread reads them all and hands them to a
@@ -32,7 +33,7 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use ferrite_ukit::stream::{unpack, OP_DRAIN, OP_WRITE};
+use ferrite_ukit::stream::{unpack, OP_DRAIN, OP_WRITE, READY_SERIAL};
 use ferrite_user::port::{inb, outb};
 use ferrite_user::service::Forwarder;
 use ferrite_user::sys::{self, Handle};
@@ -46,6 +47,7 @@ const PORTS: Handle = 0;
 const IRQ: Handle = 1;
 const SERVICE: Handle = 2;
 const INPUT: Handle = 3;
+const READY: Handle = 4;
 
 /// COM1 and its registers.
 const BASE: u16 = 0x3f8;
@@ -124,6 +126,9 @@ fn main(_args: &str) -> u64 {
         return FAILED;
     }
     println!("serial: driving COM1 at {BASE:#x} (IRQ 4)");
+    if rt::handles_given() > READY {
+        let _ = sys::signal(READY, READY_SERIAL);
+    }
     serve(&output)
 }
 
