@@ -557,7 +557,7 @@ pub const PROCESS_LIST_MAX: u64 = 256;
 /// Bytes of a process's name in a [`ProcessInfo`] (NUL-padded, cut).
 pub const PROCESS_NAME_LEN: usize = 32;
 
-/// One process, as `process_list` describes it. Eleven words.
+/// One process, as `process_list` describes it. Six words, then the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub struct ProcessInfo {

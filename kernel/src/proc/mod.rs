@@ -294,7 +294,7 @@ impl Drop for Process {
 /// is the order of their IDs), for `process_list` and `process_open`.
 static PROCESSES: IrqSpinlock<Vec<(u64, Weak<Process>)>> = IrqSpinlock::new(Vec::new());
 
-/// The processes that exist, from ID `from` on, at most `max` of them, and
+/// The processes that exist, in the order of their IDs, at most `max` of them, and
 /// how many exist in all.
 pub fn list(max: usize) -> (Vec<Arc<Process>>, usize) {
     let mut found = Vec::new();

@@ -10,9 +10,9 @@
 
 use alloc::format;
 use alloc::string::String;
-use core::arch::asm;
 
 use ferrite_abi::{resource, rights, root, CpuInfo, Error, ProcessInfo, EXIT_KILLED, POWER_OFF};
+use ferrite_user::port::{inb, inw, outb, outw};
 use ferrite_user::sys;
 
 use crate::harness::{spawn_checked, Ctx, Outcome, Watchdog};
@@ -31,19 +31,6 @@ const PERIODIC: u8 = 1 << 6;
 const RTC_IRQ: u64 = 8;
 /// Interrupts the interrupt case waits for.
 const RTC_INTERRUPTS: u64 = 5;
-
-fn outb(port: u16, value: u8) {
-    // SAFETY: port I/O touches no memory; without the port in this
-    // process's bitmap it faults, which is what some cases check.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
-}
-
-fn inb(port: u16) -> u8 {
-    let value: u8;
-    // SAFETY: as in outb.
-    unsafe { asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags)) };
-    value
-}
 
 fn cmos_read(reg: u8) -> u8 {
     outb(CMOS_INDEX, reg);
@@ -315,18 +302,6 @@ pub fn ipc_dying_receiver(_args: &str) -> Outcome {
         check_eq!(sys::wait(server), Ok(EXIT_KILLED), "round {round}: the killed server");
     }
     Ok(String::from("20 calls right after a kill reached the next receiver"))
-}
-
-fn inw(port: u16) -> u16 {
-    let value: u16;
-    // SAFETY: as in inb.
-    unsafe { asm!("in ax, dx", in("dx") port, out("ax") value, options(nomem, nostack, preserves_flags)) };
-    value
-}
-
-fn outw(port: u16, value: u16) {
-    // SAFETY: as in outb.
-    unsafe { asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) };
 }
 
 /// PM1 status and enable: the PM timer's overflow event (TMR_STS, set
