@@ -478,7 +478,11 @@ pub fn log_stats() {
             c.idle_ns.load(Ordering::Relaxed) / 1_000_000,
         );
     }
-    log::info!("sched: tlb_shootdowns={} (all CPUs)", crate::arch::tlb::count());
+    log::info!(
+        "sched: tlb_shootdowns={} (all CPUs), IPIs sent again to late targets={}",
+        crate::arch::tlb::count(),
+        crate::arch::tlb::resent()
+    );
 }
 
 /// Nanoseconds `t` has spent on a CPU, including the stint in progress if

@@ -12,6 +12,14 @@
 //! mapping only the CPUs whose TLB may hold its address space (its active
 //! set, mem::aspace).
 //!
+//! **Late acknowledgements.** An initiator that has waited [`LATE_NS`]
+//! says which targets have not answered and sends them the IPI again, every
+//! [`LATE_NS`]: a CPU halted with interrupts on that never got the first
+//! IPI (CI saw a boot hang so, once in several hundred, not reproduced
+//! since) then answers, and the log says it happened; one that cannot
+//! answer at all is named in the log instead of hanging the machine in
+//! silence.
+//!
 //! A CPU that cannot take the IPI because its interrupts are off is always
 //! spinning on something (a lock, another shootdown, a thread still
 //! switching out); all of those spin loops call [`service`], so no pair of
@@ -33,6 +41,13 @@ const FULL_FLUSH_PAGES: u64 = 32;
 static PENDING: AtomicU32 = AtomicU32::new(0);
 /// Shootdowns initiated, for statistics.
 static COUNT: AtomicU64 = AtomicU64::new(0);
+/// How long an initiator waits before it sends the IPI again.
+const LATE_NS: u64 = 1_000_000_000;
+/// IPIs sent again to late targets, since boot.
+static RESENT: AtomicU64 = AtomicU64::new(0);
+/// For the test of late targets: the next request sends no IPI at first,
+/// as if it were lost.
+static LOSE_NEXT_IPI: AtomicBool = AtomicBool::new(false);
 
 /// Carries out the request addressed to this CPU, if it has not yet, and
 /// acknowledges it. Cheap when there is nothing to do.
@@ -156,17 +171,60 @@ fn request(targets: &CpuSet, addr: u64, pages: u64, leave: *mut AddressSpace) {
         percpu::get(cpu).tlb_request.store(generation, Ordering::Release);
     }
     COUNT.fetch_add(1, Ordering::Relaxed);
-    if count + 1 == crate::smp::online_count() && crate::smp::all_present_online() {
+    if LOSE_NEXT_IPI.load(Ordering::Relaxed) && LOSE_NEXT_IPI.swap(false, Ordering::Relaxed) {
+        // The test's lost IPI: only the resend below reaches the targets.
+    } else if count + 1 == crate::smp::online_count() && crate::smp::all_present_online() {
         // Everyone else, and no CPU that is not online: one ICR write
         // instead of one per CPU.
         ipi::send_all_others(Ipi::TlbShootdown);
     } else {
         ipi::send_set(targets, Ipi::TlbShootdown);
     }
+    let start = super::cpu::rdtsc();
+    let mut late = 1;
     while PENDING.load(Ordering::Acquire) != 0 {
         core::hint::spin_loop();
+        if crate::time::tsc_to_ns(super::cpu::rdtsc().wrapping_sub(start)) >= late * LATE_NS {
+            resend(targets, generation, late);
+            late += 1;
+        }
     }
     BUSY.store(false, Ordering::Release);
+}
+
+/// The targets of request `generation` that have not answered after
+/// `seconds` s: named, and sent the IPI again (see the module doc).
+fn resend(targets: &CpuSet, generation: u64, seconds: u64) {
+    let mut waiting = CpuSet::default();
+    for cpu in targets.iter() {
+        if percpu::get(cpu).tlb_generation.load(Ordering::Acquire) < generation {
+            waiting.insert(cpu);
+        }
+    }
+    struct Cpus(CpuSet);
+    impl core::fmt::Display for Cpus {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            self.0.iter().try_for_each(|cpu| write!(f, " cpu{cpu}"))
+        }
+    }
+    log::warn!(
+        "tlb: shootdown {generation} from cpu{} unanswered after {seconds} s by{}; sending the IPI again",
+        percpu::cpu_index(),
+        Cpus(waiting)
+    );
+    RESENT.fetch_add(waiting.len() as u64, Ordering::Relaxed);
+    ipi::send_set(&waiting, Ipi::TlbShootdown);
+}
+
+/// IPIs sent again to late targets since boot.
+pub fn resent() -> u64 {
+    RESENT.load(Ordering::Relaxed)
+}
+
+/// Makes the next shootdown request send no IPI at first (for the test of
+/// late targets).
+pub fn lose_next_ipi() {
+    LOSE_NEXT_IPI.store(true, Ordering::Relaxed);
 }
 
 /// Shootdowns initiated since boot.
