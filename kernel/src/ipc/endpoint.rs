@@ -15,7 +15,8 @@
 //! on the queue until its thread runs and takes itself off. A sender that
 //! finds one there fails it at once (it would end without answering) and
 //! looks for the next: its message goes to a receiver that will live, or
-//! waits for one (a driver being restarted, say).
+//! waits for one (a driver being restarted, say). A thread of a dying
+//! process that comes to receive takes nothing either.
 //!
 //! **Receive rights.** The endpoint counts the handles that may receive on
 //! it (proc::handle). When the last one goes, no one can ever receive
@@ -170,7 +171,9 @@ impl Endpoint {
         drop(undelivered);
         let irq = InterruptsOff::new();
         let mut queue = self.queue.lock();
-        if queue.closed {
+        // Killed: it takes no message (it would end without answering),
+        // and the sender waits for a receiver that will live.
+        if queue.closed || dying(me) {
             drop(queue);
             drop(irq);
             answered.into_iter().for_each(sched::wake);

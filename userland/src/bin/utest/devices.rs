@@ -272,10 +272,10 @@ pub fn dev_processes(_args: &str) -> Outcome {
 }
 
 /// `ipc_dying_receiver`: a receiver whose process was just killed is
-/// still on the endpoint's queue for a moment; a call made then must go to
-/// a live receiver (one that comes later), not to the dying one, which
-/// would end without answering (`PeerGone`). What a restarted driver's
-/// clients need.
+/// still on the endpoint's queue for a moment, or has yet to come to
+/// receive; a call made then must go to a live receiver (one that comes
+/// later), not to the dying one, which would end without answering
+/// (`PeerGone`). What a restarted driver's clients need.
 pub fn ipc_dying_receiver(_args: &str) -> Outcome {
     let _watchdog = Watchdog::start()?;
     for round in 0..20 {
@@ -284,8 +284,11 @@ pub fn ipc_dying_receiver(_args: &str) -> Outcome {
         let endpoint = sys::endpoint_create().ctx("endpoint_create")?;
         let grant = [ferrite_abi::Grant { handle: endpoint, rights: rights::RECEIVE }];
         let server = sys::spawn_with("utest child_server", &grant, None).ctx("spawn child_server")?;
-        // Let it block in recv.
-        sys::sleep_ns(5_000_000).ctx("sleep")?;
+        // Even rounds let it block in recv first; odd ones kill it at once,
+        // so that it may come to receive (dying) after the call below.
+        if round % 2 == 0 {
+            sys::sleep_ns(5_000_000).ctx("sleep")?;
+        }
         sys::kill(server).ctx("kill")?;
         // The next server: a thread of this process, a moment later. It
         // answers once; its next wait ends when the endpoint is closed.
