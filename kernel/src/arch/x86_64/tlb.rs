@@ -51,8 +51,21 @@ static LOSE_NEXT_IPI: AtomicBool = AtomicBool::new(false);
 
 /// Carries out the request addressed to this CPU, if it has not yet, and
 /// acknowledges it. Cheap when there is nothing to do.
+///
+/// Some callers spin with interrupts on (heap.rs's wait for room), so the
+/// work runs with interrupts off: a thread preempted between marking the
+/// request served and acknowledging it left the initiator waiting, and
+/// the next thread on this CPU that spun for the request slot (interrupts
+/// off) found the request served and never let the first one finish. CI
+/// saw that hang (the initiator's resends named no late CPU).
 #[inline]
 pub fn service() {
+    let me = percpu::current();
+    if me.tlb_generation.load(Ordering::Relaxed) == me.tlb_request.load(Ordering::Acquire) {
+        return;
+    }
+    let _irq = crate::sched::InterruptsOff::new();
+    // This CPU's block now: the thread may have moved before the token.
     let me = percpu::current();
     let request = me.tlb_request.load(Ordering::Acquire);
     if me.tlb_generation.load(Ordering::Relaxed) == request {
@@ -206,6 +219,14 @@ fn resend(targets: &CpuSet, generation: u64, seconds: u64) {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             self.0.iter().try_for_each(|cpu| write!(f, " cpu{cpu}"))
         }
+    }
+    if waiting.len() == 0 {
+        log::warn!(
+            "tlb: shootdown {generation} from cpu{}: every target has served it, yet {} not acknowledged after {seconds} s",
+            percpu::cpu_index(),
+            PENDING.load(Ordering::Acquire)
+        );
+        return;
     }
     log::warn!(
         "tlb: shootdown {generation} from cpu{} unanswered after {seconds} s by{}; sending the IPI again",
