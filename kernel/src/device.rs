@@ -24,16 +24,21 @@
 //! [`IRQ_STORM`] interrupts without an `irq_ack`: then it is masked as a
 //! storm, and logged, until the driver acknowledges. Either way a line
 //! costs its CPU one short handler per interrupt at most, and a line
-//! nobody acknowledges stays quiet. Closing the interrupt handle (or the
-//! end of its process) masks and unbinds the line.
+//! nobody acknowledges stays quiet. A line left masked for
+//! [`REPORT_AFTER_NS`] is reported by the `irq-watch` thread (and again
+//! each [`REPORT_AGAIN_NS`] while it stays so), as Linux reports an
+//! interrupt nobody handles. Closing the interrupt handle (or the end of
+//! its process) masks and unbinds the line.
 use crate::arch::ioapic;
 use crate::ipc::Notification;
 use crate::proc::handle::{Handle, Object};
 use crate::quota::Charge;
+use crate::sched::wait::WaitQueue;
 use crate::sync::IrqSpinlock;
+use crate::time::uptime_ns;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use ferrite_abi::{resource, rights, Error, IOPORT_RANGES, IRQ_STORM};
 
 /// ISA interrupt lines.
@@ -153,7 +158,95 @@ struct Binding {
     masked: bool,
     /// Interrupts since the last `irq_ack`.
     unacked: u64,
+    /// While masked: when it was masked, and when it is to be reported
+    /// (uptime, ns).
+    masked_at: u64,
+    report_at: u64,
     pid: u64,
+}
+
+impl Binding {
+    /// Masks the line, until the driver acknowledges it.
+    fn mask(&mut self, irq: u8) {
+        let _ = ioapic::mask_isa(irq);
+        self.masked = true;
+        self.masked_at = uptime_ns();
+        self.report_at = self.masked_at + REPORT_AFTER_NS;
+        if MASKED.fetch_add(1, Ordering::AcqRel) == 0 {
+            // The watch sleeps while no line is masked (wait.rs's protocol:
+            // the condition changed first).
+            WATCH.wake_one();
+        }
+    }
+
+    /// The line is no longer masked waiting for this driver: unmasked by
+    /// an `irq_ack`, or unbound.
+    fn unmasked(&mut self) {
+        if core::mem::replace(&mut self.masked, false) {
+            MASKED.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A line masked this long without an `irq_ack` is reported...
+pub const REPORT_AFTER_NS: u64 = 1_000_000_000;
+/// ... and again this often while it stays masked.
+pub const REPORT_AGAIN_NS: u64 = 60_000_000_000;
+/// How often the watch looks while a line is masked (it sleeps otherwise).
+const WATCH_PERIOD_NS: u64 = 250_000_000;
+/// Bound lines masked now, waiting for their driver's `irq_ack`.
+static MASKED: AtomicU32 = AtomicU32::new(0);
+/// Where the watch sleeps while no line is masked.
+static WATCH: WaitQueue = WaitQueue::new();
+/// Reports made since boot, for the tests.
+static REPORTS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the `irq-watch` thread, which reports lines left masked.
+pub fn start_watch() {
+    if let Err(e) =
+        crate::sched::spawn("irq-watch", ferrite_kcore::sched::Class::Normal, crate::sched::thread::ANY_CPU, watch)
+    {
+        log::warn!("irq: no irq-watch thread ({e:?}); lines left masked are reported only when unbound");
+    }
+}
+
+fn watch() {
+    loop {
+        WATCH.wait_until(|| MASKED.load(Ordering::Acquire) > 0);
+        while MASKED.load(Ordering::Acquire) > 0 {
+            crate::sched::sleep_ns(WATCH_PERIOD_NS);
+            report_overdue();
+        }
+    }
+}
+
+/// Logs each line that has been masked, unacknowledged, past its report
+/// time.
+fn report_overdue() {
+    for (irq, line) in LINES.iter().enumerate() {
+        let overdue = {
+            let mut slot = line.lock();
+            let now = uptime_ns();
+            match slot.as_mut() {
+                Some(b) if b.masked && now >= b.report_at => {
+                    b.report_at = now + REPORT_AGAIN_NS;
+                    Some((b.pid, (now - b.masked_at) / 1_000_000, b.unacked))
+                }
+                _ => None,
+            }
+        };
+        if let Some((pid, ms, unacked)) = overdue {
+            REPORTS.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "irq: ISA IRQ {irq} masked for {ms} ms: pid {pid} has not acknowledged it ({unacked} interrupts)"
+            );
+        }
+    }
+}
+
+/// How many times a line left masked has been reported since boot.
+pub fn masked_reports() -> u64 {
+    REPORTS.load(Ordering::Relaxed)
 }
 
 static LINES: [IrqSpinlock<Option<Binding>>; ISA_IRQS as usize] = [const { IrqSpinlock::new(None) }; ISA_IRQS as usize];
@@ -175,7 +268,7 @@ impl IrqLine {
         if let Some(b) = slot.as_mut() {
             b.unacked = 0;
             if b.masked {
-                b.masked = false;
+                b.unmasked();
                 if let Err(e) = ioapic::unmask_isa(self.irq) {
                     log::warn!("irq: ISA IRQ {} cannot be unmasked: {e:?}", self.irq);
                 }
@@ -187,9 +280,13 @@ impl IrqLine {
 impl Drop for IrqLine {
     fn drop(&mut self) {
         let _ = ioapic::mask_isa(self.irq);
-        let gone = LINES[usize::from(self.irq)].lock().take();
+        let mut gone = LINES[usize::from(self.irq)].lock().take();
+        let was_masked = gone.as_ref().is_some_and(|b| b.masked);
+        if let Some(b) = gone.as_mut() {
+            b.unmasked();
+        }
         match &gone {
-            Some(b) if b.masked => log::info!(
+            Some(b) if was_masked => log::info!(
                 "irq: ISA IRQ {} unbound (pid {}) while masked, {} interrupts never acknowledged",
                 self.irq,
                 b.pid,
@@ -222,7 +319,7 @@ pub fn bind(
         if slot.is_some() {
             return Err(Error::Busy);
         }
-        *slot = Some(Binding { notification, bits, level, masked: false, unacked: 0, pid });
+        *slot = Some(Binding { notification, bits, level, masked: false, unacked: 0, masked_at: 0, report_at: 0, pid });
     }
     // The line's owner from here: dropping it unbinds. (The caller has
     // made room on the heap for it.)
@@ -256,8 +353,7 @@ pub fn interrupt(irq: u8) -> bool {
     let Some(b) = slot.as_mut() else { return false };
     b.unacked += 1;
     if !b.masked && (b.level || b.unacked >= IRQ_STORM) {
-        let _ = ioapic::mask_isa(irq);
-        b.masked = true;
+        b.mask(irq);
         if !b.level {
             log::warn!(
                 "irq: ISA IRQ {irq} took {IRQ_STORM} interrupts without an acknowledgement from pid {}: masked until it acknowledges",

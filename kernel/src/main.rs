@@ -93,6 +93,7 @@ pub extern "C" fn kernel_main(mbi_phys: u32, entry_tsc: u64, load_offset: u64) -
     console::booted();
     power::init(boot.acpi_root());
     smp::init(boot, options.cpu_limit(), options.apfault);
+    device::start_watch();
 
     if let Some(kind) = options.crash {
         crash::provoke(kind);

@@ -245,10 +245,21 @@ fn fuzz() -> TestResult {
 }
 
 /// The ACPI SCI, level-triggered, left unacknowledged (utest
-/// dev_irq_level), where the FADT names its line and PM1a event block.
+/// dev_irq_level), where the FADT names its line and PM1a event block: it
+/// stays masked, and the irq-watch reports it.
 fn dev_irq_level() -> TestResult {
     match crate::arch::power::sci() {
-        Some((evt, irq)) => run_case(&format!("dev_irq_level evt={evt} irq={irq}"), 0),
+        Some((evt, irq)) => {
+            let reports = crate::device::masked_reports();
+            run_case(&format!("dev_irq_level evt={evt} irq={irq}"), 0)?;
+            // The case leaves the line masked for twice the report time.
+            ensure!(
+                crate::device::masked_reports() > reports,
+                "IRQ {irq}, masked and unacknowledged for {} ms, was not reported",
+                2 * crate::device::REPORT_AFTER_NS / 1_000_000
+            );
+            Ok(())
+        }
         None => {
             log::info!("user::dev_irq_level: no SCI and PM1a event block in the FADT; nothing to test");
             Ok(())
