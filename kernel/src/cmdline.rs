@@ -22,3 +22,9 @@ pub fn init(line: &'static str) -> &'static Options<'static> {
 pub fn options() -> &'static Options<'static> {
     OPTIONS.get().expect("command line parsed at boot")
 }
+
+/// The options, if the line has been parsed yet (for the panic path, which
+/// may run before).
+pub fn parsed() -> Option<&'static Options<'static>> {
+    OPTIONS.get()
+}

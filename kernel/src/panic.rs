@@ -1,5 +1,6 @@
 //! The panic handler: stop the other CPUs, report, power off with a
-//! failure status.
+//! failure status (at once, after `panic=<n>` seconds, or never with
+//! `panic=halt`, which keeps the report on a PC's screen).
 //!
 //! It allocates nothing and takes the console by force (the panicking code,
 //! or a CPU it just stopped, may have held it). Other CPUs get a STOP IPI
@@ -11,6 +12,7 @@ use crate::percpu;
 use core::fmt::Write;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicU32, Ordering};
+use ferrite_kcore::cmdline::AfterPanic;
 
 /// 1 + the index of the CPU that is handling a panic; 0 if none.
 static PANICKING_CPU: AtomicU32 = AtomicU32::new(0);
@@ -27,6 +29,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         power::halt_forever(); // the first panicking CPU reports and powers off
     }
     let others = crate::smp::online_count().saturating_sub(1);
+    let after = crate::cmdline::parsed().map_or(AfterPanic::default(), |o| o.panic);
     let stopped = if others > 0 { ipi::stop_others(others, STOP_WAIT_NS) } else { 0 };
     crate::console::emergency(|out| {
         let _ = write!(out, "\nPANIC on cpu{cpu}");
@@ -41,7 +44,20 @@ fn panic(info: &PanicInfo<'_>) -> ! {
                 let _ = writeln!(out, "panic: {} of {others} other CPUs did not stop", others - stopped);
             }
         }
-        let _ = writeln!(out, "ferrite: powering off (failure)");
+        let _ = match after {
+            AfterPanic::PowerOff { after_s: 0 } => writeln!(out, "ferrite: powering off (failure)"),
+            AfterPanic::PowerOff { after_s } => writeln!(out, "ferrite: powering off in {after_s} s (failure)"),
+            AfterPanic::Halt => writeln!(out, "ferrite: halted (panic=halt); the machine stays on"),
+        };
     });
-    power::power_off(false)
+    match after {
+        AfterPanic::PowerOff { after_s } => {
+            crate::time::spin_ns(u64::from(after_s) * 1_000_000_000);
+            power::power_off(false)
+        }
+        AfterPanic::Halt => {
+            crate::console::flush_all();
+            power::halt_forever()
+        }
+    }
 }

@@ -90,3 +90,38 @@ fn reset_kbd_q35() {
 fn reset_triple_fault_q35() {
     assert_reset_through(&reboot("reset_triple_fault_q35", Machine::Q35, "triple"), "a triple fault");
 }
+
+/// `panic=<n>`: a panic's report, then the power off `n` seconds later
+/// (through ACPI here, as on a PC), not at once.
+#[test]
+fn panic_powers_off_after_a_wait() {
+    let outcome = Boot::new("panic_powers_off_after_a_wait")
+        .machine(Machine::Q35)
+        .smp(2)
+        .cmdline("crash=appanic panic=2")
+        .debug_exit(false)
+        .run();
+    outcome.assert_status(Status::GuestPowerOff);
+    outcome.assert_contains_all(&[
+        "PANIC on cpu1",
+        "ferrite: powering off in 2 s (failure)",
+        "power: powering off through ACPI S5 (failure)",
+    ]);
+}
+
+/// `panic=halt`: the machine stays on after the report (which is on the
+/// screen as well: screen.rs), so a PC's user can read it; QEMU is still
+/// running when the harness gives up on it, seconds later.
+#[test]
+fn panic_halt_keeps_the_machine_on() {
+    let outcome = Boot::new("panic_halt_keeps_the_machine_on")
+        .machine(Machine::Pc)
+        .smp(2)
+        .cmdline("crash=appanic panic=halt")
+        .debug_exit(false)
+        .timeout(std::time::Duration::from_secs(12))
+        .run();
+    outcome.assert_status(Status::Timeout);
+    outcome.assert_contains_all(&["PANIC on cpu1", "ferrite: halted (panic=halt); the machine stays on"]);
+    outcome.assert_lacks("powering off");
+}

@@ -16,6 +16,7 @@
 //! | `console=<where>` | `serial`, `screen`, `both`, or `ttyS0`-`ttyS3` (one port) |
 //! | `bench`           | bare flag: run the benchmarks, print them, power off   |
 //! | `reboot=<how>`    | reset once booted, by `acpi`, `cf9`, `kbd` or `triple` only (for the harness) |
+//! | `panic=<what>`    | after a panic's report: power off after `<n>` seconds (default 0), or `halt` |
 //!
 //! Design choices:
 //!
@@ -118,6 +119,46 @@ pub struct Options<'a> {
     pub console: Option<Console>,
     /// Reset the machine once booted, by this method alone (`reboot=`).
     pub reboot: Option<ResetMethod>,
+    /// What the kernel does once it has reported a panic (`panic=`).
+    pub panic: AfterPanic,
+}
+
+/// What a panic ends with, once reported (`panic=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterPanic {
+    /// Power off (QEMU's debug exit, else ACPI) after this many seconds:
+    /// `panic=<n>`, 0 by default, so that a QEMU run without the debug-exit
+    /// device still ends by itself.
+    PowerOff {
+        /// Seconds to wait first.
+        after_s: u32,
+    },
+    /// Stay on, halted, with the report on the screen (`panic=halt`): for
+    /// a PC whose screen is the only place to read it.
+    Halt,
+}
+
+impl Default for AfterPanic {
+    fn default() -> Self {
+        Self::PowerOff { after_s: 0 }
+    }
+}
+
+impl AfterPanic {
+    /// The longest wait `panic=<n>` takes: an hour.
+    pub const MAX_WAIT_S: u32 = 3600;
+
+    /// Parses a `panic=` value: `halt`, or seconds in plain decimal up to
+    /// [`MAX_WAIT_S`](Self::MAX_WAIT_S).
+    pub fn parse(value: &str) -> Option<Self> {
+        if value == "halt" {
+            return Some(Self::Halt);
+        }
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        value.parse().ok().filter(|&s| s <= Self::MAX_WAIT_S).map(|after_s| Self::PowerOff { after_s })
+    }
 }
 
 /// A way to reset a PC, in the order the kernel tries them.
@@ -233,6 +274,7 @@ impl fmt::Display for Problem<'_> {
                         write_alternatives(f, &ResetMethod::ALL.map(ResetMethod::as_str))?;
                         f.write_str(")")
                     }
+                    Some(Key::Panic) => f.write_str(" (expected halt, or seconds before power off, at most 3600)"),
                     Some(Key::Nosmp | Key::Bench) => f.write_str(" (it is a flag and takes no value)"),
                     _ => Ok(()),
                 }
@@ -271,10 +313,11 @@ enum Key {
     Bench,
     Console,
     Reboot,
+    Panic,
 }
 
 impl Key {
-    const COUNT: usize = 10;
+    const COUNT: usize = 11;
 
     fn parse(name: &str) -> Option<Self> {
         match name {
@@ -288,6 +331,7 @@ impl Key {
             "bench" => Some(Self::Bench),
             "console" => Some(Self::Console),
             "reboot" => Some(Self::Reboot),
+            "panic" => Some(Self::Panic),
             _ => None,
         }
     }
@@ -378,6 +422,13 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<
             },
             Key::Reboot => match ResetMethod::parse(value) {
                 Some(method) => options.reboot = Some(method),
+                None => {
+                    report(Problem::BadValue { key: name, value });
+                    continue;
+                }
+            },
+            Key::Panic => match AfterPanic::parse(value) {
+                Some(after) => options.panic = after,
                 None => {
                     report(Problem::BadValue { key: name, value });
                     continue;

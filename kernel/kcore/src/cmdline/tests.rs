@@ -1,6 +1,6 @@
 //! Host tests for the command-line parser and the test selector.
 
-use super::{parse, test_selected, Console, LogLevel, Options, Problem, ResetMethod};
+use super::{parse, test_selected, AfterPanic, Console, LogLevel, Options, Problem, ResetMethod};
 
 /// Parses `line` and collects the problems in the order reported.
 fn parse_all(line: &str) -> (Options<'_>, Vec<Problem<'_>>) {
@@ -61,7 +61,7 @@ fn log_level_parse_and_order() {
 #[test]
 fn all_options_together() {
     let options = parse_clean(
-        "log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck bench console=ttyS1 reboot=kbd",
+        "log=debug test=mem,sched::yield crash=page_fault smp=2 nosmp apfault=stuck bench console=ttyS1 reboot=kbd panic=halt",
     );
     assert_eq!(
         options,
@@ -76,6 +76,7 @@ fn all_options_together() {
             bench: true,
             console: Some(Console::Tty(1)),
             reboot: Some(ResetMethod::Kbd),
+            panic: AfterPanic::Halt,
         }
     );
 }
@@ -400,4 +401,29 @@ fn reboot_methods() {
     assert_eq!(problems, [Problem::BadValue { key: "reboot", value: "bios" }]);
     assert_eq!(messages("reboot=warm"), ["bad value 'warm' for 'reboot' (expected acpi, cf9, kbd or triple)"]);
     assert_eq!(messages("reboot="), ["option 'reboot' needs a value"]);
+}
+
+#[test]
+fn after_panic() {
+    assert_eq!(parse_clean("").panic, AfterPanic::PowerOff { after_s: 0 });
+    assert_eq!(parse_clean("panic=halt").panic, AfterPanic::Halt);
+    assert_eq!(parse_clean("panic=0").panic, AfterPanic::PowerOff { after_s: 0 });
+    assert_eq!(parse_clean("panic=30").panic, AfterPanic::PowerOff { after_s: 30 });
+    assert_eq!(parse_clean("panic=3600").panic, AfterPanic::PowerOff { after_s: 3600 });
+    for bad in ["3601", "-1", "+5", "1.5", "0x10", "reboot", "99999999999"] {
+        let (options, problems) = parse_all_owned(&format!("panic=30 panic={bad}"));
+        assert_eq!(options, AfterPanic::PowerOff { after_s: 30 }, "panic={bad} keeps the last good value");
+        assert_eq!(problems, 1, "panic={bad} is reported");
+    }
+    assert_eq!(
+        messages("panic=forever"),
+        ["bad value 'forever' for 'panic' (expected halt, or seconds before power off, at most 3600)"]
+    );
+    assert_eq!(messages("panic="), ["option 'panic' needs a value"]);
+}
+
+/// The `panic=` option and how many problems `line` had.
+fn parse_all_owned(line: &str) -> (AfterPanic, usize) {
+    let (options, problems) = parse_all(line);
+    (options.panic, problems.len())
 }
