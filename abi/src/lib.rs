@@ -255,6 +255,9 @@ pub mod nr {
     /// effect at once for the calling thread, and for the process's other
     /// threads when they are next switched in. At most
     /// [`super::IOPORT_RANGES`] ranges a process ([`super::Error::NoMemory`]).
+    /// A range with a port the kernel drives itself (the PICs, the PIT,
+    /// QEMU's debug exit at 0xF4, the ACPI sleep control and reset
+    /// registers) is [`super::Error::Busy`].
     pub const IOPORT_ENABLE: u64 = 35;
     /// `irq_bind(handle, notification, bits) -> interrupt handle`: binds
     /// the interrupt line of a [`super::resource::IRQ`] resource one line
@@ -279,7 +282,8 @@ pub mod nr {
     pub const PROCESS_LIST: u64 = 38;
     /// `process_open(system handle, pid) -> process handle`: a handle with
     /// [`super::rights::PROCESS`] to the process with this ID, whoever
-    /// started it ([`super::Error::NotFound`] if there is none). Needs what
+    /// started it ([`super::Error::NotFound`] if there is none, or it is
+    /// still being loaded and has not started). Needs what
     /// `process_list` needs.
     pub const PROCESS_OPEN: u64 = 39;
     /// `system_info(system handle, ptr, max) -> cpus`: writes a
@@ -313,9 +317,11 @@ pub mod nr {
     /// resource (it needs [`super::rights::USE`]; base and length page
     /// aligned; uncached, or write-combining with
     /// [`super::map::WRITE_COMBINING`]) into the caller, in the map area;
-    /// `unmap` removes it. Device memory that is RAM, firmware memory, or
-    /// registers the kernel drives itself is [`super::Error::BadArgument`],
-    /// as are unknown flags.
+    /// `unmap` removes it. Device memory that is RAM, the firmware's RAM
+    /// (ACPI tables and NVS, as the memory map marks them), or registers
+    /// the kernel drives itself is [`super::Error::BadArgument`], as is the
+    /// boot framebuffer without write-combining (the kernel maps it so),
+    /// and unknown flags.
     pub const MEM_MAP: u64 = 46;
     /// One past the highest number.
     pub const COUNT: u64 = 47;

@@ -92,6 +92,19 @@ pub fn mappable(start: u64, end: u64) -> bool {
     !ram && !crate::mem::paging::is_kernel_mmio(start, end)
 }
 
+/// Whether the physical range `start..end` overlaps the boot framebuffer,
+/// which the kernel maps write-combining (its screen console) and which
+/// may then be mapped only so: one page mapped with two memory types is
+/// what the Intel SDM (11.12.4) says may fail unpredictably, and what
+/// Linux's memory-type tracking refuses too.
+pub fn write_combining_only(start: u64, end: u64) -> bool {
+    crate::boot_info::get().framebuffer().is_some_and(|fb| {
+        let fb_start = fb.phys & !(crate::mem::PAGE_SIZE - 1);
+        let fb_end = crate::mem::align_up(fb.phys + u64::from(fb.pitch) * u64::from(fb.height), crate::mem::PAGE_SIZE);
+        start < fb_end && fb_start < end
+    })
+}
+
 /// The handles init starts with, in ferrite_abi::root's order.
 pub fn root_handles() -> Vec<Handle> {
     [resource::IRQ, resource::PORTS, resource::DEVICE_MEMORY, resource::SYSTEM]

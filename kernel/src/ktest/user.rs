@@ -94,6 +94,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "user::fault_ioport", run: fault_ioport },
     Test { name: "user::dev_irq", run: dev_irq },
     Test { name: "user::dev_irq_level", run: dev_irq_level },
+    Test { name: "user::dev_irq_shared_input", run: dev_irq_shared_input },
     Test { name: "user::dev_kill", run: dev_kill },
     Test { name: "user::ipc_dying_receiver", run: ipc_dying_receiver },
     Test { name: "user::dev_processes", run: dev_processes },
@@ -262,6 +263,22 @@ fn dev_irq_level() -> TestResult {
         }
         None => {
             log::info!("user::dev_irq_level: no SCI and PM1a event block in the FADT; nothing to test");
+            Ok(())
+        }
+    }
+}
+
+/// An ISA IRQ whose input another IRQ's override took (IRQ 2, whose GSI
+/// is IRQ 0's on QEMU and most PCs; utest dev_irq_shared_input): it cannot
+/// be bound, so it cannot take the other's interrupts or mask its line.
+fn dev_irq_shared_input() -> TestResult {
+    use crate::arch::ioapic::isa_gsi;
+    let alias = (0..16u8).find(|&irq| isa_gsi(irq).is_err());
+    let owner = alias.and_then(|a| (0..16u8).find(|&irq| isa_gsi(irq) == Ok(u32::from(a))));
+    match (alias, owner) {
+        (Some(alias), Some(owner)) => run_case(&format!("dev_irq_shared_input alias={alias} owner={owner}"), 0),
+        _ => {
+            log::info!("user::dev_irq_shared_input: no ISA IRQ lost its input to another's override; nothing to test");
             Ok(())
         }
     }

@@ -75,6 +75,10 @@ pub struct Process {
     pub io_ports: crate::device::IoPorts,
     /// CPU time of its threads that have ended.
     ended_threads_ns: AtomicU64,
+    /// Its first thread has been started: only then may `process_open`
+    /// reach it (one caught while being loaded, and killed, would never
+    /// finish, and its handles would live as long as the opener's).
+    started: AtomicBool,
     /// Its place among its parent's processes: given back once it has
     /// ended and its parent holds no handle to it any more ([`Slot`]).
     slot: IrqSpinlock<Slot>,
@@ -120,6 +124,7 @@ impl Process {
             account,
             io_ports: crate::device::IoPorts::new(),
             ended_threads_ns: AtomicU64::new(0),
+            started: AtomicBool::new(false),
             slot: IrqSpinlock::new(Slot { counted, ended: false, handles: 0 }),
             _memory: memory,
         });
@@ -186,7 +191,13 @@ impl Process {
             log::error!("user: cannot place a thread of '{}' (pid {}): {e}", self.name, self.id);
             return Err(Error::NoMemory);
         }
+        self.started.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether a thread of it has been started.
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 
     /// Kills the process with exit code `code` (unless an earlier kill or

@@ -39,6 +39,15 @@ pub fn resource_info(handle: u64, ptr: u64) -> Result<u64, Error> {
 pub fn ioport_enable(handle: u64) -> Result<u64, Error> {
     let process = current_process();
     let ports = process.handles.lock().resource(handle, resource::PORTS, rights::USE)?;
+    if let Some(what) = crate::arch::power::kernel_port(ports.base as u32, ports.len as u32) {
+        log::info!(
+            "ports: pid {} refused ports {:#x}-{:#x}: {what} is the kernel's",
+            process.id,
+            ports.base,
+            ports.base + ports.len - 1
+        );
+        return Err(Error::Busy);
+    }
     process.io_ports.enable(&ports)?;
     let _irq = InterruptsOff::new();
     process.io_ports.switch_in(process.id);
@@ -124,7 +133,8 @@ pub fn process_list(handle: u64, ptr: u64, max: u64) -> Result<u64, Error> {
 /// `process_open(system, pid) -> process handle`.
 pub fn process_open(handle: u64, pid: u64) -> Result<u64, Error> {
     system(handle)?;
-    let process = crate::proc::find(pid).ok_or(Error::NotFound)?;
+    // Not one still being loaded (see `Process::started`).
+    let process = crate::proc::find(pid).filter(|p| p.started()).ok_or(Error::NotFound)?;
     current_process().add_handle(Handle::new(Object::Process(process), rights::PROCESS, None))
 }
 
@@ -239,6 +249,9 @@ pub fn mem_map(handle: u64, flags: u64) -> Result<u64, Error> {
                 return Err(Error::BadArgument);
             }
             if !device::mappable(r.base, end) {
+                return Err(Error::BadArgument);
+            }
+            if flags & map::WRITE_COMBINING == 0 && device::write_combining_only(r.base, end) {
                 return Err(Error::BadArgument);
             }
             let cache = if flags & map::WRITE_COMBINING != 0 { Cache::WriteCombining } else { Cache::Uncached };

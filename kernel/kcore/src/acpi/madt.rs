@@ -338,12 +338,22 @@ impl<const N: usize> Madt<N> {
 
     /// Where ISA IRQ `irq` (0-15) arrives: its override, else the GSI of
     /// its own number, edge triggered and active high (the ISA bus's way).
-    pub fn isa_route(&self, irq: u8) -> IsaRoute {
-        self.isa_overrides.get(usize::from(irq)).copied().flatten().unwrap_or(IsaRoute {
-            gsi: u32::from(irq),
-            active_low: false,
-            level: false,
-        })
+    ///
+    /// None if that GSI is another ISA IRQ's: an IRQ without an override
+    /// whose own number another IRQ's override targets (IRQ 2 on almost
+    /// every PC, whose IRQ 0 arrives on GSI 2: IRQ 2 was the PICs'
+    /// cascade and has no line), or, of two overrides onto one GSI, the
+    /// higher IRQ's. So no two ISA IRQs ever share an input, as Linux
+    /// (mp_config_acpi_legacy_irqs) arranges it too.
+    pub fn isa_route(&self, irq: u8) -> Option<IsaRoute> {
+        let own = self.isa_overrides.get(usize::from(irq)).copied().flatten();
+        let route = own.unwrap_or(IsaRoute { gsi: u32::from(irq), active_low: false, level: false });
+        let taken = self.isa_overrides.iter().enumerate().any(|(other, o)| {
+            other != usize::from(irq)
+                && o.is_some_and(|o| o.gsi == route.gsi)
+                && (own.is_none() || other < usize::from(irq))
+        });
+        (!taken).then_some(route)
     }
 
     /// True if flag bit 0 (PCAT_COMPAT) is set: the machine also has the

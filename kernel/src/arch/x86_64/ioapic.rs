@@ -77,7 +77,7 @@ impl Chip {
 
 struct IoApics {
     chips: Vec<Chip>,
-    isa: [IsaRoute; ISA_IRQS],
+    isa: [Option<IsaRoute>; ISA_IRQS],
 }
 
 static IO_APICS: spin::Once<IoApics> = spin::Once::new();
@@ -130,6 +130,10 @@ pub fn init(madt: &Madt<{ crate::percpu::MAX_CPUS }>) {
     }
     let isa = core::array::from_fn(|irq| madt.isa_route(irq as u8));
     for (irq, route) in isa.iter().enumerate() {
+        let Some(route) = route else {
+            log::info!("ioapic: ISA IRQ {irq} has no line (its GSI is another ISA IRQ's)");
+            continue;
+        };
         if route.gsi != irq as u32 || route.level || route.active_low {
             log::info!(
                 "ioapic: ISA IRQ {irq} -> GSI {} ({}, active {})",
@@ -142,6 +146,11 @@ pub fn init(madt: &Madt<{ crate::percpu::MAX_CPUS }>) {
     IO_APICS.call_once(|| IoApics { chips, isa });
 }
 
+/// ISA IRQ `irq`'s route, if it has a line of its own.
+fn isa_route(irq: u8) -> Result<IsaRoute, RouteError> {
+    IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq)).copied().flatten()).ok_or(RouteError::NoSuchIrq)
+}
+
 fn chip_of(gsi: u32) -> Result<&'static Chip, RouteError> {
     IO_APICS.get().and_then(|a| a.chips.iter().find(|c| c.handles(gsi))).ok_or(RouteError::NoIoApic)
 }
@@ -150,7 +159,7 @@ fn chip_of(gsi: u32) -> Result<&'static Chip, RouteError> {
 /// `vector::ISA_BASE + irq`, unmasked, as the MADT says it signals.
 /// Returns the GSI it arrives on.
 pub fn route_isa(irq: u8, apic_id: u32) -> Result<u32, RouteError> {
-    let route = *IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq))).ok_or(RouteError::NoSuchIrq)?;
+    let route = isa_route(irq)?;
     let dest = u8::try_from(apic_id).map_err(|_| RouteError::Unreachable)?;
     let chip = chip_of(route.gsi)?;
     let input = route.gsi - chip.gsi_base;
@@ -170,7 +179,7 @@ pub fn route_isa(irq: u8, apic_id: u32) -> Result<u32, RouteError> {
 
 /// Masks ISA IRQ `irq`'s line.
 pub fn mask_isa(irq: u8) -> Result<(), RouteError> {
-    let route = *IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq))).ok_or(RouteError::NoSuchIrq)?;
+    let route = isa_route(irq)?;
     let chip = chip_of(route.gsi)?;
     let reg = REG_REDIRECTION + 2 * (route.gsi - chip.gsi_base);
     chip.update(reg, |low| low | RTE_MASKED);
@@ -179,7 +188,7 @@ pub fn mask_isa(irq: u8) -> Result<(), RouteError> {
 
 /// Unmasks ISA IRQ `irq`'s line (routed before by [`route_isa`]).
 pub fn unmask_isa(irq: u8) -> Result<(), RouteError> {
-    let route = *IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq))).ok_or(RouteError::NoSuchIrq)?;
+    let route = isa_route(irq)?;
     let chip = chip_of(route.gsi)?;
     let reg = REG_REDIRECTION + 2 * (route.gsi - chip.gsi_base);
     chip.update(reg, |low| low & !RTE_MASKED);
@@ -188,9 +197,14 @@ pub fn unmask_isa(irq: u8) -> Result<(), RouteError> {
 
 /// Whether ISA IRQ `irq` is level-triggered (the MADT's overrides say).
 pub fn isa_is_level(irq: u8) -> Result<bool, RouteError> {
-    let route = *IO_APICS.get().and_then(|a| a.isa.get(usize::from(irq))).ok_or(RouteError::NoSuchIrq)?;
+    let route = isa_route(irq)?;
     chip_of(route.gsi)?;
     Ok(route.level)
+}
+
+/// The GSI ISA IRQ `irq` arrives on, if it has a line of its own.
+pub fn isa_gsi(irq: u8) -> Result<u32, RouteError> {
+    isa_route(irq).map(|r| r.gsi)
 }
 
 /// The redirection entry of `gsi` (low half, high half), for the tests.

@@ -74,6 +74,37 @@ static ACPI_RESET: spin::Once<ResetRegister> = spin::Once::new();
 /// gives both (for the tests of level-triggered interrupt lines).
 static SCI: spin::Once<(u16, u8)> = spin::Once::new();
 
+/// I/O ports the kernel drives itself (first, count, what): the PICs it
+/// keeps masked, the PIT it calibrates against, and QEMU's debug-exit
+/// port, which carries a test run's verdict. (Port 0xCF9, the reset
+/// control register, is a byte of the PCI configuration address at 0xCF8
+/// that a PCI driver needs, and the keyboard controller's reset is the
+/// keyboard driver's port: a reset stays reachable through those.)
+const KERNEL_PORTS: [(u16, u16, &str); 4] = [
+    (0x20, 2, "the master PIC"),
+    (0xa0, 2, "the slave PIC"),
+    (0x40, 4, "the PIT"),
+    (DEBUG_EXIT_PORT, 4, "QEMU's debug exit"),
+];
+
+/// What the kernel drives among the I/O ports `first..first + count`, if
+/// anything: those, the ACPI sleep control registers and the FADT's reset
+/// register (if a port) are no process's (`ioport_enable` refuses them).
+pub fn kernel_port(first: u32, count: u32) -> Option<&'static str> {
+    let end = first.saturating_add(count);
+    let hit = |base: u16, len: u16| u32::from(base) < end && first < u32::from(base) + u32::from(len);
+    if let Some(&(_, _, what)) = KERNEL_PORTS.iter().find(|&&(base, len, _)| hit(base, len)) {
+        return Some(what);
+    }
+    if super::sleep::control_ports().into_iter().flatten().any(|(base, len)| hit(base, len)) {
+        return Some("an ACPI sleep control register");
+    }
+    match ACPI_RESET.get() {
+        Some(&ResetRegister::Port(port, _)) if hit(port, 1) => Some("the ACPI reset register"),
+        _ => None,
+    }
+}
+
 /// The PM1a event block's I/O port and the SCI's ISA IRQ, if known.
 pub fn sci() -> Option<(u16, u8)> {
     SCI.get().copied()

@@ -124,6 +124,20 @@ impl fmt::Display for Unavailable {
     }
 }
 
+/// The I/O ports of the registers that put the machine to sleep (first
+/// port, count), where they are ports: no process may have them.
+pub fn control_ports() -> [Option<(u16, u16)>; 2] {
+    let port = |r: Register, len| match r {
+        Register::Port(p) => Some((p, len)),
+        Register::Memory(_) => None,
+    };
+    match SOFT_OFF.get() {
+        Some(&SoftOff::Pm1 { pm1a, pm1b, .. }) => [port(pm1a, 2), pm1b.and_then(|b| port(b, 2))],
+        Some(&SoftOff::SleepControl { register, .. }) => [port(register, 1), None],
+        None => [None, None],
+    }
+}
+
 /// Finds how to enter S5 on this machine (see the module header) and logs
 /// one line saying how, or why it cannot.
 pub fn init(fadt: &Fadt) {

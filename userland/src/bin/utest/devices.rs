@@ -77,6 +77,15 @@ pub fn dev_resources(_args: &str) -> Outcome {
     let endpoint = sys::endpoint_create().ctx("endpoint_create")?;
     check_eq!(sys::resource_info(endpoint), Err(Error::BadHandle), "resource_info(endpoint)");
     check_eq!(sys::resource_narrow(endpoint, 0, 1), Err(Error::BadHandle), "resource_narrow(endpoint)");
+    // Ports the kernel drives itself: the PICs, the PIT, the debug exit
+    // (whose write would end a test run with a verdict of the caller's),
+    // and all of them at once.
+    for (base, len) in [(0x20, 2), (0xa1, 1), (0x43, 1), (0xf4, 1), (0x3e, 4)] {
+        let kernels = sys::resource_narrow(root::PORTS, base, len).ctx("narrow")?;
+        check_eq!(sys::ioport_enable(kernels), Err(Error::Busy), "ioport_enable({base:#x}, {len})");
+        sys::handle_close(kernels).ctx("close")?;
+    }
+    check_eq!(sys::ioport_enable(root::PORTS), Err(Error::Busy), "ioport_enable of every port");
     check_eq!(sys::ioport_enable(root::IRQ), Err(Error::BadHandle), "ioport_enable(IRQ resource)");
     check_eq!(sys::ioport_enable(endpoint), Err(Error::BadHandle), "ioport_enable(endpoint)");
     let no_use = sys::handle_derive(ports, rights::TRANSFER).ctx("derive without USE")?;
@@ -177,6 +186,28 @@ pub fn dev_irq(_args: &str) -> Outcome {
     let again = sys::irq_bind(line, notification, BIT).ctx("bind IRQ 8 again after the close")?;
     sys::handle_close(again).ctx("close it")?;
     Ok(format!("{seen} RTC interrupts signalled and acknowledged; rebinding refused, then allowed after the close"))
+}
+
+/// `dev_irq_shared_input alias=<irq> owner=<irq>`: ISA IRQ `alias` arrives
+/// on no input of its own (`owner`'s override took it): with `owner`
+/// bound, binding `alias` is refused and leaves `owner`'s binding alone;
+/// alone, it is refused too.
+pub fn dev_irq_shared_input(args: &str) -> Outcome {
+    let alias = crate::harness::arg(args, "alias")?.ok_or("no alias=<irq>")?;
+    let owner = crate::harness::arg(args, "owner")?.ok_or("no owner=<irq>")?;
+    let notification = sys::notification_create().ctx("notification_create")?;
+    let alias_line = sys::resource_narrow(root::IRQ, alias, 1).ctx("narrow to the alias")?;
+    let owner_line = sys::resource_narrow(root::IRQ, owner, 1).ctx("narrow to the owner")?;
+    let bound = sys::irq_bind(owner_line, notification, 1).ctx("bind the owner")?;
+    check_eq!(
+        sys::irq_bind(alias_line, notification, 2),
+        Err(Error::NotFound),
+        "binding IRQ {alias} (IRQ {owner}'s input)"
+    );
+    check_eq!(sys::irq_bind(owner_line, notification, 1), Err(Error::Busy), "IRQ {owner} still bound");
+    sys::handle_close(bound).ctx("close")?;
+    check_eq!(sys::irq_bind(alias_line, notification, 2), Err(Error::NotFound), "binding IRQ {alias} alone");
+    Ok(format!("IRQ {alias}, whose input is IRQ {owner}'s, cannot be bound"))
 }
 
 /// `kill`: a child blocked in a wait ends with EXIT_KILLED; a handle

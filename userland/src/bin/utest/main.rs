@@ -75,6 +75,7 @@ pub static CASES: &[(&str, Case)] = &[
     ("fault_ioport", devices::fault_ioport),
     ("dev_irq", devices::dev_irq),
     ("dev_irq_level", devices::dev_irq_level),
+    ("dev_irq_shared_input", devices::dev_irq_shared_input),
     ("dev_kill", devices::dev_kill),
     ("ipc_dying_receiver", devices::ipc_dying_receiver),
     ("dev_processes", devices::dev_processes),

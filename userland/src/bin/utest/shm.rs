@@ -90,8 +90,8 @@ pub fn child_shm(_args: &str) -> Outcome {
 }
 
 /// `dev_memory`: the framebuffer (if the loader set one up) maps
-/// write-combining and takes writes; RAM, the I/O APIC's registers, all of
-/// physical memory and unaligned ranges are refused.
+/// write-combining (and only so) and takes writes; RAM, the I/O APIC's
+/// registers, all of physical memory and unaligned ranges are refused.
 pub fn dev_memory(_args: &str) -> Outcome {
     let (info, _): (SystemInfo, u64) = sys::system_info(root::SYSTEM, &mut []).ctx("system_info")?;
     let refuse = |base: u64, len: u64, what: &str| -> Result<(), String> {
@@ -110,6 +110,11 @@ pub fn dev_memory(_args: &str) -> Outcome {
     }
     let len = info.framebuffer_len.next_multiple_of(PAGE as u64);
     let fb = sys::resource_narrow(root::DEVICE_MEMORY, info.framebuffer, len).ctx("narrow to the framebuffer")?;
+    check_eq!(
+        sys::mem_map(fb, map::WRITE).map(|_| ()),
+        Err(Error::BadArgument),
+        "the framebuffer uncached (the kernel's mapping is write-combining)"
+    );
     let at = sys::mem_map(fb, map::WRITE | map::WRITE_COMBINING).ctx("map the framebuffer")?;
     // The bottom row: a grey line the console has not drawn yet.
     let row = (info.framebuffer_height - 1) * info.framebuffer_pitch;

@@ -373,12 +373,39 @@ fn io_apics_and_isa_overrides() {
     assert_eq!(madt.io_apics(), [IoApic { id: 0, address: 0xFEC0_0000, gsi_base: 0 }]);
     // QEMU: the PIT's IRQ 0 on GSI 2, edge and high; PCI IRQs 5, 9, 10 and
     // 11 level triggered, active high (flags 0xD); the rest identity.
-    assert_eq!(madt.isa_route(0), IsaRoute { gsi: 2, active_low: false, level: false });
-    assert_eq!(madt.isa_route(9), IsaRoute { gsi: 9, active_low: false, level: true });
-    assert_eq!(madt.isa_route(8), IsaRoute { gsi: 8, active_low: false, level: false });
-    assert_eq!(madt.isa_route(1), IsaRoute { gsi: 1, active_low: false, level: false });
-    assert_eq!(madt.isa_route(200), IsaRoute { gsi: 200, active_low: false, level: false });
+    assert_eq!(madt.isa_route(0), Some(IsaRoute { gsi: 2, active_low: false, level: false }));
+    assert_eq!(madt.isa_route(9), Some(IsaRoute { gsi: 9, active_low: false, level: true }));
+    assert_eq!(madt.isa_route(8), Some(IsaRoute { gsi: 8, active_low: false, level: false }));
+    assert_eq!(madt.isa_route(1), Some(IsaRoute { gsi: 1, active_low: false, level: false }));
+    assert_eq!(madt.isa_route(200), Some(IsaRoute { gsi: 200, active_low: false, level: false }));
+    // GSI 2 is IRQ 0's: IRQ 2 has no line of its own.
+    assert_eq!(madt.isa_route(2), None);
     assert_eq!(madt.malformed, 0);
+}
+
+#[test]
+fn no_two_isa_irqs_share_a_gsi() {
+    // IRQ 0 and IRQ 7 both overridden onto GSI 2 (a firmware mistake): the
+    // lower keeps it, and IRQ 2 has none; IRQ 9 may have GSI 7, which IRQ
+    // 7 (overridden) does not use; IRQ 3 keeps its own.
+    let table = MadtBuilder::new(3)
+        .lapic(0, 0, ENABLED)
+        .io_apic(0, 0xFEC0_0000, 0)
+        .source_override(0, 2, 0)
+        .source_override(7, 2, 0)
+        .source_override(9, 7, 0xD)
+        .build();
+    let madt = parse(&table);
+    assert_eq!(madt.isa_route(0).map(|r| r.gsi), Some(2));
+    assert_eq!(madt.isa_route(7), None);
+    assert_eq!(madt.isa_route(2), None);
+    assert_eq!(madt.isa_route(9).map(|r| r.gsi), Some(7));
+    assert_eq!(madt.isa_route(3).map(|r| r.gsi), Some(3));
+    let gsis: Vec<u32> = (0..16).filter_map(|irq| madt.isa_route(irq)).map(|r| r.gsi).collect();
+    let mut unique = gsis.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(gsis.len(), unique.len(), "GSIs {gsis:?}");
 }
 
 #[test]
@@ -404,7 +431,7 @@ fn override_flags_and_bad_overrides() {
     let madt = parse(&table);
     assert_eq!(madt.malformed, 2);
     assert!(matches!(madt.first_malformed, Some(AcpiError::BadEntry { entry_type: 2, .. })));
-    assert_eq!(madt.isa_route(4), IsaRoute { gsi: 20, active_low: true, level: true });
+    assert_eq!(madt.isa_route(4), Some(IsaRoute { gsi: 20, active_low: true, level: true }));
     assert_eq!(madt.io_apics().len(), 2);
     assert_eq!(madt.io_apics()[1], IoApic { id: 3, address: 0xFEC1_0000, gsi_base: 24 });
     // Too short for an I/O APIC entry: skipped, counted, the table kept.
