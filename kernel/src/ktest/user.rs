@@ -272,12 +272,21 @@ fn dev_irq_level() -> TestResult {
 /// is IRQ 0's on QEMU and most PCs; utest dev_irq_shared_input): it cannot
 /// be bound, so it cannot take the other's interrupts or mask its line.
 fn dev_irq_shared_input() -> TestResult {
-    use crate::arch::ioapic::isa_gsi;
-    let alias = (0..16u8).find(|&irq| isa_gsi(irq).is_err());
-    let owner = alias.and_then(|a| (0..16u8).find(|&irq| isa_gsi(irq) == Ok(u32::from(a))));
-    match (alias, owner) {
-        (Some(alias), Some(owner)) => run_case(&format!("dev_irq_shared_input alias={alias} owner={owner}"), 0),
-        _ => {
+    // From the MADT's overrides themselves, not from the routes made of
+    // them: an IRQ (owner) overridden onto the GSI of another ISA IRQ's
+    // number (alias) that has no override of its own.
+    let madt = crate::boot_info::get().acpi_root().map(crate::smp::madt::read);
+    let overrides = match madt {
+        Some(Ok(madt)) => madt.isa_overrides,
+        _ => [None; 16],
+    };
+    let found = overrides.iter().enumerate().find_map(|(owner, o)| {
+        let gsi = usize::try_from(o.as_ref()?.gsi).ok()?;
+        (gsi != owner && gsi < 16 && overrides[gsi].is_none()).then_some((gsi as u8, owner as u8))
+    });
+    match found {
+        Some((alias, owner)) => run_case(&format!("dev_irq_shared_input alias={alias} owner={owner}"), 0),
+        None => {
             log::info!("user::dev_irq_shared_input: no ISA IRQ lost its input to another's override; nothing to test");
             Ok(())
         }

@@ -202,11 +202,6 @@ pub fn isa_is_level(irq: u8) -> Result<bool, RouteError> {
     Ok(route.level)
 }
 
-/// The GSI ISA IRQ `irq` arrives on, if it has a line of its own.
-pub fn isa_gsi(irq: u8) -> Result<u32, RouteError> {
-    isa_route(irq).map(|r| r.gsi)
-}
-
 /// The redirection entry of `gsi` (low half, high half), for the tests.
 pub fn entry(gsi: u32) -> Result<(u32, u32), RouteError> {
     let chip = chip_of(gsi)?;
